@@ -55,7 +55,7 @@ INTEG_SUITES :=    # tests/integration/check_$(s).c, same convention
 BENCH_CMDS :=      # commands `make bench` runs, in order
 INSTALL_HEADERS := # headers installed under include/drvdom
 
-include $(sort $(wildcard */module.mk */*/module.mk))
+include $(sort $(wildcard */*.mk */*/*.mk))
 
 # --- rules ------------------------------------------------------------------
 objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -109,7 +109,7 @@ SUITE_OBJS := $(foreach s,$(ALL_SUITES),$(call objs,$(call suite_src,$(s)) $($(s
 SUITE_LIBS := $(sort $(foreach s,$(ALL_SUITES),$($(s)_TEST_LIBS)))
 SUITE_DEPLIBS := $(foreach l,$(sort $(foreach s,$(ALL_SUITES),$($(s)_TEST_DEPLIBS))),$(BUILD)/lib/lib$(l).a)
 
-$(BUILD)/gen/suites.inc: Makefile $(wildcard */module.mk */*/module.mk)
+$(BUILD)/gen/suites.inc: Makefile $(wildcard */*.mk */*/*.mk)
 	@mkdir -p $(dir $@)
 	$(Q)printf '%s\n' $(foreach s,$(ALL_SUITES),'DRVDOM_SUITE($(s))') > $@.tmp && \
 	  (cmp -s $@.tmp $@ || mv $@.tmp $@); rm -f $@.tmp
