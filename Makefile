@@ -21,7 +21,7 @@ Q :=
 msg = @true
 else
 Q := @
-msg = @printf '  %-6s %s\n' $(1) $(2)
+msg = @printf '  %-6s %s\n' '$(1)' '$(2)'
 endif
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes

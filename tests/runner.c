@@ -7,7 +7,11 @@
 #include <check.h>
 #include <stdlib.h>
 
-#define DRVDOM_SUITE(name) Suite *name##_suite(void);
+/* Two levels so DRVDOM_ONE_SUITE expands before it is pasted. */
+#define SUITE_DECL(name) Suite *name##_suite(void);
+#define SUITE_ADD(name) srunner_add_suite(sr, name##_suite());
+
+#define DRVDOM_SUITE(name) SUITE_DECL(name)
 #ifdef DRVDOM_ONE_SUITE
 DRVDOM_SUITE(DRVDOM_ONE_SUITE)
 #else
@@ -18,7 +22,7 @@ DRVDOM_SUITE(DRVDOM_ONE_SUITE)
 int main(void)
 {
 	SRunner *sr = srunner_create(NULL);
-#define DRVDOM_SUITE(name) srunner_add_suite(sr, name##_suite());
+#define DRVDOM_SUITE(name) SUITE_ADD(name)
 #ifdef DRVDOM_ONE_SUITE
 	DRVDOM_SUITE(DRVDOM_ONE_SUITE)
 #else
