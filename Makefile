@@ -84,8 +84,10 @@ $(BUILD)/slib/lib$(1).a: $(call sobjs,$($(1)_SRCS))
 endef
 $(foreach l,$(LIBS_A),$(eval $(call lib_rule,$(l))))
 
+# A program is named after its variable prefix, or $(name)_OUT if set.
+binout = $(or $($(1)_OUT),$(1))
 define bin_rule
-$(BUILD)/bin/$(1): $(call objs,$($(1)_SRCS)) $(foreach l,$($(1)_DEPLIBS),$(BUILD)/lib/lib$(l).a)
+$(BUILD)/bin/$(call binout,$(1)): $(call objs,$($(1)_SRCS)) $(foreach l,$($(1)_DEPLIBS),$(BUILD)/lib/lib$(l).a)
 	$$(call msg,LD,$$@)
 	@mkdir -p $$(dir $$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $$@ $$(filter %.o,$$^) $(foreach l,$($(1)_DEPLIBS),$(BUILD)/lib/lib$(l).a) $($(1)_LIBS) -lpthread
@@ -137,7 +139,7 @@ endef
 $(foreach s,$(ALL_SUITES),$(eval $(call suite_rule,$(s))))
 
 ALL_TARGETS := $(foreach l,$(LIBS_A),$(BUILD)/lib/lib$(l).a) \
-	$(foreach b,$(BINS) $(STATIC_BINS),$(BUILD)/bin/$(b)) \
+	$(foreach b,$(BINS) $(STATIC_BINS),$(BUILD)/bin/$(call binout,$(b))) \
 	$(foreach b,$(TEST_BINS),$(BUILD)/tests/bin/$(b)) $(EXTRA_TARGETS)
 
 .PHONY: all check bench install clean format
@@ -151,7 +153,7 @@ bench: all
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/drvdom
-	install -m 0755 $(foreach b,$(BINS) $(STATIC_BINS),$(BUILD)/bin/$(b)) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(foreach b,$(BINS) $(STATIC_BINS),$(BUILD)/bin/$(call binout,$(b))) $(DESTDIR)$(PREFIX)/bin/
 	$(if $(LIBS_A),install -m 0644 $(foreach l,$(LIBS_A),$(BUILD)/lib/lib$(l).a) $(DESTDIR)$(PREFIX)/lib/)
 	$(if $(INSTALL_HEADERS),install -m 0644 $(INSTALL_HEADERS) $(DESTDIR)$(PREFIX)/include/drvdom/)
 
