@@ -1,0 +1,17 @@
+# xenstore/: drvdom-xenstored (the daemon), its store as a library for the
+# unit tests, and libxenstore.a, the libxenstore-compatible client library.
+LIBS_A += xsd xenstore
+xsd_SRCS := xenstore/xsd_store.c xenstore/xsd_watch.c xenstore/xsd_conn.c
+xenstore_SRCS := xenstore/xs.c
+
+BINS += drvdom-xenstored
+drvdom-xenstored_SRCS := xenstore/xsd_main.c xenstore/xsd_ring.c
+drvdom-xenstored_DEPLIBS := xsd drvdom
+drvdom-xenstored_LIBS := $(URCU_LIBS)
+
+#UNIT_SUITES += xenstore
+xenstore_TEST_DEPLIBS := xsd drvdom
+xenstore_TEST_LIBS := $(URCU_LIBS)
+
+#INTEG_SUITES += xenstore_daemon
+xenstore_daemon_TEST_DEPLIBS := xenstore drvdom

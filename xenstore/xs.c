@@ -1,0 +1,796 @@
+// SPDX-License-Identifier: MIT
+// libxenstore-compatible client library (see xenstore/include/xenstore.h).
+// One handle = one connection. Requests are serialised by req_lock; the
+// reply is read by the caller itself until a reader thread exists, and by
+// the reader thread afterwards (started on the first xs_watch / xs_fileno /
+// xs_read_watch / xs_check_watch), which queues watch events and makes the
+// watch pipe readable while the queue is non-empty. The transport is the
+// daemon's Unix socket, or inside a drvdom domain its xenstore ring
+// (xs_ring.c). Wire format: Xen's xs_wire.h; see docs/xenstore.md.
+#include <errno.h>
+
+#include "xenstore/include/xenstore.h"
+#include "xenstore/xs_transport.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+struct xs_msg {
+	struct xs_msg *next;
+	struct xsd_sockmsg hdr;
+	char body[]; /* hdr.len bytes + a NUL */
+};
+
+struct xs_handle {
+	struct xs_transport tp;
+	pthread_mutex_t req_lock; /* one request in flight */
+	pthread_mutex_t lock;	  /* everything below */
+	pthread_cond_t reply_cond, watch_cond;
+	struct xs_msg *reply;
+	struct xs_msg *wq_head, *wq_tail;
+	int watch_pipe[2];
+	bool reader_running, broken;
+	pthread_t reader;
+	uint32_t next_req;
+};
+
+/* --- transport: the daemon's socket --------------------------------------- */
+
+static int xs_sock_read(struct xs_transport *tp, void *buf, size_t len)
+{
+	char *p = buf;
+	while (len) {
+		ssize_t n = read(tp->fd, p, len);
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int xs_sock_write(struct xs_transport *tp, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len) {
+		ssize_t n = send(tp->fd, p, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void xs_sock_shutdown(struct xs_transport *tp)
+{
+	shutdown(tp->fd, SHUT_RDWR);
+}
+
+static void xs_sock_close(struct xs_transport *tp)
+{
+	close(tp->fd);
+}
+
+static int xs_sock_open(struct xs_transport *tp)
+{
+	const char *path = xs_daemon_socket();
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int err = errno;
+		close(fd);
+		return -err;
+	}
+	tp->fd = fd;
+	tp->read = xs_sock_read;
+	tp->write = xs_sock_write;
+	tp->shutdown = xs_sock_shutdown;
+	tp->close = xs_sock_close;
+	return 0;
+}
+
+/* Weak: a domain build links xs_ring.c, which provides the ring transport. */
+int xs_ring_open(struct xs_transport *tp) __attribute__((weak));
+
+/* --- paths and helpers (xenstore_lib.h) ------------------------------------ */
+
+const char *xs_daemon_rundir(void)
+{
+	const char *s = getenv("XENSTORED_RUNDIR");
+	return s ? s : "/var/run/xenstored";
+}
+
+const char *xs_daemon_socket(void)
+{
+	static _Thread_local char buf[4096];
+	const char *s = getenv("XENSTORED_PATH");
+	if (s)
+		return s;
+	snprintf(buf, sizeof(buf), "%s/socket", xs_daemon_rundir());
+	return buf;
+}
+
+const char *xs_daemon_socket_ro(void)
+{
+	return xs_daemon_socket();
+}
+
+bool xs_write_all(int fd, const void *data, unsigned int len)
+{
+	const char *p = data;
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return false;
+		}
+		p += n;
+		len -= (unsigned int)n;
+	}
+	return true;
+}
+
+bool xs_strings_to_perms(struct xs_permissions *perms, unsigned int num, const char *strings)
+{
+	const char *s = strings;
+	for (unsigned int i = 0; i < num; i++, s += strlen(s) + 1) {
+		switch (s[0]) {
+		case 'n':
+			perms[i].perms = XS_PERM_NONE;
+			break;
+		case 'r':
+			perms[i].perms = XS_PERM_READ;
+			break;
+		case 'w':
+			perms[i].perms = XS_PERM_WRITE;
+			break;
+		case 'b':
+			perms[i].perms = XS_PERM_READ | XS_PERM_WRITE;
+			break;
+		default:
+			errno = EINVAL;
+			return false;
+		}
+		char *end;
+		unsigned long id = strtoul(s + 1, &end, 10);
+		if (end == s + 1 || *end || id > UINT_MAX) {
+			errno = EINVAL;
+			return false;
+		}
+		perms[i].id = (unsigned int)id;
+	}
+	return true;
+}
+
+bool xs_perm_to_string(const struct xs_permissions *perm, char *buffer, size_t buf_len)
+{
+	static const char letters[] = "nrwb";
+	unsigned int p = perm->perms & ~(unsigned int)(XS_PERM_OWNER | XS_PERM_IGNORE);
+	if (p > 3) {
+		errno = EINVAL;
+		return false;
+	}
+	int n = snprintf(buffer, buf_len, "%c%u", letters[p], perm->id);
+	if (n < 0 || (size_t)n >= buf_len) {
+		errno = ENOBUFS;
+		return false;
+	}
+	return true;
+}
+
+unsigned int xs_count_strings(const char *strings, unsigned int len)
+{
+	unsigned int n = 0;
+	for (unsigned int i = 0; i < len; i++)
+		n += strings[i] == 0;
+	return n;
+}
+
+bool xs_path_is_subpath(const char *parent, const char *child)
+{
+	size_t pl = strlen(parent);
+	if (pl && parent[pl - 1] == '/')
+		pl--;
+	return strncmp(child, parent, pl) == 0 && (child[pl] == 0 || child[pl] == '/');
+}
+
+/* --- messages ---------------------------------------------------------------- */
+
+static int xs_errno_of(const char *name)
+{
+	for (size_t i = 0; i < sizeof(xsd_errors) / sizeof(xsd_errors[0]); i++)
+		if (strcmp(name, xsd_errors[i].errstring) == 0)
+			return xsd_errors[i].errnum;
+	return EINVAL;
+}
+
+static struct xs_msg *xs_msg_read(struct xs_handle *h)
+{
+	struct xsd_sockmsg hdr;
+	int ret = h->tp.read(&h->tp, &hdr, sizeof(hdr));
+	if (ret) {
+		errno = -ret;
+		return NULL;
+	}
+	if (hdr.len > XENSTORE_PAYLOAD_MAX) {
+		errno = EPROTO;
+		return NULL;
+	}
+	struct xs_msg *m = malloc(sizeof(*m) + hdr.len + 1);
+	if (!m)
+		return NULL;
+	m->next = NULL;
+	m->hdr = hdr;
+	ret = h->tp.read(&h->tp, m->body, hdr.len);
+	if (ret) {
+		free(m);
+		errno = -ret;
+		return NULL;
+	}
+	m->body[hdr.len] = 0;
+	return m;
+}
+
+/* h->lock held. */
+static void xs_queue_watch(struct xs_handle *h, struct xs_msg *m)
+{
+	if (h->wq_tail)
+		h->wq_tail->next = m;
+	else {
+		h->wq_head = m;
+		char c = 0;
+		if (write(h->watch_pipe[1], &c, 1) < 0) {
+			/* The pipe holds one byte at most: cannot be full. */
+		}
+	}
+	h->wq_tail = m;
+	pthread_cond_broadcast(&h->watch_cond);
+}
+
+/* Read one message; a watch event is queued, anything else returned. */
+static struct xs_msg *xs_read_reply_sync(struct xs_handle *h)
+{
+	for (;;) {
+		struct xs_msg *m = xs_msg_read(h);
+		if (!m)
+			return NULL;
+		if (m->hdr.type != XS_WATCH_EVENT)
+			return m;
+		pthread_mutex_lock(&h->lock);
+		xs_queue_watch(h, m);
+		pthread_mutex_unlock(&h->lock);
+	}
+}
+
+static void *xs_reader_main(void *arg)
+{
+	struct xs_handle *h = arg;
+	for (;;) {
+		struct xs_msg *m = xs_msg_read(h);
+		pthread_mutex_lock(&h->lock);
+		if (!m) {
+			h->broken = true;
+			pthread_cond_broadcast(&h->reply_cond);
+			pthread_cond_broadcast(&h->watch_cond);
+			pthread_mutex_unlock(&h->lock);
+			return NULL;
+		}
+		if (m->hdr.type == XS_WATCH_EVENT) {
+			xs_queue_watch(h, m);
+		} else {
+			free(h->reply);
+			h->reply = m;
+			pthread_cond_broadcast(&h->reply_cond);
+		}
+		pthread_mutex_unlock(&h->lock);
+	}
+}
+
+static bool xs_start_reader(struct xs_handle *h)
+{
+	bool ok = true;
+	pthread_mutex_lock(&h->req_lock);
+	if (!h->reader_running) {
+		int ret = pthread_create(&h->reader, NULL, xs_reader_main, h);
+		if (ret) {
+			errno = ret;
+			ok = false;
+		} else {
+			h->reader_running = true;
+		}
+	}
+	pthread_mutex_unlock(&h->req_lock);
+	return ok;
+}
+
+/* Send one request made of iovecs, wait for its reply. Returns the reply
+ * body (malloc'ed, NUL-terminated, length in *len) or NULL with errno. */
+static void *xs_talkv(struct xs_handle *h, xs_transaction_t t, uint32_t type,
+		      const struct iovec *iov, unsigned int n, unsigned int *len)
+{
+	struct xsd_sockmsg hdr = {.type = type, .tx_id = t};
+	char buf[sizeof(hdr) + XENSTORE_PAYLOAD_MAX];
+	size_t total = 0;
+	for (unsigned int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	if (total > XENSTORE_PAYLOAD_MAX) {
+		errno = E2BIG;
+		return NULL;
+	}
+	hdr.len = (uint32_t)total;
+	pthread_mutex_lock(&h->req_lock);
+	hdr.req_id = h->next_req++;
+	memcpy(buf, &hdr, sizeof(hdr));
+	size_t off = sizeof(hdr);
+	for (unsigned int i = 0; i < n; i++) {
+		memcpy(buf + off, iov[i].iov_base, iov[i].iov_len);
+		off += iov[i].iov_len;
+	}
+	struct xs_msg *m = NULL;
+	int ret = h->tp.write(&h->tp, buf, off);
+	if (ret) {
+		errno = -ret;
+	} else if (!h->reader_running) {
+		m = xs_read_reply_sync(h);
+	} else {
+		pthread_mutex_lock(&h->lock);
+		while (!h->reply && !h->broken)
+			pthread_cond_wait(&h->reply_cond, &h->lock);
+		m = h->reply;
+		h->reply = NULL;
+		if (!m)
+			errno = ECONNRESET;
+		pthread_mutex_unlock(&h->lock);
+	}
+	pthread_mutex_unlock(&h->req_lock);
+	if (!m)
+		return NULL;
+	if (m->hdr.type == XS_ERROR) {
+		int err = xs_errno_of(m->body);
+		free(m);
+		errno = err;
+		return NULL;
+	}
+	if (m->hdr.type != type) {
+		free(m);
+		errno = EBADF;
+		return NULL;
+	}
+	/* Hand back the body: move it to the front of the allocation. */
+	unsigned int l = m->hdr.len;
+	memmove(m, m->body, l + 1);
+	if (len)
+		*len = l;
+	return m;
+}
+
+static void *xs_single(struct xs_handle *h, xs_transaction_t t, uint32_t type, const char *s,
+		       unsigned int *len)
+{
+	struct iovec iov = {(void *)s, strlen(s) + 1};
+	return xs_talkv(h, t, type, &iov, 1, len);
+}
+
+static bool xs_bool(void *reply)
+{
+	if (!reply)
+		return false;
+	free(reply);
+	return true;
+}
+
+/* --- handles ----------------------------------------------------------------- */
+
+struct xs_handle *xs_open(unsigned long flags)
+{
+	(void)flags;
+	struct xs_handle *h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	int ret = xs_sock_open(&h->tp);
+	if (ret && xs_ring_open && getenv("DRVDOM_HV_FD"))
+		ret = xs_ring_open(&h->tp);
+	if (ret == 0 && pipe2(h->watch_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		ret = -errno;
+		h->tp.close(&h->tp);
+	}
+	if (ret) {
+		free(h);
+		errno = -ret;
+		return NULL;
+	}
+	pthread_mutex_init(&h->req_lock, NULL);
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->reply_cond, NULL);
+	pthread_cond_init(&h->watch_cond, NULL);
+	return h;
+}
+
+struct xs_handle *xs_daemon_open(void)
+{
+	return xs_open(0);
+}
+
+struct xs_handle *xs_domain_open(void)
+{
+	return xs_open(0);
+}
+
+struct xs_handle *xs_daemon_open_readonly(void)
+{
+	return xs_open(XS_OPEN_READONLY);
+}
+
+static void xs_free_queues(struct xs_handle *h)
+{
+	free(h->reply);
+	while (h->wq_head) {
+		struct xs_msg *m = h->wq_head;
+		h->wq_head = m->next;
+		free(m);
+	}
+	close(h->watch_pipe[0]);
+	close(h->watch_pipe[1]);
+}
+
+void xs_close(struct xs_handle *h)
+{
+	if (!h)
+		return;
+	if (h->reader_running) {
+		h->tp.shutdown(&h->tp);
+		pthread_join(h->reader, NULL);
+	}
+	h->tp.close(&h->tp);
+	xs_free_queues(h);
+	pthread_mutex_destroy(&h->req_lock);
+	pthread_mutex_destroy(&h->lock);
+	pthread_cond_destroy(&h->reply_cond);
+	pthread_cond_destroy(&h->watch_cond);
+	free(h);
+}
+
+void xs_daemon_close(struct xs_handle *h)
+{
+	xs_close(h);
+}
+
+void xs_daemon_destroy_postfork(struct xs_handle *h)
+{
+	/* The reader thread does not exist in the child: just drop it all. */
+	h->tp.close(&h->tp);
+	xs_free_queues(h);
+	free(h);
+}
+
+/* --- operations -------------------------------------------------------------- */
+
+static char **xs_split(const char *strings, unsigned int len, unsigned int *num)
+{
+	unsigned int n = xs_count_strings(strings, len);
+	char **v = malloc((n + 1) * sizeof(char *) + len);
+	if (!v)
+		return NULL;
+	char *s = (char *)(v + n + 1);
+	memcpy(s, strings, len);
+	for (unsigned int i = 0; i < n; i++) {
+		v[i] = s;
+		s += strlen(s) + 1;
+	}
+	v[n] = NULL;
+	*num = n;
+	return v;
+}
+
+static char **xs_directory_part(struct xs_handle *h, xs_transaction_t t, const char *path,
+				unsigned int *num)
+{
+	char *acc = NULL, *gen = NULL;
+	size_t acclen = 0;
+	for (int tries = 0; tries < 100; tries++) {
+		char off[32];
+		snprintf(off, sizeof(off), "%zu", acclen);
+		struct iovec iov[2] = {{(void *)path, strlen(path) + 1}, {off, strlen(off) + 1}};
+		unsigned int len;
+		char *r = xs_talkv(h, t, XS_DIRECTORY_PART, iov, 2, &len);
+		if (!r)
+			break;
+		size_t gl = strlen(r) + 1;
+		if (!gen) {
+			gen = strdup(r);
+		} else if (strcmp(gen, r) != 0) { /* changed meanwhile: restart */
+			free(gen);
+			gen = strdup(r);
+			acclen = 0;
+			free(r);
+			continue;
+		}
+		size_t part = len - gl;
+		bool last =
+		    part == 0 || (part >= 1 && r[len - 1] == 0 && (part == 1 || r[len - 2] == 0));
+		if (last && part)
+			part--; /* the terminating empty string */
+		char *na = realloc(acc, acclen + part + 1);
+		if (!na) {
+			free(r);
+			break;
+		}
+		acc = na;
+		memcpy(acc + acclen, r + gl, part);
+		acclen += part;
+		free(r);
+		if (last) {
+			char **v = xs_split(acc ? acc : "", (unsigned int)acclen, num);
+			free(acc);
+			free(gen);
+			return v;
+		}
+	}
+	free(acc);
+	free(gen);
+	return NULL;
+}
+
+char **xs_directory(struct xs_handle *h, xs_transaction_t t, const char *path, unsigned int *num)
+{
+	unsigned int len;
+	char *r = xs_single(h, t, XS_DIRECTORY, path, &len);
+	if (!r)
+		return errno == E2BIG ? xs_directory_part(h, t, path, num) : NULL;
+	char **v = xs_split(r, len, num);
+	free(r);
+	return v;
+}
+
+void *xs_read(struct xs_handle *h, xs_transaction_t t, const char *path, unsigned int *len)
+{
+	return xs_single(h, t, XS_READ, path, len);
+}
+
+bool xs_write(struct xs_handle *h, xs_transaction_t t, const char *path, const void *data,
+	      unsigned int len)
+{
+	struct iovec iov[2] = {{(void *)path, strlen(path) + 1}, {(void *)data, len}};
+	return xs_bool(xs_talkv(h, t, XS_WRITE, iov, 2, NULL));
+}
+
+bool xs_mkdir(struct xs_handle *h, xs_transaction_t t, const char *path)
+{
+	return xs_bool(xs_single(h, t, XS_MKDIR, path, NULL));
+}
+
+bool xs_rm(struct xs_handle *h, xs_transaction_t t, const char *path)
+{
+	return xs_bool(xs_single(h, t, XS_RM, path, NULL));
+}
+
+bool xs_restrict(struct xs_handle *h, unsigned domid)
+{
+	(void)h;
+	(void)domid;
+	errno = ENOSYS;
+	return false;
+}
+
+struct xs_permissions *xs_get_permissions(struct xs_handle *h, xs_transaction_t t, const char *path,
+					  unsigned int *num)
+{
+	unsigned int len;
+	char *r = xs_single(h, t, XS_GET_PERMS, path, &len);
+	if (!r)
+		return NULL;
+	unsigned int n = xs_count_strings(r, len);
+	struct xs_permissions *p = n ? malloc(n * sizeof(*p)) : NULL;
+	if (!p || !xs_strings_to_perms(p, n, r)) {
+		free(p);
+		free(r);
+		errno = EINVAL;
+		return NULL;
+	}
+	free(r);
+	*num = n;
+	return p;
+}
+
+bool xs_set_permissions(struct xs_handle *h, xs_transaction_t t, const char *path,
+			struct xs_permissions *perms, unsigned int num_perms)
+{
+	char buf[XENSTORE_PAYLOAD_MAX];
+	size_t off = 0;
+	for (unsigned int i = 0; i < num_perms; i++) {
+		char s[MAX_STRLEN(unsigned int) + 2];
+		if (!xs_perm_to_string(&perms[i], s, sizeof(s)))
+			return false;
+		size_t l = strlen(s) + 1;
+		if (off + l > sizeof(buf)) {
+			errno = E2BIG;
+			return false;
+		}
+		memcpy(buf + off, s, l);
+		off += l;
+	}
+	struct iovec iov[2] = {{(void *)path, strlen(path) + 1}, {buf, off}};
+	return xs_bool(xs_talkv(h, t, XS_SET_PERMS, iov, 2, NULL));
+}
+
+bool xs_watch(struct xs_handle *h, const char *path, const char *token)
+{
+	if (!xs_start_reader(h))
+		return false;
+	struct iovec iov[2] = {{(void *)path, strlen(path) + 1},
+			       {(void *)token, strlen(token) + 1}};
+	return xs_bool(xs_talkv(h, XBT_NULL, XS_WATCH, iov, 2, NULL));
+}
+
+bool xs_unwatch(struct xs_handle *h, const char *path, const char *token)
+{
+	struct iovec iov[2] = {{(void *)path, strlen(path) + 1},
+			       {(void *)token, strlen(token) + 1}};
+	return xs_bool(xs_talkv(h, XBT_NULL, XS_UNWATCH, iov, 2, NULL));
+}
+
+int xs_fileno(struct xs_handle *h)
+{
+	if (!xs_start_reader(h))
+		return -1;
+	return h->watch_pipe[0];
+}
+
+/* h->lock held, queue non-empty. */
+static char **xs_pop_watch(struct xs_handle *h, unsigned int *num)
+{
+	struct xs_msg *m = h->wq_head;
+	h->wq_head = m->next;
+	if (!h->wq_head) {
+		h->wq_tail = NULL;
+		char c;
+		if (read(h->watch_pipe[0], &c, 1) < 0) {
+			/* Already empty: nothing to do. */
+		}
+	}
+	unsigned int n;
+	char **v = xs_split(m->body, m->hdr.len, &n);
+	free(m);
+	if (v && n < 2) {
+		free(v);
+		errno = EPROTO;
+		return NULL;
+	}
+	if (num)
+		*num = n;
+	return v;
+}
+
+char **xs_check_watch(struct xs_handle *h)
+{
+	if (!xs_start_reader(h))
+		return NULL;
+	pthread_mutex_lock(&h->lock);
+	char **v = NULL;
+	if (h->wq_head)
+		v = xs_pop_watch(h, NULL);
+	else
+		errno = h->broken ? ECONNRESET : EAGAIN;
+	pthread_mutex_unlock(&h->lock);
+	return v;
+}
+
+char **xs_read_watch(struct xs_handle *h, unsigned int *num)
+{
+	if (!xs_start_reader(h))
+		return NULL;
+	pthread_mutex_lock(&h->lock);
+	while (!h->wq_head && !h->broken)
+		pthread_cond_wait(&h->watch_cond, &h->lock);
+	char **v = NULL;
+	if (h->wq_head)
+		v = xs_pop_watch(h, num);
+	else
+		errno = ECONNRESET;
+	pthread_mutex_unlock(&h->lock);
+	return v;
+}
+
+xs_transaction_t xs_transaction_start(struct xs_handle *h)
+{
+	char *r = xs_single(h, XBT_NULL, XS_TRANSACTION_START, "", NULL);
+	if (!r)
+		return XBT_NULL;
+	unsigned long id = strtoul(r, NULL, 10);
+	free(r);
+	return (xs_transaction_t)id;
+}
+
+bool xs_transaction_end(struct xs_handle *h, xs_transaction_t t, bool abort)
+{
+	return xs_bool(xs_single(h, t, XS_TRANSACTION_END, abort ? "F" : "T", NULL));
+}
+
+bool xs_introduce_domain(struct xs_handle *h, unsigned int domid, unsigned long mfn,
+			 unsigned int eventchn)
+{
+	char a[16], b[32], c[16];
+	snprintf(a, sizeof(a), "%u", domid);
+	snprintf(b, sizeof(b), "%lu", mfn);
+	snprintf(c, sizeof(c), "%u", eventchn);
+	struct iovec iov[3] = {{a, strlen(a) + 1}, {b, strlen(b) + 1}, {c, strlen(c) + 1}};
+	return xs_bool(xs_talkv(h, XBT_NULL, XS_INTRODUCE, iov, 3, NULL));
+}
+
+bool xs_set_target(struct xs_handle *h, unsigned int domid, unsigned int target)
+{
+	char a[16], b[16];
+	snprintf(a, sizeof(a), "%u", domid);
+	snprintf(b, sizeof(b), "%u", target);
+	struct iovec iov[2] = {{a, strlen(a) + 1}, {b, strlen(b) + 1}};
+	return xs_bool(xs_talkv(h, XBT_NULL, XS_SET_TARGET, iov, 2, NULL));
+}
+
+static void *xs_domid_op(struct xs_handle *h, uint32_t type, unsigned int domid)
+{
+	char a[16];
+	snprintf(a, sizeof(a), "%u", domid);
+	return xs_single(h, XBT_NULL, type, a, NULL);
+}
+
+bool xs_resume_domain(struct xs_handle *h, unsigned int domid)
+{
+	return xs_bool(xs_domid_op(h, XS_RESUME, domid));
+}
+
+bool xs_release_domain(struct xs_handle *h, unsigned int domid)
+{
+	return xs_bool(xs_domid_op(h, XS_RELEASE, domid));
+}
+
+char *xs_get_domain_path(struct xs_handle *h, unsigned int domid)
+{
+	return xs_domid_op(h, XS_GET_DOMAIN_PATH, domid);
+}
+
+bool xs_is_domain_introduced(struct xs_handle *h, unsigned int domid)
+{
+	char *r = xs_domid_op(h, XS_IS_DOMAIN_INTRODUCED, domid);
+	bool yes = r && strcmp(r, "T") == 0;
+	free(r);
+	return yes;
+}
+
+char *xs_control_command(struct xs_handle *h, const char *cmd, void *data, unsigned int len)
+{
+	struct iovec iov[2] = {{(void *)cmd, strlen(cmd) + 1}, {data, len}};
+	return xs_talkv(h, XBT_NULL, XS_CONTROL, iov, len ? 2 : 1, NULL);
+}
+
+char *xs_debug_command(struct xs_handle *h, const char *cmd, void *data, unsigned int len)
+{
+	return xs_control_command(h, cmd, data, len);
+}
+
+int xs_suspend_evtchn_port(int domid)
+{
+	(void)domid;
+	return -1;
+}

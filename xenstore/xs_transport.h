@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: MIT
+// The client library's byte transport: the daemon's Unix socket (xs.c) or,
+// inside a drvdom domain, the xenstore_domain_interface ring (xs_ring.c).
+// Internal to xenstore/.
+#ifndef DRVDOM_XENSTORE_XS_TRANSPORT_H
+#define DRVDOM_XENSTORE_XS_TRANSPORT_H
+
+#include <stddef.h>
+
+struct xs_transport {
+	int fd;
+	void *priv;
+	/* Blocking: all len bytes, or -errno (-ECONNRESET at end). */
+	int (*read)(struct xs_transport *tp, void *buf, size_t len);
+	int (*write)(struct xs_transport *tp, const void *buf, size_t len);
+	/* Make a blocked read return (xs_close with a reader thread). */
+	void (*shutdown)(struct xs_transport *tp);
+	void (*close)(struct xs_transport *tp);
+};
+
+/* Open the domain's ring (page and port from the hv's DOMAIN_INFO); 0 or
+ * -errno. Defined only when the ring transport is linked in. */
+int xs_ring_open(struct xs_transport *tp);
+
+#endif
