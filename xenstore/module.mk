@@ -9,7 +9,7 @@ drvdom-xenstored_SRCS := xenstore/xsd_main.c xenstore/xsd_ring.c
 drvdom-xenstored_DEPLIBS := xsd drvdom
 drvdom-xenstored_LIBS := $(URCU_LIBS)
 
-#UNIT_SUITES += xenstore
+UNIT_SUITES += xenstore
 xenstore_TEST_DEPLIBS := xsd drvdom
 xenstore_TEST_LIBS := $(URCU_LIBS)
 
