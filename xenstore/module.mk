@@ -13,5 +13,5 @@ UNIT_SUITES += xenstore
 xenstore_TEST_DEPLIBS := xsd drvdom
 xenstore_TEST_LIBS := $(URCU_LIBS)
 
-#INTEG_SUITES += xenstore_daemon
+INTEG_SUITES += xenstore_daemon
 xenstore_daemon_TEST_DEPLIBS := xenstore drvdom

@@ -1,0 +1,601 @@
+// SPDX-License-Identifier: MIT
+// End-to-end tests of drvdom-xenstored: each case starts the real daemon
+// from $DRVDOM_BUILD/bin on a socket in a fresh temp dir, then talks to it
+// with Debian's xenstore-utils (via XENSTORED_PATH), with our client
+// library, with a program written for Xen's libxenstore API compiled
+// against our header, and with raw malformed xs_wire messages. Every bad
+// input must get Xen's error or a dropped connection while the daemon keeps
+// serving other clients.
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "xenstore/include/xenstore.h"
+
+static char tmpdir[64], sockpath[128];
+static pid_t daemon_pid = -1;
+
+static int raw_connect(void)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	strcpy(sa.sun_path, sockpath);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return -1;
+	}
+	struct timeval tv = {5, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+static void start_daemon(void)
+{
+	const char *build = getenv("DRVDOM_BUILD");
+	ck_assert_msg(build != NULL, "DRVDOM_BUILD not set");
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/drvdom-xs-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(sockpath, sizeof(sockpath), "%s/sock", tmpdir);
+	char bin[4096], log[128];
+	snprintf(bin, sizeof(bin), "%s/bin/drvdom-xenstored", build);
+	snprintf(log, sizeof(log), "%s/log", tmpdir);
+	daemon_pid = fork();
+	ck_assert_int_ge(daemon_pid, 0);
+	if (daemon_pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd >= 0)
+			dup2(fd, 2);
+		execl(bin, bin, "--socket", sockpath, "--foreground", (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 500; i++) {
+		int fd = raw_connect();
+		if (fd >= 0) {
+			close(fd);
+			setenv("XENSTORED_PATH", sockpath, 1);
+			return;
+		}
+		usleep(10000);
+	}
+	ck_abort_msg("drvdom-xenstored did not come up on %s", sockpath);
+}
+
+static void stop_daemon(void)
+{
+	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGTERM);
+		waitpid(daemon_pid, NULL, 0);
+		daemon_pid = -1;
+	}
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	if (system(cmd) != 0) {
+		/* Leftovers in /tmp are harmless. */
+	}
+}
+
+static bool daemon_alive(void)
+{
+	return waitpid(daemon_pid, NULL, WNOHANG) == 0;
+}
+
+/* Run a shell command (with a timeout), capture stdout; exit status. */
+static int sh(const char *cmd, char *out, size_t sz)
+{
+	char full[8192];
+	snprintf(full, sizeof(full), "timeout 10 %s", cmd);
+	FILE *f = popen(full, "r");
+	ck_assert_ptr_nonnull(f);
+	size_t n = out ? fread(out, 1, sz - 1, f) : 0;
+	if (out)
+		out[n] = 0;
+	int st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* --- raw wire helpers -------------------------------------------------------- */
+
+static void raw_send(int fd, uint32_t type, uint32_t tx, const void *body, uint32_t len)
+{
+	char buf[sizeof(struct xsd_sockmsg) + 8192];
+	struct xsd_sockmsg h = {type, 9, tx, len};
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), body, len);
+	ck_assert_int_eq(send(fd, buf, sizeof(h) + len, MSG_NOSIGNAL), (ssize_t)(sizeof(h) + len));
+}
+
+static int read_full(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	while (len) {
+		ssize_t n = read(fd, p, len);
+		if (n <= 0)
+			return n == 0 ? 0 : -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 1;
+}
+
+/* 1 with a message, 0 at EOF, -errno (e.g. -EAGAIN on timeout). */
+static int raw_recv(int fd, struct xsd_sockmsg *h, char *body)
+{
+	int r = read_full(fd, h, sizeof(*h));
+	if (r <= 0)
+		return r;
+	ck_assert_uint_le(h->len, XENSTORE_PAYLOAD_MAX);
+	r = read_full(fd, body, h->len);
+	body[h->len] = 0;
+	return r;
+}
+
+static void expect_err(int fd, uint32_t type, uint32_t tx, const void *body, uint32_t len,
+		       const char *err)
+{
+	struct xsd_sockmsg h;
+	char b[XENSTORE_PAYLOAD_MAX + 1];
+	raw_send(fd, type, tx, body, len);
+	ck_assert_int_eq(raw_recv(fd, &h, b), 1);
+	ck_assert_uint_eq(h.type, XS_ERROR);
+	ck_assert_str_eq(b, err);
+}
+
+/* Another client still gets served. */
+static void assert_serving(void)
+{
+	ck_assert(daemon_alive());
+	struct xs_handle *h = xs_open(0);
+	ck_assert_ptr_nonnull(h);
+	ck_assert(xs_write(h, XBT_NULL, "/alive", "yes", 3));
+	unsigned int len;
+	char *v = xs_read(h, XBT_NULL, "/alive", &len);
+	ck_assert_ptr_nonnull(v);
+	ck_assert_str_eq(v, "yes");
+	free(v);
+	xs_close(h);
+}
+
+/* --- xenstore-utils ------------------------------------------------------------ */
+
+START_TEST(utils_write_read_ls_list_exists_rm)
+{
+	char out[4096];
+	ck_assert_int_eq(sh("xenstore-write /tool/a 1 /tool/b two", out, sizeof(out)), 0);
+	ck_assert_int_eq(sh("xenstore-read /tool/a /tool/b", out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "1\ntwo\n");
+	ck_assert_int_eq(sh("xenstore-ls /tool", out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "a = \"1\"\nb = \"two\"\n");
+	ck_assert_int_eq(sh("xenstore-ls", out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "tool = \"\"\n a = \"1\"\n b = \"two\"\n");
+	ck_assert_int_eq(sh("xenstore-list /tool", out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "a\nb\n");
+	ck_assert_int_eq(sh("xenstore-exists /tool/a", out, sizeof(out)), 0);
+	ck_assert_int_ne(sh("xenstore-exists /tool/zz", out, sizeof(out)), 0);
+	ck_assert_int_ne(sh("xenstore-read /tool/zz 2>/dev/null", out, sizeof(out)), 0);
+	ck_assert_int_eq(sh("xenstore-rm /tool/a", out, sizeof(out)), 0);
+	ck_assert_int_ne(sh("xenstore-exists /tool/a", out, sizeof(out)), 0);
+	ck_assert_int_eq(sh("xenstore-list /tool", out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "b\n");
+	ck_assert_int_ne(sh("xenstore-write /bad//path x 2>/dev/null", out, sizeof(out)), 0);
+}
+END_TEST
+
+START_TEST(utils_chmod_and_ls_p)
+{
+	char out[4096];
+	ck_assert_int_eq(sh("xenstore-write /vm/k v", out, sizeof(out)), 0);
+	ck_assert_int_eq(sh("xenstore-chmod /vm/k r3 w4", out, sizeof(out)), 0);
+	ck_assert_int_eq(sh("xenstore-ls -p /vm", out, sizeof(out)), 0);
+	ck_assert_ptr_nonnull(strstr(out, "k = \"v\""));
+	ck_assert_ptr_nonnull(strstr(out, "(r3,w4)"));
+	struct xs_handle *h = xs_open(0);
+	unsigned int n;
+	struct xs_permissions *p = xs_get_permissions(h, XBT_NULL, "/vm/k", &n);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(p[0].id, 3);
+	ck_assert_uint_eq(p[0].perms, XS_PERM_READ);
+	ck_assert_uint_eq(p[1].id, 4);
+	ck_assert_uint_eq(p[1].perms, XS_PERM_WRITE);
+	free(p);
+	xs_close(h);
+	ck_assert_int_ne(sh("xenstore-chmod /vm/k q3 2>/dev/null", out, sizeof(out)), 0);
+}
+END_TEST
+
+START_TEST(utils_watch_sees_changes)
+{
+	char out[4096];
+	FILE *w = popen("timeout 10 xenstore-watch -n 3 /wt", "r");
+	ck_assert_ptr_nonnull(w);
+	char line[256];
+	ck_assert_ptr_nonnull(fgets(line, sizeof(line), w)); /* the registration event */
+	ck_assert_str_eq(line, "/wt\n");
+	ck_assert_int_eq(sh("xenstore-write /wt/x 1", out, sizeof(out)), 0);
+	ck_assert_int_eq(sh("xenstore-write /other 1", out, sizeof(out)), 0);
+	ck_assert_int_eq(sh("xenstore-write /wt/y 2", out, sizeof(out)), 0);
+	size_t n = fread(out, 1, sizeof(out) - 1, w);
+	out[n] = 0;
+	ck_assert_int_eq(pclose(w), 0);
+	ck_assert_str_eq(out, "/wt/x\n/wt/y\n");
+}
+END_TEST
+
+/* --- our client library -------------------------------------------------------- */
+
+static char **wait_watch(struct xs_handle *h, int ms)
+{
+	struct pollfd p = {xs_fileno(h), POLLIN, 0};
+	if (poll(&p, 1, ms) != 1)
+		return NULL;
+	return xs_check_watch(h);
+}
+
+START_TEST(library_basic_operations)
+{
+	struct xs_handle *h = xs_open(0);
+	ck_assert_ptr_nonnull(h);
+	ck_assert(xs_write(h, XBT_NULL, "/lib/a", "1", 1));
+	ck_assert(xs_mkdir(h, XBT_NULL, "/lib/dir"));
+	unsigned int n, len;
+	char **d = xs_directory(h, XBT_NULL, "/lib", &n);
+	ck_assert_ptr_nonnull(d);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(d[0], "a");
+	ck_assert_str_eq(d[1], "dir");
+	free(d);
+	char *v = xs_read(h, XBT_NULL, "/lib/dir", &len);
+	ck_assert_ptr_nonnull(v);
+	ck_assert_uint_eq(len, 0);
+	free(v);
+	ck_assert_ptr_null(xs_read(h, XBT_NULL, "/lib/none", &len));
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert(!xs_write(h, XBT_NULL, "/lib//x", "1", 1));
+	ck_assert_int_eq(errno, EINVAL);
+	struct xs_permissions p[2] = {{5, XS_PERM_NONE}, {6, XS_PERM_READ}};
+	ck_assert(xs_set_permissions(h, XBT_NULL, "/lib/a", p, 2));
+	ck_assert(xs_rm(h, XBT_NULL, "/lib/dir"));
+	d = xs_directory(h, XBT_NULL, "/lib", &n);
+	ck_assert_uint_eq(n, 1);
+	free(d);
+	/* A directory too big for one reply comes back through DIRECTORY_PART. */
+	char path[64];
+	for (int i = 0; i < 300; i++) {
+		snprintf(path, sizeof(path), "/lib/big/entry-with-a-long-name-%03d", i);
+		ck_assert(xs_write(h, XBT_NULL, path, "", 0));
+	}
+	d = xs_directory(h, XBT_NULL, "/lib/big", &n);
+	ck_assert_ptr_nonnull(d);
+	ck_assert_uint_eq(n, 300);
+	ck_assert_str_eq(d[299], "entry-with-a-long-name-299");
+	free(d);
+	char *dp = xs_get_domain_path(h, 7);
+	ck_assert_str_eq(dp, "/local/domain/7");
+	free(dp);
+	char *q = xs_control_command(h, "quota", NULL, 0);
+	ck_assert_ptr_nonnull(strstr(q, "nodes: 1000"));
+	free(q);
+	xs_close(h);
+}
+END_TEST
+
+START_TEST(library_transactions_conflict)
+{
+	struct xs_handle *a = xs_open(0), *b = xs_open(0);
+	ck_assert(xs_write(a, XBT_NULL, "/tx/k", "0", 1));
+	xs_transaction_t t = xs_transaction_start(a);
+	ck_assert_uint_ne(t, XBT_NULL);
+	unsigned int len;
+	free(xs_read(a, t, "/tx/k", &len));
+	ck_assert(xs_write(a, t, "/tx/k", "1", 1));
+	ck_assert(xs_write(b, XBT_NULL, "/tx/k", "2", 1));
+	ck_assert(!xs_transaction_end(a, t, false));
+	ck_assert_int_eq(errno, EAGAIN);
+	char *v = xs_read(b, XBT_NULL, "/tx/k", &len);
+	ck_assert_str_eq(v, "2");
+	free(v);
+	/* Retry succeeds. */
+	t = xs_transaction_start(a);
+	free(xs_read(a, t, "/tx/k", &len));
+	ck_assert(xs_write(a, t, "/tx/k", "3", 1));
+	ck_assert(xs_transaction_end(a, t, false));
+	v = xs_read(b, XBT_NULL, "/tx/k", &len);
+	ck_assert_str_eq(v, "3");
+	free(v);
+	ck_assert(!xs_transaction_end(a, 999, false));
+	ck_assert_int_eq(errno, ENOENT);
+	xs_close(a);
+	xs_close(b);
+}
+END_TEST
+
+START_TEST(library_watches_and_domains)
+{
+	struct xs_handle *h = xs_open(0), *w = xs_open(0);
+	ck_assert(xs_watch(w, "/lw", "tok"));
+	char **e = wait_watch(w, 2000);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_str_eq(e[XS_WATCH_PATH], "/lw");
+	ck_assert_str_eq(e[XS_WATCH_TOKEN], "tok");
+	free(e);
+	ck_assert_ptr_null(xs_check_watch(w));
+	ck_assert_int_eq(errno, EAGAIN);
+	ck_assert(xs_write(h, XBT_NULL, "/lw/a", "1", 1));
+	unsigned int num;
+	e = xs_read_watch(w, &num);
+	ck_assert_uint_eq(num, 2);
+	ck_assert_str_eq(e[XS_WATCH_PATH], "/lw/a");
+	free(e);
+	ck_assert(xs_unwatch(w, "/lw", "tok"));
+	ck_assert(!xs_unwatch(w, "/lw", "tok"));
+	ck_assert_int_eq(errno, ENOENT);
+
+	ck_assert(xs_watch(w, "@introduceDomain", "in"));
+	ck_assert(xs_watch(w, "@releaseDomain", "out"));
+	for (int i = 0; i < 2; i++)
+		free(wait_watch(w, 2000));
+	ck_assert(!xs_is_domain_introduced(h, 9));
+	ck_assert(xs_introduce_domain(h, 9, 1234, 3));
+	e = wait_watch(w, 2000);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_str_eq(e[XS_WATCH_PATH], "@introduceDomain");
+	free(e);
+	ck_assert(xs_is_domain_introduced(h, 9));
+	ck_assert(xs_resume_domain(h, 9));
+	ck_assert(xs_release_domain(h, 9));
+	e = wait_watch(w, 2000);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_str_eq(e[XS_WATCH_PATH], "@releaseDomain");
+	ck_assert_str_eq(e[XS_WATCH_TOKEN], "out");
+	free(e);
+	ck_assert(!xs_is_domain_introduced(h, 9));
+	ck_assert(!xs_release_domain(h, 9));
+	ck_assert_int_eq(errno, ENOENT);
+	xs_close(h);
+	xs_close(w);
+}
+END_TEST
+
+/* A program written for Xen's libxenstore, built unchanged against ours. */
+static const char compat_src[] =
+    "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n"
+    "#include <poll.h>\n#include <xenstore.h>\n"
+    "int main(void)\n{\n"
+    "\tstruct xs_handle *h = xs_open(0);\n"
+    "\tif (!h) { perror(\"xs_open\"); return 1; }\n"
+    "\txs_transaction_t t;\n"
+    "\tdo {\n"
+    "\t\tt = xs_transaction_start(h);\n"
+    "\t\txs_write(h, t, \"/compat/x\", \"42\", 2);\n"
+    "\t} while (!xs_transaction_end(h, t, false));\n"
+    "\tunsigned int len, n;\n"
+    "\tchar *v = xs_read(h, XBT_NULL, \"/compat/x\", &len);\n"
+    "\tchar **d = xs_directory(h, XBT_NULL, \"/compat\", &n);\n"
+    "\txs_watch(h, \"/compat\", \"t\");\n"
+    "\tstruct pollfd p = { xs_fileno(h), POLLIN, 0 };\n"
+    "\tpoll(&p, 1, 2000);\n"
+    "\tchar **e = xs_check_watch(h);\n"
+    "\tprintf(\"%s %u %s %s\\n\", v, n, d[0], e ? e[XS_WATCH_PATH] : \"none\");\n"
+    "\tfree(v); free(d); free(e);\n"
+    "\txs_close(h);\n\treturn 0;\n}\n";
+
+START_TEST(xen_api_program_builds_and_runs)
+{
+	const char *build = getenv("DRVDOM_BUILD");
+	char src[128], cmd[8192], out[256];
+	snprintf(src, sizeof(src), "%s/compat.c", tmpdir);
+	FILE *f = fopen(src, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(compat_src, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd),
+		 "cc -std=c11 -Wall -Werror -I%s/../xenstore/include %s -o %s/compat "
+		 "%s/lib/libxenstore.a -lpthread 2>&1",
+		 build, src, tmpdir, build);
+	ck_assert_msg(sh(cmd, out, sizeof(out)) == 0, "compile failed: %s", out);
+	snprintf(cmd, sizeof(cmd), "%s/compat", tmpdir);
+	ck_assert_int_eq(sh(cmd, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "42 1 x /compat\n");
+}
+END_TEST
+
+/* --- bad input -------------------------------------------------------------------- */
+
+START_TEST(oversized_message_drops_connection)
+{
+	int fd = raw_connect();
+	struct xsd_sockmsg h = {XS_READ, 1, 0, XENSTORE_PAYLOAD_MAX + 1};
+	ck_assert_int_eq(send(fd, &h, sizeof(h), MSG_NOSIGNAL), (ssize_t)sizeof(h));
+	char b[XENSTORE_PAYLOAD_MAX + 1];
+	ck_assert_int_eq(raw_recv(fd, &h, b), 0); /* EOF: dropped */
+	close(fd);
+	assert_serving();
+}
+END_TEST
+
+START_TEST(malformed_requests_get_errors)
+{
+	int fd = raw_connect();
+	expect_err(fd, 77, 0, "/a", 3, "ENOSYS");
+	expect_err(fd, XS_TYPE_COUNT, 0, "/a", 3, "ENOSYS");
+	expect_err(fd, XS_READ, 0, "/a", 2, "EINVAL");	     /* no NUL */
+	expect_err(fd, XS_WATCH, 0, "/a\0tok", 6, "EINVAL"); /* token lacks NUL */
+	expect_err(fd, XS_READ, 0, "/a//b", 6, "EINVAL");    /* // */
+	expect_err(fd, XS_WRITE, 0, "/a/\0x", 5, "EINVAL");  /* trailing / */
+	expect_err(fd, XS_READ, 4711, "/", 2, "ENOENT");     /* bogus tx */
+	expect_err(fd, XS_TRANSACTION_END, 4711, "T", 2, "ENOENT");
+	char longp[XENSTORE_ABS_PATH_MAX + 8];
+	memset(longp, 'a', sizeof(longp));
+	longp[0] = '/';
+	longp[XENSTORE_ABS_PATH_MAX + 1] = 0;
+	expect_err(fd, XS_READ, 0, longp, XENSTORE_ABS_PATH_MAX + 2, "EINVAL");
+	char rel[XENSTORE_REL_PATH_MAX + 8];
+	memset(rel, 'r', sizeof(rel));
+	rel[XENSTORE_REL_PATH_MAX + 1] = 0;
+	expect_err(fd, XS_READ, 0, rel, XENSTORE_REL_PATH_MAX + 2, "EINVAL");
+	/* The same connection still works. */
+	struct xsd_sockmsg h;
+	char b[XENSTORE_PAYLOAD_MAX + 1];
+	raw_send(fd, XS_GET_DOMAIN_PATH, 0, "3", 2);
+	ck_assert_int_eq(raw_recv(fd, &h, b), 1);
+	ck_assert_uint_eq(h.type, XS_GET_DOMAIN_PATH);
+	ck_assert_uint_eq(h.req_id, 9);
+	ck_assert_str_eq(b, "/local/domain/3");
+	close(fd);
+	assert_serving();
+}
+END_TEST
+
+START_TEST(watch_token_too_large_for_event)
+{
+	int fd = raw_connect();
+	char body[XENSTORE_PAYLOAD_MAX];
+	memcpy(body, "/big\0", 5);
+	memset(body + 5, 't', XENSTORE_PAYLOAD_MAX - 6);
+	body[XENSTORE_PAYLOAD_MAX - 1] = 0; /* the event for /big fills 4096 */
+	raw_send(fd, XS_WATCH, 0, body, XENSTORE_PAYLOAD_MAX);
+	struct xsd_sockmsg h;
+	char b[XENSTORE_PAYLOAD_MAX + 1];
+	ck_assert_int_eq(raw_recv(fd, &h, b), 1);
+	ck_assert_str_eq(b, "OK");
+	ck_assert_int_eq(raw_recv(fd, &h, b), 1);
+	ck_assert_uint_eq(h.type, XS_WATCH_EVENT);
+	ck_assert_uint_eq(h.len, XENSTORE_PAYLOAD_MAX);
+	struct xs_handle *x = xs_open(0);
+	ck_assert(xs_write(x, XBT_NULL, "/big/child", "1", 1)); /* event too large */
+	ck_assert(xs_write(x, XBT_NULL, "/big", "1", 1));	/* fits */
+	xs_close(x);
+	ck_assert_int_eq(raw_recv(fd, &h, b), 1);
+	ck_assert_uint_eq(h.type, XS_WATCH_EVENT);
+	ck_assert_str_eq(b, "/big");
+	close(fd);
+	assert_serving();
+}
+END_TEST
+
+static long daemon_rss_kb(void)
+{
+	char p[64], line[256];
+	snprintf(p, sizeof(p), "/proc/%d/status", daemon_pid);
+	FILE *f = fopen(p, "r");
+	long kb = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+START_TEST(client_that_never_reads_10000_requests)
+{
+	int fd = raw_connect();
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	char msg[sizeof(struct xsd_sockmsg) + 8];
+	struct xsd_sockmsg h = {XS_GET_DOMAIN_PATH, 1, 0, 5};
+	memcpy(msg, &h, sizeof(h));
+	memcpy(msg + sizeof(h), "1234", 5);
+	int sent = 0;
+	time_t deadline = time(NULL) + 3;
+	while (sent < 10000 && time(NULL) < deadline) {
+		ssize_t n = send(fd, msg, sizeof(h) + 5, MSG_NOSIGNAL);
+		if (n == (ssize_t)(sizeof(h) + 5))
+			sent++;
+		else if (n < 0 && errno == EAGAIN)
+			usleep(1000); /* throttled: the daemon stopped reading us */
+		else
+			break;
+	}
+	ck_assert_int_gt(sent, 1000);
+	assert_serving();
+	ck_assert_int_lt(daemon_rss_kb(), 64 * 1024);
+	close(fd);
+	assert_serving();
+}
+END_TEST
+
+START_TEST(watcher_that_never_reads_is_dropped)
+{
+	int fd = raw_connect();
+	raw_send(fd, XS_WATCH, 0, "/fl\0t", 6);
+	struct xs_handle *x = xs_open(0);
+	char path[3100];
+	memset(path, 'p', sizeof(path));
+	memcpy(path, "/fl/", 4);
+	path[3000] = 0;
+	size_t generated = 0;
+	for (int i = 0; i < 2000; i++) {
+		path[5] = (char)('a' + i % 26);
+		path[6] = (char)('a' + (i / 26) % 26);
+		path[7] = (char)('a' + (i / 676) % 26);
+		ck_assert(xs_write(x, XBT_NULL, path, "v", 1));
+		generated += 3000 + 20;
+	}
+	xs_close(x);
+	/* Drain what it got: the connection ends before all events arrive. */
+	char buf[65536];
+	size_t got = 0;
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		got += (size_t)n;
+	ck_assert_int_eq(n, 0);
+	ck_assert_uint_lt(got, generated);
+	close(fd);
+	assert_serving();
+	ck_assert_int_lt(daemon_rss_kb(), 64 * 1024);
+}
+END_TEST
+
+START_TEST(watch_flooding_hits_the_limit)
+{
+	struct xs_handle *h = xs_open(0);
+	char tok[32];
+	int i;
+	for (i = 0; i < 20000; i++) {
+		snprintf(tok, sizeof(tok), "%d", i);
+		if (!xs_watch(h, "/flood", tok))
+			break;
+	}
+	ck_assert_int_eq(errno, E2BIG);
+	ck_assert_int_eq(i, 8192);
+	xs_close(h);
+	assert_serving();
+}
+END_TEST
+
+Suite *xenstore_daemon_suite(void);
+Suite *xenstore_daemon_suite(void)
+{
+	Suite *s = suite_create("xenstore_daemon");
+	TCase *tc = tcase_create("daemon");
+	tcase_add_checked_fixture(tc, start_daemon, stop_daemon);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, utils_write_read_ls_list_exists_rm);
+	tcase_add_test(tc, utils_chmod_and_ls_p);
+	tcase_add_test(tc, utils_watch_sees_changes);
+	tcase_add_test(tc, library_basic_operations);
+	tcase_add_test(tc, library_transactions_conflict);
+	tcase_add_test(tc, library_watches_and_domains);
+	tcase_add_test(tc, xen_api_program_builds_and_runs);
+	tcase_add_test(tc, oversized_message_drops_connection);
+	tcase_add_test(tc, malformed_requests_get_errors);
+	tcase_add_test(tc, watch_token_too_large_for_event);
+	tcase_add_test(tc, client_that_never_reads_10000_requests);
+	tcase_add_test(tc, watcher_that_never_reads_is_dropped);
+	tcase_add_test(tc, watch_flooding_hits_the_limit);
+	suite_add_tcase(s, tc);
+	return s;
+}
