@@ -1,0 +1,3 @@
+# grant/: segments, the grant table, map/unmap and copy (in libdrvdom.a).
+drvdom_SRCS += grant/gnt_seg.c grant/gnt_table.c grant/gnt_map.c
+

@@ -1,0 +1,373 @@
+// SPDX-License-Identifier: MIT
+// The per-domain event loop (see hv/evloop.h). Registered fds carry a
+// heap record in epoll's data.ptr; a record removed while a batch of epoll
+// events is being dispatched is only marked dead and freed after the batch,
+// so a callback may remove any fd, including one still in the batch.
+#include "hv/evloop.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hv/hvc.h"
+
+struct evloop_fd {
+	struct evloop_fd *next; /* all records, or the dead list */
+	int fd;
+	bool dead;
+	bool internal; /* the hvc or stop fd */
+	evloop_fd_fn cb;
+	void *arg;
+};
+
+struct evloop_poller {
+	evloop_poll_fn fn;
+	void *arg;
+};
+
+struct evloop {
+	struct hvc *h;
+	int ep;
+	int stop_fd;
+	atomic_bool stop;
+	int err; /* sticky hv connection error */
+	struct evloop_fd *fds, *dead;
+	struct evloop_poller *pollers;
+	unsigned npollers, cap_pollers;
+	uint64_t spin_ns;
+	uint64_t last_work_ns;
+	uint64_t last_fdcheck_ns;
+	struct evloop_stats st;
+};
+
+/* While pollers keep finding work, still look at fds this often. */
+#define EVLOOP_FDCHECK_NS 200000u
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ __volatile__("pause" ::: "memory");
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+static void hvc_ready(void *arg, int fd, uint32_t events)
+{
+	struct evloop *l = arg;
+	(void)fd;
+	(void)events;
+	int r = hvc_dispatch(l->h);
+	if (r < 0)
+		l->err = r;
+}
+
+static void stop_ready(void *arg, int fd, uint32_t events)
+{
+	(void)arg;
+	(void)events;
+	uint64_t v;
+	(void)!read(fd, &v, sizeof(v));
+}
+
+static int add_fd(struct evloop *l, int fd, uint32_t events, evloop_fd_fn cb, void *arg,
+		  bool internal)
+{
+	for (struct evloop_fd *r = l->fds; r; r = r->next)
+		if (r->fd == fd)
+			return -EEXIST;
+	struct evloop_fd *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->fd = fd;
+	r->cb = cb;
+	r->arg = arg;
+	r->internal = internal;
+	struct epoll_event ee = {.events = events, .data.ptr = r};
+	if (epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ee) < 0) {
+		int err = -errno;
+		free(r);
+		return err;
+	}
+	r->next = l->fds;
+	l->fds = r;
+	return 0;
+}
+
+int evloop_create(struct hvc *h, struct evloop **out)
+{
+	int ret;
+	struct evloop *l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->h = h;
+	l->spin_ns = EVLOOP_SPIN_NS_DEFAULT;
+	l->stop_fd = -1;
+	l->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (l->ep < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	l->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (l->stop_fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	ret = add_fd(l, l->stop_fd, EPOLLIN, stop_ready, l, true);
+	if (ret < 0)
+		goto fail;
+	if (h) {
+		ret = add_fd(l, hvc_fd(h), EPOLLIN, hvc_ready, l, true);
+		if (ret < 0)
+			goto fail;
+	}
+	*out = l;
+	return 0;
+fail:
+	evloop_destroy(l);
+	return ret;
+}
+
+void evloop_destroy(struct evloop *l)
+{
+	if (!l)
+		return;
+	for (struct evloop_fd *r = l->fds, *n; r; r = n) {
+		n = r->next;
+		free(r);
+	}
+	for (struct evloop_fd *r = l->dead, *n; r; r = n) {
+		n = r->next;
+		free(r);
+	}
+	if (l->stop_fd >= 0)
+		close(l->stop_fd);
+	if (l->ep >= 0)
+		close(l->ep);
+	free(l->pollers);
+	free(l);
+}
+
+int evloop_add_port(struct evloop *l, evtchn_port_t port, evtchn_handler_fn cb, void *arg)
+{
+	if (!l->h)
+		return -ENOTCONN;
+	return evtchn_set_handler(l->h, port, cb, arg);
+}
+
+int evloop_del_port(struct evloop *l, evtchn_port_t port)
+{
+	return evloop_add_port(l, port, NULL, NULL);
+}
+
+int evloop_add_fd(struct evloop *l, int fd, uint32_t events, evloop_fd_fn cb, void *arg)
+{
+	if (fd < 0 || !cb)
+		return -EINVAL;
+	return add_fd(l, fd, events, cb, arg, false);
+}
+
+static struct evloop_fd *find_fd(struct evloop *l, int fd, struct evloop_fd ***pp)
+{
+	struct evloop_fd **p = &l->fds;
+	while (*p && ((*p)->fd != fd || (*p)->internal))
+		p = &(*p)->next;
+	if (pp)
+		*pp = p;
+	return *p;
+}
+
+int evloop_mod_fd(struct evloop *l, int fd, uint32_t events)
+{
+	struct evloop_fd *r = find_fd(l, fd, NULL);
+	if (!r)
+		return -ENOENT;
+	struct epoll_event ee = {.events = events, .data.ptr = r};
+	return epoll_ctl(l->ep, EPOLL_CTL_MOD, fd, &ee) < 0 ? -errno : 0;
+}
+
+int evloop_del_fd(struct evloop *l, int fd)
+{
+	struct evloop_fd **p;
+	struct evloop_fd *r = find_fd(l, fd, &p);
+	if (!r)
+		return -ENOENT;
+	(void)epoll_ctl(l->ep, EPOLL_CTL_DEL, fd, NULL);
+	*p = r->next;
+	r->dead = true;
+	r->next = l->dead;
+	l->dead = r;
+	return 0;
+}
+
+int evloop_add_poller(struct evloop *l, evloop_poll_fn fn, void *arg)
+{
+	if (!fn)
+		return -EINVAL;
+	if (l->npollers == l->cap_pollers) {
+		unsigned cap = l->cap_pollers ? 2 * l->cap_pollers : 4;
+		struct evloop_poller *p = realloc(l->pollers, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		l->pollers = p;
+		l->cap_pollers = cap;
+	}
+	l->pollers[l->npollers++] = (struct evloop_poller){fn, arg};
+	/* A new poller probably has work soon: start by spinning. */
+	l->last_work_ns = now_ns();
+	return 0;
+}
+
+int evloop_del_poller(struct evloop *l, evloop_poll_fn fn, void *arg)
+{
+	for (unsigned i = 0; i < l->npollers; i++) {
+		if (l->pollers[i].fn == fn && l->pollers[i].arg == arg) {
+			memmove(&l->pollers[i], &l->pollers[i + 1],
+				(l->npollers - i - 1) * sizeof(*l->pollers));
+			l->npollers--;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+void evloop_set_spin_ns(struct evloop *l, uint64_t ns)
+{
+	l->spin_ns = ns;
+}
+
+void evloop_stop(struct evloop *l)
+{
+	atomic_store(&l->stop, true);
+	uint64_t one = 1;
+	(void)!write(l->stop_fd, &one, sizeof(one));
+}
+
+void evloop_get_stats(const struct evloop *l, struct evloop_stats *out)
+{
+	*out = l->st;
+}
+
+static int run_pollers(struct evloop *l, unsigned flags)
+{
+	int work = 0;
+	/* By index: a poller may add or remove pollers. */
+	for (unsigned i = 0; i < l->npollers; i++)
+		if (l->pollers[i].fn(l->pollers[i].arg, flags))
+			work++;
+	if (work)
+		l->st.poll_work += (uint64_t)work;
+	return work;
+}
+
+static int wait_fds(struct evloop *l, int timeout_ms)
+{
+	struct epoll_event evs[64];
+	if (timeout_ms != 0)
+		l->st.sleeps++;
+	int n = epoll_wait(l->ep, evs, 64, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (n > 0 && timeout_ms != 0)
+		l->st.wakeups++;
+	int handled = 0;
+	for (int i = 0; i < n; i++) {
+		struct evloop_fd *r = evs[i].data.ptr;
+		if (r->dead)
+			continue;
+		r->cb(r->arg, r->fd, evs[i].events);
+		if (!r->internal || r->cb == hvc_ready)
+			handled++;
+	}
+	for (struct evloop_fd *r = l->dead, *nx; r; r = nx) {
+		nx = r->next;
+		free(r);
+	}
+	l->dead = NULL;
+	return handled;
+}
+
+int evloop_run_once(struct evloop *l, int timeout_ms)
+{
+	if (l->err)
+		return l->err;
+	int total = 0, r;
+	uint64_t now = now_ns();
+	int w = run_pollers(l, 0);
+	if (w) {
+		total += w;
+		l->last_work_ns = now;
+		if (now - l->last_fdcheck_ns >= EVLOOP_FDCHECK_NS) {
+			l->last_fdcheck_ns = now;
+			r = wait_fds(l, 0);
+			if (r < 0)
+				return r;
+			total += r;
+		}
+		return l->err ? l->err : total;
+	}
+	/* Spin: pollers only, no system calls, while work was recent. */
+	if (l->npollers && now - l->last_work_ns < l->spin_ns) {
+		uint64_t start = now;
+		for (unsigned i = 1;; i++) {
+			cpu_relax();
+			w = run_pollers(l, 0);
+			if (w) {
+				l->last_work_ns = now_ns();
+				l->st.spin_ns += l->last_work_ns - start;
+				return total + w;
+			}
+			if (atomic_load_explicit(&l->stop, memory_order_relaxed))
+				return total;
+			if ((i & 15) == 0) {
+				now = now_ns();
+				if (now - l->last_work_ns >= l->spin_ns)
+					break;
+			}
+		}
+		l->st.spin_ns += now - start;
+	}
+	/* Final check before sleeping: pollers re-arm and look again. */
+	if (l->npollers) {
+		w = run_pollers(l, EVLOOP_POLL_FINAL);
+		if (w) {
+			l->last_work_ns = now_ns();
+			return total + w;
+		}
+	}
+	if (atomic_load_explicit(&l->stop, memory_order_relaxed))
+		return total;
+	r = wait_fds(l, timeout_ms);
+	if (r < 0)
+		return r;
+	total += r;
+	now = now_ns();
+	l->last_fdcheck_ns = now;
+	if (r)
+		l->last_work_ns = now; /* a wake-up usually brings more work */
+	return l->err ? l->err : total;
+}
+
+int evloop_run(struct evloop *l)
+{
+	while (!atomic_load(&l->stop)) {
+		int r = evloop_run_once(l, -1);
+		if (r < 0)
+			return r;
+	}
+	atomic_store(&l->stop, false);
+	return 0;
+}
