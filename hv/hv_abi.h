@@ -89,6 +89,7 @@ enum hv_op {
 	HV_OP_EVTCHN_STATUS = 11,
 	HV_OP_DEVICE_GET = 12,
 	HV_OP_HEARTBEAT = 13,
+	HV_OP_STORE_SEG = 14,
 	/* domain 0 only: anyone else gets -EPERM */
 	HV_OP_DOMCTL_CREATE = 32,
 	HV_OP_DOMCTL_DESTROY = 33,
@@ -145,6 +146,16 @@ struct hv_seg_alloc_rep {
 struct hv_seg_free_req {
 	uint32_t seg_id;
 };
+
+/* HV_OP_STORE_SEG: empty request; reply is struct hv_seg_alloc_rep for the
+ * one-page segment holding this domain's xenstore page (the start-info frame
+ * granted to dom0 at GNTTAB_RESERVED_XENSTORE) plus its read-write fd, so the
+ * domain can map its own store page. Domain 0 has none: -ENOENT. */
+
+/* HV_OP_HEARTBEAT, HV_OP_DOMCTL_LIST, HV_OP_DOMCTL_SUBSCRIBE: empty request.
+ * HV_OP_GNTTAB_SETUP: the table is created with the domain and has a fixed
+ * size (the reply's nr_entries, >= the request unless capped); every call
+ * returns the same table. */
 
 /* HV_OP_GNTTAB_SETUP: reply carries the grant table memfd (read-write). */
 struct hv_gnttab_setup_req {

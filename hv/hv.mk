@@ -1,0 +1,13 @@
+# hv/hv.mk: drvdom-hv, the hypervisor core daemon (docs/hv.md), its
+# hypercall-decoding unit suite and its integration suite with the static
+# test domain kernels it starts. The domain-side library is in hv/lib.mk.
+BINS += drvdom-hv
+drvdom-hv_SRCS := hv/hv_main.c hv/hv_call.c hv/hv_dispatch.c hv/hv_domain.c \
+	hv/hv_sandbox.c hv/hv_grant.c hv/hv_evtchn.c
+drvdom-hv_DEPLIBS := drvdom
+drvdom-hv_LIBS := $(SECCOMP_LIBS)
+
+# Static test domain kernels the hv suite starts.
+TEST_BINS += dom_sandbox dom_hcall
+dom_sandbox_SRCS := tests/integration/dom_sandbox.c
+dom_hcall_SRCS := tests/integration/dom_hcall.c tests/integration/hvtest_msg.c

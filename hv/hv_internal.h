@@ -1,0 +1,278 @@
+// SPDX-License-Identifier: MIT
+// drvdom-hv's internal header: the daemon's state (domain table, dom0
+// connections, segments, grant pins, event channel ports, devices) and the
+// prototypes of its files, grouped by the file that defines them. The hv is
+// single-threaded: one epoll loop owns every structure here, so nothing is
+// locked (docs/hv.md, "Threading"). Wire formats are in hv/hv_abi.h.
+#ifndef DRVDOM_HV_INTERNAL_H
+#define DRVDOM_HV_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hv/hv_abi.h"
+
+/* Limits the contract leaves to the implementation (docs/hv.md, "Limits"). */
+#define HV_MAX_DOMAINS 512u		 /* live domains, dom0 excluded */
+#define HV_GNTTAB_ENTRIES 32768u	 /* grant entries per domain (256 KiB) */
+#define HV_MAX_SEGS 4096u		 /* segments per domain */
+#define HV_MAX_HANDLES 65536u		 /* grant map handles per domain */
+#define HV_MAX_DEVICES 16u		 /* assigned devices per domain */
+#define HV_DEFAULT_MEMORY (256ull << 20) /* segment + private memory */
+#define HV_MAX_MEMORY (64ull << 30)	 /* largest memory a domain may ask */
+#define HV_DOMAIN_NOFILE 16384u		 /* RLIMIT_NOFILE of a domain */
+#define HV_SNDBUF (4u << 20)		 /* hv end of every hypercall socket */
+#define HV_DOM_HCALL_FD 3		 /* the hypercall socket in a domain */
+
+/* What an epoll event belongs to: epoll_event.data.ptr points at one. */
+enum hv_ev_kind {
+	HV_EV_LISTEN,
+	HV_EV_SIGNAL,
+	HV_EV_CONN,
+	HV_EV_PIDFD,
+	HV_EV_CONSOLE,
+};
+struct hv_ev {
+	enum hv_ev_kind kind;
+	void *obj;
+};
+
+struct hv_dom;
+
+/* One hypercall connection: a domain's socket, or one dom0 connection. */
+struct hv_conn {
+	struct hv_conn *next; /* in hv.conns (dom0 connections only) */
+	int fd;
+	unsigned serial; /* for log lines */
+	struct hv_dom *dom;
+	bool subscribed; /* HV_EVT_DOMAIN_EXIT wanted */
+	bool dead;	 /* malformed: no more reading */
+	struct hv_ev ev;
+};
+
+/* A grant segment: memfd of npages, dedicated to one peer. */
+struct hv_seg {
+	struct hv_seg *next;
+	struct hv_conn *owner; /* the connection that made it */
+	uint32_t id;
+	uint32_t gen; /* global, never reused: names this instance */
+	domid_t peer;
+	uint32_t first_frame;
+	uint32_t npages;
+	uint32_t pins; /* live map handles and copies into it */
+	int fd;	       /* read-write memfd, sealed against resize */
+	int ro_fd;     /* the same memfd reopened O_RDONLY, made on demand */
+};
+
+/* Status-bit pins the hv holds on one entry of a granter's table. */
+struct hv_pin {
+	uint32_t ro;
+	uint32_t rw;
+	uint32_t frame; /* read once when the first pin was taken */
+	struct hv_seg *seg;
+};
+
+/* A mapping this domain holds of another domain's grant. */
+struct hv_handle {
+	bool used;
+	bool ro;
+	struct hv_dom *granter; /* NULL once the granter is gone */
+	struct hv_conn *owner;
+	grant_ref_t ref;
+	uint32_t next_free;
+};
+
+enum hv_port_state {
+	HV_PORT_FREE = 0,
+	HV_PORT_UNBOUND = 1,
+	HV_PORT_INTERDOMAIN = 2,
+};
+struct hv_port {
+	uint8_t state; /* enum hv_port_state */
+	domid_t remote_dom;
+	evtchn_port_t remote_port;
+	struct hv_conn *owner; /* who gets the async events */
+};
+
+struct hv_device {
+	struct hv_device *next;
+	char name[HV_DEVNAME_MAX];
+	int fd;
+};
+
+/* A DOMCTL_DESTROY caller waiting for the domain to be gone. */
+struct hv_waiter {
+	struct hv_waiter *next;
+	struct hv_conn *conn;
+	uint32_t op, id;
+};
+
+struct hv_dom {
+	domid_t domid;
+	uint16_t state; /* enum hv_dom_state */
+	uint32_t flags; /* HV_DOMF_* */
+	char name[HV_NAME_MAX];
+	uint64_t memory, mem_used;
+	uint64_t start_ns, heartbeat_ns;
+	uint32_t restarts;
+	evtchn_port_t store_port;
+	uint32_t store_frame;
+
+	/* the process (not for dom0) */
+	pid_t pid;
+	int pidfd;
+	struct hv_ev pid_ev;
+	struct hv_conn *conn;
+	uint16_t exit_reason; /* set when the hv itself kills the domain */
+	struct hv_waiter *waiters;
+
+	/* console */
+	int con_fd, log_fd;
+	struct hv_ev con_ev;
+	size_t con_len;
+	char con_buf[1024];
+
+	/* grants: own table (shared memfd) and pins others hold on it */
+	int gnt_fd;
+	struct grant_entry_v1 *gnt;
+	uint32_t gnt_nr;
+	struct hv_pin *pins; /* gnt_nr entries */
+	struct hv_seg *segs;
+	uint32_t nsegs, next_seg_id, next_frame;
+	/* mappings of others' grants */
+	struct hv_handle *handles;
+	uint32_t nhandles, handle_cap, handle_free;
+
+	struct hv_port *ports; /* HV_EVTCHN_PORTS entries */
+	struct hv_device *devs;
+	unsigned ndevs;
+};
+
+struct hv {
+	const char *run_dir;
+	bool foreground;
+	int epfd, listen_fd, sig_fd;
+	struct hv_ev listen_ev, sig_ev;
+	struct hv_dom *doms[DOMID_FIRST_FREE]; /* [0] is dom0 */
+	unsigned ndoms;			       /* live, dom0 excluded */
+	domid_t next_domid;
+	uint32_t seg_gen;
+	unsigned conn_serial;
+	struct hv_conn *conns; /* dom0 connections */
+	bool stopping;
+};
+extern struct hv hv;
+
+/* --- hv_call.c: message decoding, no state (unit-tested alone) --------- */
+
+/* How an op's payload is shaped and who may call it. */
+struct hv_op_desc {
+	uint32_t op;
+	const char *name;
+	uint32_t fixed;	    /* bytes of the fixed part */
+	uint32_t elem;	    /* bytes per element after a u32 count (0: none) */
+	uint32_t count_off; /* offset of that u32 count */
+	uint32_t max_elems; /* most elements */
+	unsigned nfds;	    /* fds that must come with the request */
+	bool dom0_only;
+	bool var_strings; /* DOMCTL_CREATE: strings fill the rest */
+};
+
+/* The descriptor of op, or NULL if the op is unknown. */
+const struct hv_op_desc *hv_call_desc(uint32_t op);
+
+/* Check one received datagram (size bytes, nfds fds, truncated if the
+ * kernel said so) for well-formedness. On success *desc is the op's
+ * descriptor and 0 is returned. A malformed message gets -EBADMSG and a
+ * static text in *why. Does not check dom0-only ops (the caller answers
+ * those with -EPERM) nor arguments. */
+int hv_call_check(const void *msg, size_t size, unsigned nfds, bool truncated,
+		  const struct hv_op_desc **desc, const char **why);
+
+/* DOMCTL_CREATE: split the strings after struct hv_create_req. strs gets
+ * nr_strings pointers into payload. Returns 0, or -EBADMSG if the strings do
+ * not exactly fill the payload. */
+int hv_call_create_strings(const void *payload, uint32_t len, const char **strs, uint32_t max);
+
+/* A name fits buf (NUL within cap, not empty) and uses [A-Za-z0-9_.-] only.
+ * Returns 0 or -EINVAL. */
+int hv_call_name_check(const char *name, size_t cap);
+
+/* One grant-copy side: offset and length inside a page. */
+bool hv_call_copy_fits(uint16_t offset, uint16_t len);
+
+/* --- hv_main.c ----------------------------------------------------------- */
+
+/* Send a message (header + payload + fds) on c without blocking. A peer
+ * that does not read its socket is a faulty domain: it is killed (dom0: the
+ * connection is closed). Returns 0 or -errno. */
+int hv_send(struct hv_conn *c, uint32_t op, uint32_t id, int32_t ret, const void *p, size_t len,
+	    const int *fds, unsigned nfds);
+void hv_epoll_add(int fd, struct hv_ev *ev);
+uint64_t hv_now_ns(void);
+
+/* --- hv_dispatch.c: one decoded hypercall ------------------------------ */
+void hv_conn_readable(struct hv_conn *c);
+void hv_conn_close(struct hv_conn *c);
+/* Close the dom0 connections marked dead (from the main loop only). */
+void hv_conns_reap(void);
+/* Kill the domain behind c (or close a dom0 connection) for a malformed
+ * message, logging why. */
+void hv_conn_malformed(struct hv_conn *c, const char *opname, const char *why);
+
+/* --- hv_domain.c ------------------------------------------------------------ */
+int hv_dom0_init(void);
+struct hv_dom *hv_dom_get(domid_t domid);
+int hv_domctl_create(struct hv_conn *c, const struct hv_create_req *req, const char **strs,
+		     struct hv_create_rep *rep);
+int hv_dom_signal(struct hv_dom *d, int sig);
+void hv_dom_exited(struct hv_dom *d);
+void hv_dom_console(struct hv_dom *d);
+void hv_dom_fill_info(const struct hv_dom *d, bool for_dom0, struct hv_domain_info *out);
+void hv_dom_kill_all(void);
+/* Release what connection c owns in its domain (dom0 disconnect). */
+void hv_conn_release(struct hv_conn *c);
+int hv_device_assign(struct hv_dom *d, const char *name, int fd);
+int hv_device_get(struct hv_dom *d, const char *name, int *fd);
+
+/* --- hv_sandbox.c --------------------------------------------------------- */
+int hv_sandbox_init(void);
+/* Check that the kernel at kfd is a static ELF executable (-ENOEXEC else). */
+int hv_sandbox_check_kernel(int kfd, const char *path);
+/* Start the domain process; fills *pid and *pidfd. */
+int hv_sandbox_spawn(int kfd, int sock, int con, const char *const *argv, domid_t domid,
+		     uint64_t memory, pid_t *pid, int *pidfd);
+
+/* --- hv_grant.c ------------------------------------------------------------- */
+int hv_gnttab_init(struct hv_dom *d);
+void hv_gnttab_free(struct hv_dom *d);
+int hv_seg_alloc(struct hv_dom *d, struct hv_conn *owner, domid_t peer, uint32_t npages,
+		 struct hv_seg **out);
+int hv_seg_free(struct hv_dom *d, struct hv_conn *owner, uint32_t seg_id);
+/* Free every segment (owner NULL) or those owner made. */
+void hv_seg_free_all(struct hv_dom *d, struct hv_conn *owner);
+/* Grant ref on d's own table to peer for frame (hv-made grants only). */
+void hv_gnt_grant(struct hv_dom *d, grant_ref_t ref, domid_t peer, uint32_t frame);
+void hv_gnt_map(struct hv_conn *c, const struct hv_gnt_map_op *op, uint32_t n,
+		struct hv_gnt_map_res *res, int *fds, unsigned *nfds);
+int16_t hv_gnt_unmap_one(struct hv_dom *d, struct hv_conn *c, uint32_t handle);
+void hv_gnt_copy(struct hv_conn *c, struct hv_gnt_copy *ops, uint32_t n);
+/* Drop every mapping d holds (owner NULL) or owner holds. */
+void hv_gnt_revoke_all(struct hv_dom *d, struct hv_conn *owner);
+/* Forget handles anyone holds on granter d (its table is going away). */
+void hv_gnt_forget_granter(struct hv_dom *d);
+
+/* --- hv_evtchn.c ------------------------------------------------------------ */
+int hv_evtchn_init(struct hv_dom *d);
+int hv_evtchn_alloc_unbound(struct hv_dom *d, struct hv_conn *owner, domid_t remote,
+			    evtchn_port_t *port);
+int hv_evtchn_bind(struct hv_conn *c, domid_t remote, evtchn_port_t rport, evtchn_port_t *port,
+		   int fds[2]);
+int hv_evtchn_close(struct hv_dom *d, struct hv_conn *c, evtchn_port_t port);
+int hv_evtchn_status(struct hv_dom *d, evtchn_port_t port, struct hv_evtchn_status_rep *rep);
+/* Close every port of d (owner NULL) or those owner holds. */
+void hv_evtchn_close_all(struct hv_dom *d, struct hv_conn *owner);
+
+#endif
