@@ -1,11 +1,12 @@
 # tools/: the drvdom toolstack CLI. (Its variables are drvdom_cli_* because
 # drvdom_* belongs to libdrvdom.)
 LIBS_A += drvtools
-drvtools_SRCS := tools/xlcfg.c tools/tool_rundir.c tools/tool_daemons.c
+drvtools_SRCS := tools/xlcfg.c tools/tool_rundir.c tools/tool_daemons.c \
+	tools/tool_domain.c tools/tool_vbd.c
 UNIT_SUITES += xlcfg
 xlcfg_TEST_DEPLIBS := drvtools drvdom
 
 BINS += drvdom_cli
 drvdom_cli_OUT := drvdom
 drvdom_cli_SRCS := tools/drvdom.c
-drvdom_cli_DEPLIBS := drvtools drvdom
+drvdom_cli_DEPLIBS := drvtools xenstore drvdom

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* tools/tool_rundir.c */
 /* The run dir: $DRVDOM_RUN_DIR, else /run/drvdom as root, else
@@ -21,6 +22,35 @@ int tool_cmd_up(int argc, char **argv);
 int tool_cmd_down(int argc, char **argv);
 /* true when drvdom-hv answers on RUN/hv/socket. */
 bool tool_hv_running(void);
+
+/* tools/tool_domain.c */
+struct hvc;
+struct xs_handle;
+struct hv_domain_info;
+struct xlcfg_disk;
+int tool_cmd_create(int argc, char **argv);
+int tool_cmd_list(int argc, char **argv);
+int tool_cmd_destroy(int argc, char **argv);
+int tool_cmd_kill(int argc, char **argv);
+/* Connect to this run dir's hv / xenstored, printing why not on failure. */
+int tool_connect_hv(struct hvc **out);
+struct xs_handle *tool_connect_xs(void);
+/* A domain by name or decimal id: 0 or -ESRCH. */
+int tool_find_domain(struct hvc *h, const char *name, struct hv_domain_info *out);
+/* xenstore helpers printing the failure: write; owner + one reader. */
+bool tool_xs_write(struct xs_handle *xs, unsigned t, const char *path, const char *val);
+bool tool_xs_perms(struct xs_handle *xs, unsigned t, const char *path, unsigned owner,
+		   unsigned reader);
+void tool_domain_teardown(struct hvc *h, struct xs_handle *xs, uint16_t domid,
+			  const char *name);
+
+/* tools/tool_vbd.c */
+int tool_vbd_attach(struct hvc *h, struct xs_handle *xs, const struct hv_domain_info *guest,
+		    const struct hv_domain_info *back, const struct xlcfg_disk *disk);
+/* "xvda,xvdb,serves 2 vbd" for drvdom list. */
+void tool_describe_devices(struct xs_handle *xs, uint16_t domid, char *buf, size_t len);
+/* Remove RUN/GUEST (its NBD sockets). */
+void tool_rm_guest_dir(const char *dir);
 
 /* tools/drvdom.c */
 int tool_cmd_bench(int argc, char **argv);
