@@ -11,3 +11,7 @@ drvdom-hv_LIBS := $(SECCOMP_LIBS)
 TEST_BINS += dom_sandbox dom_hcall
 dom_sandbox_SRCS := tests/integration/dom_sandbox.c
 dom_hcall_SRCS := tests/integration/dom_hcall.c tests/integration/hvtest_msg.c
+
+# Hypercall decoding, without processes.
+UNIT_SUITES += hv_call
+hv_call_TEST_SRCS := hv/hv_call.c
