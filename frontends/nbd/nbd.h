@@ -76,8 +76,9 @@ struct nbd_server;
 int nbd_server_create(const struct nbd_export *exp, const struct nbd_backend_ops *ops, void *ctx,
 		      struct nbd_server **out);
 
-/* Listen on a Unix stream socket at path (an existing socket file is
- * replaced). May be called more than once. Returns 0 or -errno. */
+/* Listen on a Unix stream socket at path, mode 0600 (a stale socket file
+ * is replaced; anything else there is -EEXIST). May be called more than
+ * once. Returns 0 or -errno. */
 int nbd_server_listen_unix(struct nbd_server *srv, const char *path);
 
 /* Serve an already listening socket; the server takes ownership of fd. */

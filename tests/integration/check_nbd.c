@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -49,6 +50,8 @@ static void start_server(const char *extra)
 	fx.pid = fork();
 	ck_assert_int_ge(fx.pid, 0);
 	if (fx.pid == 0) {
+		/* A failed test skips teardown: the server must not outlive it. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (extra)
 			execl(bin, bin, "--socket", fx.sock, fx.img, extra, (char *)NULL);
 		else
@@ -400,6 +403,9 @@ START_TEST(test_two_concurrent_qemu_io)
 		ck_assert_int_eq(waitpid(kids[k], &st, 0), kids[k]);
 		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client %d failed", k);
 	}
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < n[k]; i++)
+			free(cmds[k][i]);
 	/* Each sees the other's data. */
 	free(qemu_io1("read -P 1 0 1048576"));
 	free(qemu_io1("read -P 119 52428800 1048576"));

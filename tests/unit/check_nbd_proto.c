@@ -361,6 +361,111 @@ START_TEST(test_create_rejects_bad_export)
 }
 END_TEST
 
+static uint32_t xs32(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+/* Random bytes and half-valid requests after a valid or broken handshake,
+ * with the backend completing at random: the server must neither crash nor
+ * leak (run under SANITIZE=1), and must free everything on destroy. */
+START_TEST(test_fuzz_stream)
+{
+	static struct async_be be;
+	struct nbd_export exp = {
+	    .size = DISK,
+	    .min_block = 1u << (_i % 4 * 3), /* 1, 8, 64, 512 */
+	    .max_payload = 64u << 10,
+	    .can_flush = true,
+	    .can_trim = true,
+	    .can_zero = _i & 1,
+	    .read_only = _i % 5 == 0,
+	};
+	uint32_t seed = 0x9e3779b9u * (uint32_t)(_i + 1);
+	int sv[2];
+	uint8_t b[8192];
+
+	memset(&be, 0, sizeof(be));
+	be.cap = 1 + (int)(xs32(&seed) % 16);
+	ck_assert_int_eq(nbd_server_create(&exp, &async_ops, &be, &be.srv), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	ck_assert_int_eq(nbd_server_add_client(be.srv, sv[0]), 0);
+	if (_i % 3) {
+		nbd_put32(b, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+		nbd_put64(b + 4, NBD_OPTS_MAGIC);
+		nbd_put32(b + 12, NBD_OPT_GO);
+		nbd_put32(b + 16, 6);
+		memset(b + 20, 0, 6);
+		ck_assert_int_eq(send(sv[1], b, 26, MSG_NOSIGNAL), 26);
+	}
+	for (int round = 0; round < 200; round++) {
+		uint32_t k = xs32(&seed) % 4;
+		size_t n = 0;
+
+		if (k == 0) { /* garbage */
+			n = 1 + xs32(&seed) % 64;
+			for (size_t i = 0; i < n; i++)
+				b[i] = (uint8_t)xs32(&seed);
+		} else { /* a request with random fields, sometimes a payload */
+			uint16_t type = (uint16_t)(xs32(&seed) % 9);
+			uint32_t len = xs32(&seed) % 3 ? xs32(&seed) % 9000 : xs32(&seed);
+
+			nbd_put32(b, xs32(&seed) % 50 ? NBD_REQUEST_MAGIC : xs32(&seed));
+			nbd_put16(b + 4, (uint16_t)(xs32(&seed) % 8 ? 0 : xs32(&seed) % 4));
+			nbd_put16(b + 6, type);
+			nbd_put64(b + 8, round);
+			nbd_put64(b + 16, xs32(&seed) % 2 ? xs32(&seed) % DISK : xs32(&seed));
+			nbd_put32(b + 24, len);
+			n = NBD_REQUEST_SIZE;
+			if (type == NBD_CMD_WRITE) {
+				size_t pl = len < 4096 ? len : xs32(&seed) % 4096;
+
+				memset(b + n, 0x5a, pl);
+				n += pl;
+			}
+		}
+		if (send(sv[1], b, n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN)
+			break; /* the server hung up: fine */
+		while (recv(sv[1], b, sizeof(b), MSG_DONTWAIT) > 0)
+			;
+		ck_assert_int_eq(nbd_server_dispatch(be.srv), 0);
+		while (be.nheld && xs32(&seed) % 2) {
+			int j = (int)(xs32(&seed) % (uint32_t)be.nheld);
+			struct nbd_io *io = be.held[j];
+
+			be.held[j] = be.held[--be.nheld];
+			ck_assert_uint_le(io->offset + io->length, DISK);
+			if (io->cmd == NBD_IO_WRITE)
+				memcpy(be.disk + io->offset, io->data, io->length);
+			nbd_io_complete(io, xs32(&seed) % 4 ? 0 : -EIO);
+			nbd_server_kick(be.srv);
+		}
+		pump(&be);
+	}
+	{
+		struct nbd_server_stats st;
+
+		nbd_server_get_stats(be.srv, &st);
+		/* After a good handshake the stream reached the backend. */
+		ck_assert(_i % 3 == 0 || st.requests > 0);
+	}
+	close(sv[1]);
+	pump(&be);
+	if (_i % 2) {
+		async_complete_all(&be);
+		pump(&be);
+		nbd_server_destroy(be.srv);
+	} else {
+		nbd_server_destroy(be.srv); /* with ios still held */
+		while (be.nheld)
+			nbd_io_complete(be.held[--be.nheld], 0);
+	}
+}
+END_TEST
+
 Suite *nbd_proto_suite(void);
 
 Suite *nbd_proto_suite(void)
@@ -377,6 +482,7 @@ Suite *nbd_proto_suite(void)
 	tcase_add_test(a, test_async_out_of_order);
 	tcase_add_test(a, test_async_reverse_order_replies);
 	tcase_add_test(a, test_create_rejects_bad_export);
+	tcase_add_loop_test(a, test_fuzz_stream, 0, 40);
 	suite_add_tcase(s, a);
 	return s;
 }
