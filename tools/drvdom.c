@@ -18,13 +18,14 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{"up", tool_cmd_up, "up                      start drvdom-hv and drvdom-xenstored"},
-	{"down", tool_cmd_down, "down                    stop them and every domain"},
-	{"create", tool_cmd_create, "create FILE.cfg [k=v …] start a domain from an xl.cfg file"},
-	{"list", tool_cmd_list, "list                    domains: id, name, role, state, devices"},
-	{"destroy", tool_cmd_destroy, "destroy NAME|ID         stop a domain and remove its devices"},
-	{"kill", tool_cmd_kill, "kill NAME|ID            SIGKILL a domain (fault injection)"},
-	{"bench", tool_cmd_bench, "bench ring|xenstore|…   run a benchmark (see --help of each)"},
+    {"up", tool_cmd_up, "up                      start drvdom-hv and drvdom-xenstored"},
+    {"down", tool_cmd_down, "down                    stop them and every domain"},
+    {"create", tool_cmd_create, "create FILE.cfg [k=v …] start a domain from an xl.cfg file"},
+    {"list", tool_cmd_list, "list                    domains: id, name, role, state, devices"},
+    {"destroy", tool_cmd_destroy, "destroy NAME|ID         stop a domain and remove its devices"},
+    {"kill", tool_cmd_kill, "kill NAME|ID            SIGKILL a domain (fault injection)"},
+    {"exec", tool_cmd_exec, "exec DOMAIN -- CMD …     run CMD in the domain's network namespace"},
+    {"bench", tool_cmd_bench, "bench ring|xenstore|…   run a benchmark (see --help of each)"},
 };
 
 static void usage(FILE *f)

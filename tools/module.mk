@@ -2,7 +2,7 @@
 # drvdom_* belongs to libdrvdom.)
 LIBS_A += drvtools
 drvtools_SRCS := tools/xlcfg.c tools/tool_rundir.c tools/tool_daemons.c \
-	tools/tool_domain.c tools/tool_vbd.c
+	tools/tool_domain.c tools/tool_vbd.c tools/tool_exec.c tools/nbdc.c
 UNIT_SUITES += xlcfg
 xlcfg_TEST_DEPLIBS := drvtools drvdom
 
@@ -10,3 +10,6 @@ BINS += drvdom_cli
 drvdom_cli_OUT := drvdom
 drvdom_cli_SRCS := tools/drvdom.c
 drvdom_cli_DEPLIBS := drvtools xenstore drvdom
+
+INTEG_SUITES += nbdc
+nbdc_TEST_DEPLIBS := drvtools drvdom

@@ -41,8 +41,7 @@ int tool_find_domain(struct hvc *h, const char *name, struct hv_domain_info *out
 bool tool_xs_write(struct xs_handle *xs, unsigned t, const char *path, const char *val);
 bool tool_xs_perms(struct xs_handle *xs, unsigned t, const char *path, unsigned owner,
 		   unsigned reader);
-void tool_domain_teardown(struct hvc *h, struct xs_handle *xs, uint16_t domid,
-			  const char *name);
+void tool_domain_teardown(struct hvc *h, struct xs_handle *xs, uint16_t domid, const char *name);
 
 /* tools/tool_vbd.c */
 int tool_vbd_attach(struct hvc *h, struct xs_handle *xs, const struct hv_domain_info *guest,
@@ -51,6 +50,14 @@ int tool_vbd_attach(struct hvc *h, struct xs_handle *xs, const struct hv_domain_
 void tool_describe_devices(struct xs_handle *xs, uint16_t domid, char *buf, size_t len);
 /* Remove RUN/GUEST (its NBD sockets). */
 void tool_rm_guest_dir(const char *dir);
+
+/* tools/tool_exec.c */
+int tool_cmd_exec(int argc, char **argv);
+/* Join the network namespace of process pid (its user namespace first when
+ * not root). 0 or -errno. */
+int tool_enter_netns(int pid);
+/* Host pid of a running domain, for joining its namespaces. */
+int tool_domain_netns_pid(const char *name, int *pid);
 
 /* tools/drvdom.c */
 int tool_cmd_bench(int argc, char **argv);

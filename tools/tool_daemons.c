@@ -29,8 +29,8 @@ struct daemon_desc {
 };
 
 static const struct daemon_desc hv_desc = {"drvdom-hv", "hv.pid", "hv/socket", SOCK_SEQPACKET};
-static const struct daemon_desc xs_desc = {"drvdom-xenstored", "xenstored.pid",
-					   "xenstored/socket", SOCK_STREAM};
+static const struct daemon_desc xs_desc = {"drvdom-xenstored", "xenstored.pid", "xenstored/socket",
+					   SOCK_STREAM};
 
 static bool socket_answers(const char *rel, int type)
 {

@@ -92,9 +92,11 @@ static int domain_xs_setup(struct xs_handle *xs, const struct hv_domain_info *di
 		xs_transaction_t t = xs_transaction_start(xs);
 		if (!t)
 			return -errno;
-		bool ok = tool_xs_write(xs, t, base, "") && tool_xs_perms(xs, t, base, 0, di->domid);
+		bool ok =
+		    tool_xs_write(xs, t, base, "") && tool_xs_perms(xs, t, base, 0, di->domid);
 		snprintf(p, sizeof(p), "%s/name", base);
-		ok = ok && tool_xs_write(xs, t, p, di->name) && tool_xs_perms(xs, t, p, 0, di->domid);
+		ok = ok && tool_xs_write(xs, t, p, di->name) &&
+		     tool_xs_perms(xs, t, p, 0, di->domid);
 		snprintf(p, sizeof(p), "%s/domid", base);
 		snprintf(v, sizeof(v), "%u", di->domid);
 		ok = ok && tool_xs_write(xs, t, p, v) && tool_xs_perms(xs, t, p, 0, di->domid);
@@ -123,8 +125,8 @@ static int domain_xs_setup(struct xs_handle *xs, const struct hv_domain_info *di
 	return 0;
 }
 
-static const char *const known_keys[] = {"name", "kernel", "memory", "on_crash",
-					 "driver_domain", "disk", "extra_args"};
+static const char *const known_keys[] = {"name",	  "kernel", "memory",	 "on_crash",
+					 "driver_domain", "disk",   "extra_args"};
 
 static int cfg_string(const struct xlcfg *cfg, const char *key, const char **out)
 {
@@ -189,7 +191,8 @@ int tool_cmd_create(int argc, char **argv)
 	e = xlcfg_get(&cfg, "memory");
 	if (e) {
 		if (e->val.type != XLCFG_INT || e->val.num <= 0 || e->val.num > (64 << 10)) {
-			fprintf(stderr, "drvdom: line %d: memory must be a size in MiB (1..65536)\n",
+			fprintf(stderr,
+				"drvdom: line %d: memory must be a size in MiB (1..65536)\n",
 				e->line);
 			goto out;
 		}
@@ -232,8 +235,9 @@ int tool_cmd_create(int argc, char **argv)
 	if (!kernel)
 		kernel = driver ? NULL : "drvdom-guest";
 	if (!kernel) {
-		fprintf(stderr, "drvdom: %s: a driver domain needs kernel = \"drvdom-blkback\" or "
-				"similar\n",
+		fprintf(stderr,
+			"drvdom: %s: a driver domain needs kernel = \"drvdom-blkback\" or "
+			"similar\n",
 			argv[1]);
 		free(disks);
 		goto out;
@@ -257,8 +261,9 @@ int tool_cmd_create(int argc, char **argv)
 	for (size_t i = 0; i < ndisks; i++) {
 		int r = tool_find_domain(h, disks[i].backend, &backs[i]);
 		if (r || !(backs[i].flags & HV_DOMF_DRIVER) || backs[i].state != HV_DOM_RUNNING) {
-			fprintf(stderr, "drvdom: disk %s: backend '%s' is not a running driver "
-					"domain\n",
+			fprintf(stderr,
+				"drvdom: disk %s: backend '%s' is not a running driver "
+				"domain\n",
 				disks[i].vdev, disks[i].backend);
 			free(backs);
 			free(disks);
@@ -273,8 +278,11 @@ int tool_cmd_create(int argc, char **argv)
 		for (size_t i = 0; i < e->val.nitems && nargs < 63; i++)
 			args[nargs++] = e->val.items[i];
 	args[nargs] = NULL;
-	struct hvc_create_args ca = {.kernel = kpath, .argv = args, .name = name,
-				     .memory = memory, .flags = driver ? HV_DOMF_DRIVER : 0};
+	struct hvc_create_args ca = {.kernel = kpath,
+				     .argv = args,
+				     .name = name,
+				     .memory = memory,
+				     .flags = driver ? HV_DOMF_DRIVER : 0};
 	struct hv_create_rep cr;
 	int r = hvc_domctl_create(h, &ca, &cr);
 	if (r) {

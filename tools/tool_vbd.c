@@ -109,13 +109,13 @@ int tool_vbd_attach(struct hvc *h, struct xs_handle *xs, const struct hv_domain_
 			return -errno;
 		bool ok = tool_xs_write(xs, t, be, "") &&
 			  tool_xs_perms(xs, t, be, back->domid, guest->domid);
-#define BE(key, val)                                                                        \
-	(snprintf(p, sizeof(p), "%s/%s", be, key),                                          \
-	 ok = ok && tool_xs_write(xs, t, p, val) &&                                         \
+#define BE(key, val)                                                                               \
+	(snprintf(p, sizeof(p), "%s/%s", be, key),                                                 \
+	 ok = ok && tool_xs_write(xs, t, p, val) &&                                                \
 	      tool_xs_perms(xs, t, p, back->domid, guest->domid))
-#define FE(key, val)                                                                        \
-	(snprintf(p, sizeof(p), "%s/%s", fe, key),                                          \
-	 ok = ok && tool_xs_write(xs, t, p, val) &&                                         \
+#define FE(key, val)                                                                               \
+	(snprintf(p, sizeof(p), "%s/%s", fe, key),                                                 \
+	 ok = ok && tool_xs_write(xs, t, p, val) &&                                                \
 	      tool_xs_perms(xs, t, p, guest->domid, back->domid))
 		BE("frontend", fe);
 		snprintf(v, sizeof(v), "%u", guest->domid);

@@ -256,8 +256,8 @@ int xlcfg_set(struct xlcfg *cfg, const char *assignment, char *err, size_t errle
 	while (*v == ' ')
 		v++;
 	/* A bare word is a string, as on xl's command line. */
-	bool structured = *v == '"' || *v == '\'' || *v == '[' || *v == '-' ||
-			  isdigit((unsigned char)*v);
+	bool structured =
+	    *v == '"' || *v == '\'' || *v == '[' || *v == '-' || isdigit((unsigned char)*v);
 	size_t klen = (size_t)(eq - assignment);
 	while (klen && assignment[klen - 1] == ' ')
 		klen--;
@@ -410,8 +410,8 @@ static int copy_field(char *dst, size_t cap, const char *src, const char *what, 
 int xlcfg_disk_parse(const char *text, struct xlcfg_disk *disk, char *err, size_t errlen)
 {
 	static const char *const positional[] = {"target", "format", "vdev", "access"};
-	static const char *const known[] = {"target", "format", "vdev", "access", "backend",
-					    "devtype", "script"};
+	static const char *const known[] = {"target",  "format",  "vdev",  "access",
+					    "backend", "devtype", "script"};
 	struct xlcfg_spec spec;
 	memset(disk, 0, sizeof(*disk));
 	strcpy(disk->format, "raw");
@@ -424,7 +424,8 @@ int xlcfg_disk_parse(const char *text, struct xlcfg_disk *disk, char *err, size_
 		const struct xlcfg_kv *kv = &spec.kv[i];
 		if (!kv->key) {
 			if (npos >= 4) {
-				snprintf(err, errlen, "disk '%s': too many positional fields", text);
+				snprintf(err, errlen, "disk '%s': too many positional fields",
+					 text);
 				r = -EINVAL;
 			} else {
 				vals[npos++] = kv->val;
@@ -468,8 +469,9 @@ int xlcfg_disk_parse(const char *text, struct xlcfg_disk *disk, char *err, size_
 	if (!r) {
 		disk->devid = xlcfg_vdev_to_devid(disk->vdev);
 		if (disk->devid < 0) {
-			snprintf(err, errlen, "disk '%s': bad vdev name '%s' (expected xvda, xvdb, …)",
-				 text, disk->vdev);
+			snprintf(err, errlen,
+				 "disk '%s': bad vdev name '%s' (expected xvda, xvdb, …)", text,
+				 disk->vdev);
 			r = -EINVAL;
 		}
 	}

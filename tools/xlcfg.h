@@ -13,9 +13,9 @@ enum xlcfg_type { XLCFG_STRING, XLCFG_INT, XLCFG_LIST };
 
 struct xlcfg_value {
 	enum xlcfg_type type;
-	char *str;      /* XLCFG_STRING; also the text of an XLCFG_INT */
-	long long num;  /* XLCFG_INT */
-	char **items;   /* XLCFG_LIST: strings */
+	char *str;     /* XLCFG_STRING; also the text of an XLCFG_INT */
+	long long num; /* XLCFG_INT */
+	char **items;  /* XLCFG_LIST: strings */
 	size_t nitems;
 };
 
@@ -66,10 +66,10 @@ void xlcfg_spec_free(struct xlcfg_spec *spec);
 struct xlcfg_disk {
 	char target[4096];
 	char format[16]; /* "raw" */
-	char vdev[32];   /* xvda, xvdb, … */
-	bool readonly;   /* access=ro|r */
+	char vdev[32];	 /* xvda, xvdb, … */
+	bool readonly;	 /* access=ro|r */
 	char backend[64];
-	int devid;       /* virtual device number derived from vdev */
+	int devid; /* virtual device number derived from vdev */
 };
 int xlcfg_disk_parse(const char *text, struct xlcfg_disk *disk, char *err, size_t errlen);
 

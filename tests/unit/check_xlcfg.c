@@ -39,13 +39,13 @@ START_TEST(rejects_bad_syntax_with_line)
 	static const struct {
 		const char *text, *msg;
 	} bad[] = {
-		{"name = \"x\nmemory = 1\n", "line 1: unterminated string"},
-		{"\n\nname \"x\"\n", "line 3: expected '='"},
-		{"disk = [ a ]\n", "line 1: list items must be quoted strings"},
-		{"disk = [ 'a' 'b' ]\n", "line 1: expected ',' or ']' in list"},
-		{"name = x\n", "line 1: expected a string, a number or a list"},
-		{"memory = 12 34\n", "line 1: unexpected text after value"},
-		{"= 3\n", "line 1: expected a key"},
+	    {"name = \"x\nmemory = 1\n", "line 1: unterminated string"},
+	    {"\n\nname \"x\"\n", "line 3: expected '='"},
+	    {"disk = [ a ]\n", "line 1: list items must be quoted strings"},
+	    {"disk = [ 'a' 'b' ]\n", "line 1: expected ',' or ']' in list"},
+	    {"name = x\n", "line 1: expected a string, a number or a list"},
+	    {"memory = 12 34\n", "line 1: unexpected text after value"},
+	    {"= 3\n", "line 1: expected a key"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct xlcfg cfg;
@@ -97,13 +97,13 @@ START_TEST(disk_specs)
 	ck_assert_int_eq(xlcfg_disk_parse("vdev=xvda", &d, err, sizeof(err)), -EINVAL);
 	ck_assert_str_eq(err, "disk 'vdev=xvda': missing target");
 	ck_assert_int_eq(xlcfg_disk_parse("target=/x, vdev=sda1", &d, err, sizeof(err)), -EINVAL);
-	ck_assert_str_eq(err, "disk 'target=/x, vdev=sda1': bad vdev name 'sda1' (expected xvda, xvdb, …)");
+	ck_assert_str_eq(
+	    err, "disk 'target=/x, vdev=sda1': bad vdev name 'sda1' (expected xvda, xvdb, …)");
 	ck_assert_int_eq(xlcfg_disk_parse("target=/x, vdev=xvda, colour=red", &d, err, sizeof(err)),
 			 -EINVAL);
 	ck_assert_str_eq(err, "disk 'target=/x, vdev=xvda, colour=red': unknown key 'colour'");
-	ck_assert_int_eq(xlcfg_disk_parse("target=/x, vdev=xvda, format=qcow2", &d, err,
-					  sizeof(err)),
-			 -EINVAL);
+	ck_assert_int_eq(
+	    xlcfg_disk_parse("target=/x, vdev=xvda, format=qcow2", &d, err, sizeof(err)), -EINVAL);
 	ck_assert_int_eq(xlcfg_disk_parse("target=/x, vdev=xvda, access=rx", &d, err, sizeof(err)),
 			 -EINVAL);
 	ck_assert_int_eq(xlcfg_disk_parse("target=/x", &d, err, sizeof(err)), -EINVAL);

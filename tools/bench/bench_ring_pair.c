@@ -3,6 +3,7 @@
 #include "tools/bench/bench_ring_pair.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +137,9 @@ int pair_run(struct pair_ctx *c, void (*client)(struct pair_ctx *),
 	s->wakeups_client = s->wakeups_server = 0;
 	s->notifies_client = s->notifies_server = 0;
 	s->failed = 0;
+	/* Notifications a previous case left unread would wake a sleeper early. */
+	pair_evt_drain(c->evt_server);
+	pair_evt_drain(c->evt_client);
 	fflush(NULL);
 	pid_t ps = spawn(c, 1, server);
 	pid_t pc = spawn(c, 0, client);
@@ -181,6 +185,14 @@ void pair_evt_send(int fd)
 {
 	uint64_t one = 1;
 	pair_write_full(fd, &one, sizeof(one));
+}
+
+void pair_evt_drain(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	uint64_t v;
+	while (poll(&p, 1, 0) == 1)
+		pair_read_full(fd, &v, sizeof(v));
 }
 
 void pair_evt_wait(int fd)

@@ -9,6 +9,7 @@
 #define DRVDOM_TOOLS_BENCH_BENCH_RING_PAIR_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define PAIR_SHM_RING_BYTES (64u * 4096u)
@@ -16,9 +17,9 @@
 /* Shared between the two processes and the parent. */
 struct pair_shm {
 	_Alignas(64) _Atomic int server_ready;
-	_Alignas(64) _Atomic uint64_t line; /* the cache-line ping-pong */
-	_Alignas(64) double secs;           /* client: measured wall time */
-	uint64_t ops;                       /* client: requests answered */
+	_Alignas(64) _Atomic uint64_t line;	 /* the cache-line ping-pong */
+	_Alignas(64) double secs;		 /* client: measured wall time */
+	uint64_t ops;				 /* client: requests answered */
 	uint64_t wakeups_client, wakeups_server; /* eventfd sleeps */
 	uint64_t notifies_client, notifies_server;
 	int failed; /* a side saw wrong data */
@@ -29,14 +30,14 @@ struct pair_ctx {
 	struct pair_shm *shm;
 	int evt_server, evt_client; /* eventfds: wake the server / the client */
 	int fd_c2s[2], fd_s2c[2];   /* pipes or socketpairs, when used */
-	uint64_t n;                 /* requests to exchange */
+	uint64_t n;		    /* requests to exchange */
 	unsigned int msg_size;
 	void *arg; /* per-case state, set up before the fork */
 };
 
 struct pair_result {
-	double secs;       /* client's wall time */
-	uint64_t ops;      /* requests answered */
+	double secs;	   /* client's wall time */
+	uint64_t ops;	   /* requests answered */
 	double cpu_client; /* seconds, user + system */
 	double cpu_server;
 	int failed;
@@ -70,8 +71,9 @@ int pair_nr_cpus(void);
 void pair_read_full(int fd, void *buf, size_t len);
 void pair_write_full(int fd, const void *buf, size_t len);
 
-/* eventfd: signal / wait (blocking). */
+/* eventfd: signal / wait (blocking) / consume anything pending. */
 void pair_evt_send(int fd);
 void pair_evt_wait(int fd);
+void pair_evt_drain(int fd);
 
 #endif
