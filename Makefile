@@ -142,13 +142,21 @@ ALL_TARGETS := $(foreach l,$(LIBS_A),$(BUILD)/lib/lib$(l).a) \
 	$(foreach b,$(BINS) $(STATIC_BINS),$(BUILD)/bin/$(call binout,$(b))) \
 	$(foreach b,$(TEST_BINS),$(BUILD)/tests/bin/$(b)) $(EXTRA_TARGETS)
 
-.PHONY: all check bench install clean format
+.PHONY: all check bench install clean format demo
+# The README's first command: install what is missing, build, run the demo.
+demo:
+	scripts/install-deps.sh
+	$(MAKE) all
+	$(BUILD)/bin/drvdom demo
+
 all: $(ALL_TARGETS)
 
 check: all $(BUILD)/tests/check_drvdom
 	DRVDOM_BUILD=$(abspath $(BUILD)) $(BUILD)/tests/check_drvdom
 
 bench: all
+	scripts/install-deps.sh bench
+	$(MAKE) all
 	@set -e; $(foreach c,$(BENCH_CMDS),echo "== $(c)"; $(c);)
 
 install: all

@@ -12,6 +12,8 @@
 /* The run dir: $DRVDOM_RUN_DIR, else /run/drvdom as root, else
  * $XDG_RUNTIME_DIR/drvdom (else /tmp/drvdom-UID). Never fails. */
 const char *tool_run_dir(void);
+/* Forget the cached run dir (after changing DRVDOM_RUN_DIR). */
+void tool_run_dir_reset(void);
 /* Directory holding drvdom's programs (that of the running binary). */
 const char *tool_bin_dir(void);
 /* Write "RUN/rel" into buf; -ENAMETOOLONG if it does not fit. */
@@ -58,6 +60,9 @@ int tool_cmd_exec(int argc, char **argv);
 int tool_enter_netns(int pid);
 /* Host pid of a running domain, for joining its namespaces. */
 int tool_domain_netns_pid(const char *name, int *pid);
+
+/* tools/tool_demo.c */
+int tool_cmd_demo(int argc, char **argv);
 
 /* tools/drvdom.c */
 int tool_cmd_bench(int argc, char **argv);

@@ -10,21 +10,28 @@
 #include <string.h>
 #include <unistd.h>
 
+static char run_dir[PATH_MAX];
+
+void tool_run_dir_reset(void)
+{
+	run_dir[0] = 0;
+}
+
 const char *tool_run_dir(void)
 {
-	static char dir[PATH_MAX];
+	char *dir = run_dir;
 	if (dir[0])
 		return dir;
 	const char *env = getenv("DRVDOM_RUN_DIR");
 	const char *xdg = getenv("XDG_RUNTIME_DIR");
 	if (env && *env)
-		snprintf(dir, sizeof(dir), "%s", env);
+		snprintf(dir, sizeof(run_dir), "%s", env);
 	else if (geteuid() == 0)
-		snprintf(dir, sizeof(dir), "/run/drvdom");
+		snprintf(dir, sizeof(run_dir), "/run/drvdom");
 	else if (xdg && *xdg)
-		snprintf(dir, sizeof(dir), "%s/drvdom", xdg);
+		snprintf(dir, sizeof(run_dir), "%s/drvdom", xdg);
 	else
-		snprintf(dir, sizeof(dir), "/tmp/drvdom-%u", (unsigned)geteuid());
+		snprintf(dir, sizeof(run_dir), "/tmp/drvdom-%u", (unsigned)geteuid());
 	return dir;
 }
 
