@@ -52,9 +52,9 @@ void *gnt_seg_frame_to_addr(const struct gnt_seg *seg, uint32_t frame);
 
 struct gnt_table;
 
-/* Set up this domain's grant table (GNTTAB_SETUP, at most nr_entries; the
- * hv may give fewer) and map it. One per domain; call once. One round trip.
- * Returns 0 or -errno. */
+/* Set up this domain's grant table (GNTTAB_SETUP asking for nr_entries; the
+ * hv's table has a fixed size, which gnt_table_size() reports) and map it.
+ * One per domain; call once. One round trip. Returns 0 or -errno. */
 int gnt_table_open(struct hvc *h, uint32_t nr_entries, struct gnt_table **out);
 
 /* A table over caller-provided memory (nr_entries entries, zeroed by the

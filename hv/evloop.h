@@ -13,6 +13,7 @@
 #define DRVDOM_HV_EVLOOP_H
 
 #include <stdint.h>
+#include <sys/epoll.h> /* EPOLLIN etc. for evloop_add_fd */
 
 #include "hv/evtchn.h"
 #include "hv/hv_abi.h"
