@@ -2,7 +2,7 @@
 # unit tests, and libxenstore.a, the libxenstore-compatible client library.
 LIBS_A += xsd xenstore
 xsd_SRCS := xenstore/xsd_store.c xenstore/xsd_watch.c xenstore/xsd_conn.c
-xenstore_SRCS := xenstore/xs.c
+xenstore_SRCS := xenstore/xs.c xenstore/xs_ring.c
 
 BINS += drvdom-xenstored
 drvdom-xenstored_SRCS := xenstore/xsd_main.c xenstore/xsd_ring.c
@@ -15,3 +15,8 @@ xenstore_TEST_LIBS := $(URCU_LIBS)
 
 INTEG_SUITES += xenstore_daemon
 xenstore_daemon_TEST_DEPLIBS := xenstore drvdom
+
+# A static test domain kernel using libxenstore over its ring.
+TEST_BINS += xs_dom
+xs_dom_SRCS := tests/integration/check_xenstore_dom.c
+xs_dom_DEPLIBS := xenstore drvdom

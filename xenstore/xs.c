@@ -110,9 +110,6 @@ static int xs_sock_open(struct xs_transport *tp)
 	return 0;
 }
 
-/* Weak: a domain build links xs_ring.c, which provides the ring transport. */
-int xs_ring_open(struct xs_transport *tp) __attribute__((weak));
-
 /* --- paths and helpers (xenstore_lib.h) ------------------------------------ */
 
 const char *xs_daemon_rundir(void)
@@ -410,7 +407,7 @@ struct xs_handle *xs_open(unsigned long flags)
 	if (!h)
 		return NULL;
 	int ret = xs_sock_open(&h->tp);
-	if (ret && xs_ring_open && getenv("DRVDOM_HV_FD"))
+	if (ret && getenv("DRVDOM_HV_FD"))
 		ret = xs_ring_open(&h->tp);
 	if (ret == 0 && pipe2(h->watch_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		ret = -errno;

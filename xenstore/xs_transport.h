@@ -22,4 +22,11 @@ struct xs_transport {
  * -errno. Defined only when the ring transport is linked in. */
 int xs_ring_open(struct xs_transport *tp);
 
+struct hvc;
+/* Inside a domain whose program already opened its hypercall connection:
+ * make xs_open() use h instead of opening its own. Call before xs_open.
+ * The program's own event loop must then not run hvc_dispatch() while a
+ * xenstore call waits (the library dispatches itself). */
+void xs_ring_use_hvc(struct hvc *h);
+
 #endif

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hv/hvc.h"
 #include "xenstore/include/xenstore.h"
 
 static char tmpdir[64], sockpath[128];
@@ -576,6 +577,195 @@ START_TEST(watch_flooding_hits_the_limit)
 }
 END_TEST
 
+/* --- domains over rings, with the real drvdom-hv ------------------------------ */
+
+static pid_t hv_pid = -1;
+static struct hvc *hv;
+static char hvsock[128];
+
+static pid_t spawn(const char *prog, const char *logname, const char *const *args)
+{
+	const char *build = getenv("DRVDOM_BUILD");
+	char bin[4096], log[160];
+	snprintf(bin, sizeof(bin), "%s/bin/%s", build, prog);
+	snprintf(log, sizeof(log), "%s/%s", tmpdir, logname);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd >= 0)
+			dup2(fd, 2);
+		const char *argv[16] = {bin};
+		for (int i = 0; args[i] && i < 14; i++)
+			argv[i + 1] = args[i];
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void start_hv_and_daemon(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/drvdom-xsd-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(hvsock, sizeof(hvsock), "%s/hv/socket", tmpdir);
+	snprintf(sockpath, sizeof(sockpath), "%s/xs.sock", tmpdir);
+	const char *hvargs[] = {"--run-dir", tmpdir, "--foreground", NULL};
+	hv_pid = spawn("drvdom-hv", "hv.log", hvargs);
+	for (int i = 0; i < 500 && hvc_open_dom0(hvsock, &hv) != 0; i++)
+		usleep(10000);
+	ck_assert_msg(hv != NULL, "drvdom-hv did not come up");
+	const char *xsargs[] = {"--socket", sockpath, "--hv-socket", hvsock, "--foreground", NULL};
+	daemon_pid = spawn("drvdom-xenstored", "xenstored.log", xsargs);
+	for (int i = 0; i < 500; i++) {
+		int fd = raw_connect();
+		if (fd >= 0) {
+			close(fd);
+			setenv("XENSTORED_PATH", sockpath, 1);
+			return;
+		}
+		usleep(10000);
+	}
+	ck_abort_msg("drvdom-xenstored did not come up");
+}
+
+static void stop_hv_and_daemon(void)
+{
+	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGTERM);
+		waitpid(daemon_pid, NULL, 0);
+		daemon_pid = -1;
+	}
+	hvc_close(hv);
+	hv = NULL;
+	if (hv_pid > 0) {
+		kill(hv_pid, SIGTERM);
+		waitpid(hv_pid, NULL, 0);
+		hv_pid = -1;
+	}
+	stop_daemon();
+}
+
+static domid_t create_dom(const char *name, const char *mode, struct hv_create_rep *rep)
+{
+	char kernel[4096];
+	snprintf(kernel, sizeof(kernel), "%s/tests/bin/xs_dom", getenv("DRVDOM_BUILD"));
+	const char *argv[] = {mode, NULL};
+	struct hvc_create_args a = {.kernel = kernel, .argv = argv, .name = name};
+	int ret = hvc_domctl_create(hv, &a, rep);
+	ck_assert_msg(ret == 0, "DOMCTL_CREATE: %s", strerror(-ret));
+	return rep->domid;
+}
+
+/* Dom0 prepares the domain's home and introduces it. */
+static void introduce(struct xs_handle *x, domid_t d, const struct hv_create_rep *rep)
+{
+	char home[64];
+	snprintf(home, sizeof(home), "/local/domain/%u", d);
+	ck_assert(xs_mkdir(x, XBT_NULL, home));
+	struct xs_permissions p = {d, XS_PERM_NONE};
+	ck_assert(xs_set_permissions(x, XBT_NULL, home, &p, 1));
+	ck_assert(xs_introduce_domain(x, d, rep->store_frame, rep->store_port));
+}
+
+static char *wait_node(struct xs_handle *x, const char *path, int ms)
+{
+	for (int i = 0; i < ms / 10; i++) {
+		unsigned int len;
+		char *v = xs_read(x, XBT_NULL, path, &len);
+		if (v)
+			return v;
+		usleep(10000);
+	}
+	return NULL;
+}
+
+static bool log_has(const char *logname, const char *needle)
+{
+	char path[160], buf[65536];
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, logname);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	return strstr(buf, needle) != NULL;
+}
+
+START_TEST(domain_talks_over_its_ring)
+{
+	struct hv_create_rep rep;
+	domid_t d = create_dom("xsdom", "basic", &rep);
+	struct xs_handle *x = xs_open(0), *w = xs_open(0);
+	ck_assert(xs_watch(w, "@releaseDomain", "rel"));
+	free(wait_watch(w, 2000));
+	/* A wrong frame is refused: the domain's identity is dom0's word. */
+	ck_assert(!xs_introduce_domain(x, d, rep.store_frame + 1, rep.store_port));
+	ck_assert_int_eq(errno, EINVAL);
+	introduce(x, d, &rep);
+	char path[96];
+	snprintf(path, sizeof(path), "/local/domain/%u/data/done", d);
+	char *v = wait_node(x, path, 10000);
+	ck_assert_msg(v != NULL, "the domain never wrote %s", path);
+	ck_assert_str_eq(v, "ok:world");
+	free(v);
+	snprintf(path, sizeof(path), "/local/domain/%u/data/denied", d);
+	v = wait_node(x, path, 1000);
+	ck_assert_str_eq(v, "EACCES");
+	free(v);
+	/* What it wrote is its own. */
+	snprintf(path, sizeof(path), "/local/domain/%u/data/hello", d);
+	unsigned int n;
+	struct xs_permissions *p = xs_get_permissions(x, XBT_NULL, path, &n);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(p[0].id, d);
+	free(p);
+	/* Its death releases it: @releaseDomain fires, its nodes stay. */
+	ck_assert_int_eq(hvc_domctl_kill(hv, d), 0);
+	char **e = wait_watch(w, 5000);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_str_eq(e[XS_WATCH_PATH], "@releaseDomain");
+	free(e);
+	ck_assert(!xs_is_domain_introduced(x, d));
+	v = wait_node(x, path, 10);
+	ck_assert_str_eq(v, "world");
+	free(v);
+	xs_close(x);
+	xs_close(w);
+	assert_serving();
+}
+END_TEST
+
+START_TEST(corrupted_ring_drops_only_that_domain)
+{
+	struct hv_create_rep rep1, rep2;
+	domid_t bad = create_dom("xsbad", "corrupt", &rep1);
+	domid_t good = create_dom("xsgood", "basic", &rep2);
+	struct xs_handle *x = xs_open(0);
+	introduce(x, bad, &rep1);
+	introduce(x, good, &rep2);
+	char path[96];
+	snprintf(path, sizeof(path), "/local/domain/%u/data/hello", bad);
+	char *v = wait_node(x, path, 10000);
+	ck_assert_ptr_nonnull(v);
+	free(v);
+	bool dropped = false;
+	for (int i = 0; i < 500 && !dropped; i++) {
+		dropped = log_has("xenstored.log", "corrupted request ring");
+		usleep(10000);
+	}
+	ck_assert(dropped);
+	snprintf(path, sizeof(path), "/local/domain/%u/data/done", good);
+	v = wait_node(x, path, 10000);
+	ck_assert_ptr_nonnull(v);
+	ck_assert_str_eq(v, "ok:world");
+	free(v);
+	xs_close(x);
+	assert_serving();
+}
+END_TEST
+
 Suite *xenstore_daemon_suite(void);
 Suite *xenstore_daemon_suite(void)
 {
@@ -597,5 +787,11 @@ Suite *xenstore_daemon_suite(void)
 	tcase_add_test(tc, watcher_that_never_reads_is_dropped);
 	tcase_add_test(tc, watch_flooding_hits_the_limit);
 	suite_add_tcase(s, tc);
+	TCase *td = tcase_create("domains");
+	tcase_add_checked_fixture(td, start_hv_and_daemon, stop_hv_and_daemon);
+	tcase_set_timeout(td, 60);
+	tcase_add_test(td, domain_talks_over_its_ring);
+	tcase_add_test(td, corrupted_ring_drops_only_that_domain);
+	suite_add_tcase(s, td);
 	return s;
 }

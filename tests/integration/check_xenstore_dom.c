@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: MIT
+// Test domain kernel (static, started by drvdom-hv in the xenstore_daemon
+// suite) that uses the libxenstore-compatible library over its xenstore ring,
+// as argv[1] says:
+//   basic    write data/hello (relative: below its home), read it back, try
+//            to write /forbidden (expect EACCES), then publish data/done =
+//            "ok:<value>" and data/denied = the errno name; sleep
+//   corrupt  write data/hello, then push req_prod 5000 bytes past req_cons
+//            in its own ring page and notify; sleep
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hv/evtchn.h"
+#include "hv/hvc.h"
+#include "xenstore/include/xenstore.h"
+#include "xenstore/xs_transport.h"
+
+static void sleep_forever(void)
+{
+	for (;;) {
+		struct timespec ts = {1, 0};
+		nanosleep(&ts, NULL);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = argc > 1 ? argv[1] : "basic";
+	struct hvc *h;
+	if (hvc_open_domain(&h)) {
+		printf("xs_dom: no hypercall socket\n");
+		return 1;
+	}
+	xs_ring_use_hvc(h);
+	struct xs_handle *xs = xs_open(0);
+	if (!xs) {
+		printf("xs_dom: xs_open: %s\n", strerror(errno));
+		return 1;
+	}
+	if (!xs_write(xs, XBT_NULL, "data/hello", "world", 5)) {
+		printf("xs_dom: write: %s\n", strerror(errno));
+		return 1;
+	}
+	printf("xs_dom: wrote data/hello\n");
+	fflush(stdout);
+	if (strcmp(mode, "corrupt") == 0) {
+		struct hv_domain_info info;
+		struct hv_seg_alloc_rep seg;
+		int fd = -1;
+		struct hvc_msg m = {.op = HV_OP_STORE_SEG,
+				    .rep = &seg,
+				    .rep_cap = sizeof(seg),
+				    .rfds = &fd,
+				    .rfds_cap = 1};
+		if (hvc_domain_info(h, DOMID_SELF, &info) || hvc_call_exact(h, &m))
+			return 1;
+		struct xenstore_domain_interface *in =
+		    mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (in == MAP_FAILED)
+			return 1;
+		__atomic_store_n(&in->req_prod, in->req_cons + 5000, __ATOMIC_RELEASE);
+		evtchn_notify(h, info.store_port);
+		printf("xs_dom: corrupted the ring\n");
+		fflush(stdout);
+		sleep_forever();
+	}
+	unsigned int len;
+	char *v = xs_read(xs, XBT_NULL, "data/hello", &len);
+	bool denied = !xs_write(xs, XBT_NULL, "/forbidden", "x", 1);
+	const char *err = denied ? (errno == EACCES ? "EACCES" : strerror(errno)) : "allowed";
+	char done[64];
+	snprintf(done, sizeof(done), "ok:%s", v ? v : "(null)");
+	free(v);
+	xs_write(xs, XBT_NULL, "data/denied", err, (unsigned int)strlen(err));
+	xs_write(xs, XBT_NULL, "data/done", done, (unsigned int)strlen(done));
+	printf("xs_dom: %s, /forbidden %s\n", done, err);
+	fflush(stdout);
+	sleep_forever();
+}
