@@ -15,3 +15,7 @@ dom_hcall_SRCS := tests/integration/dom_hcall.c tests/integration/hvtest_msg.c
 # Hypercall decoding, without processes.
 UNIT_SUITES += hv_call
 hv_call_TEST_SRCS := hv/hv_call.c
+
+# The real daemon with real domains.
+INTEG_SUITES += hv
+hv_TEST_SRCS := tests/integration/hvtest_hv.c tests/integration/hvtest_msg.c

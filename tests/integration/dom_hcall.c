@@ -9,6 +9,7 @@
 //              domain), 12 (a frame in no segment); then watch ref 8: once
 //              mapped, try to end access every 10 ms and say how it went
 //   map        learn the granter from port 2, map its ref 8 rw; sleep
+//   device     wait for a device, take it, write to it, take it again
 #include "tests/integration/hvtest_msg.h"
 
 #include <errno.h>
@@ -175,14 +176,45 @@ static void do_map(void)
 		struct hv_gnt_map_op op;
 	} q = {1, {.domid = granter, .flags = 0, .ref = 8}};
 	struct hvt_msg *m = malloc(sizeof(*m));
-	int r = hvt_call(hfd, HV_OP_GNT_MAP, &q, sizeof(q), NULL, 0, m);
 	struct hv_gnt_map_res res;
-	memcpy(&res, m->payload + 4, sizeof(res));
+	int r;
+	/* The granter may not have granted yet: retry a while. */
+	for (int i = 0; i < 500; i++) {
+		r = hvt_call(hfd, HV_OP_GNT_MAP, &q, sizeof(q), NULL, 0, m);
+		memcpy(&res, m->payload + 4, sizeof(res));
+		if (r || res.status != GNTST_general_error)
+			break;
+		sleep_ms(10);
+	}
 	printf("hcall: map %u/8 ret=%d status=%d fds=%u\n", granter, r, res.status, m->nfds);
 	if (r == 0 && res.status == 0 && m->nfds == 1) {
 		char *p = mmap(NULL, HV_PAGE_SIZE, PROT_READ, MAP_SHARED, m->fds[0], res.offset);
 		printf("hcall: mapped: %s\n", p != MAP_FAILED ? p : "(mmap failed)");
 	}
+	sleep_forever();
+}
+
+static void do_device(void)
+{
+	struct hvt_msg *m = malloc(sizeof(*m));
+	int r = hvt_wait_event(hfd, HV_EVT_DEVICE_ASSIGNED, 10000, m);
+	struct hv_evt_device_assigned ev;
+	memcpy(&ev, m->payload, sizeof(ev));
+	ev.name[sizeof(ev.name) - 1] = 0;
+	printf("hcall: device assigned ret=%d name=%s\n", r, ev.name);
+	struct hv_device_req q;
+	memset(&q, 0, sizeof(q));
+	memcpy(q.name, ev.name, sizeof(q.name));
+	r = hvt_call(hfd, HV_OP_DEVICE_GET, &q, sizeof(q), NULL, 0, m);
+	printf("hcall: device get ret=%d fds=%u\n", r, m->nfds);
+	if (r == 0 && m->nfds == 1) {
+		ssize_t w = write(m->fds[0], "hello device", 12);
+		printf("hcall: device write %zd\n", w);
+		close(m->fds[0]);
+	}
+	r = hvt_call(hfd, HV_OP_DEVICE_GET, &q, sizeof(q), NULL, 0, m);
+	printf("hcall: device get again ret=%d\n", r);
+	free(m);
 	sleep_forever();
 }
 
@@ -196,6 +228,8 @@ int main(int argc, char **argv)
 		do_grant();
 	else if (!strcmp(mode, "map"))
 		do_map();
+	else if (!strcmp(mode, "device"))
+		do_device();
 	else if (malformed(mode))
 		printf("hcall: bad mode %s\n", mode);
 	/* A malformed sender is killed: wait for it. */
