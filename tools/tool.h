@@ -61,6 +61,26 @@ int tool_enter_netns(int pid);
 /* Host pid of a running domain, for joining its namespaces. */
 int tool_domain_netns_pid(const char *name, int *pid);
 
+/* tools/tool_net.c */
+/* Host pid of the run dir's wire-namespace holder, started when create is
+ * true. 0 or -errno (-ESRCH: none and not asked to create). */
+int tool_wire_pid(bool create, int *out);
+/* End the wire holder (drvdom down). */
+void tool_wire_stop(void);
+/* Set up a network driver domain's NIC from its `nic = "…"` spec. */
+int tool_nic_setup(struct hvc *h, struct xs_handle *xs, const struct hv_domain_info *drv,
+		   const char *spec);
+struct tool_vif {
+	char mac[18];
+	char ip[64];
+	char backend[64];
+};
+/* Parse one `vif = [ '…' ]` item, printing what is wrong. */
+int tool_vif_parse(const char *text, struct tool_vif *v);
+/* Give guest its TAP ethINDEX and write both xenstore directories. */
+int tool_vif_attach(struct hvc *h, struct xs_handle *xs, const struct hv_domain_info *guest,
+		    const struct hv_domain_info *back, const struct tool_vif *vif, int index);
+
 /* tools/tool_demo.c */
 int tool_cmd_demo(int argc, char **argv);
 

@@ -197,6 +197,7 @@ int tool_cmd_down(int argc, char **argv)
 	(void)argv;
 	daemon_stop(&xs_desc);
 	daemon_stop(&hv_desc);
+	tool_wire_stop();
 	printf("drvdom is down: run dir %s\n", tool_run_dir());
 	return 0;
 }

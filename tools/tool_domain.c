@@ -156,6 +156,9 @@ int tool_cmd_create(int argc, char **argv)
 	int rc = 1;
 	struct hvc *h = NULL;
 	struct xs_handle *xs = NULL;
+	struct xlcfg_disk *disks = NULL;
+	struct tool_vif *vifs = NULL;
+	struct hv_domain_info *backs = NULL, *vbacks = NULL;
 	for (int i = 2; i < argc; i++) {
 		if (xlcfg_set(&cfg, argv[i], err, sizeof(err))) {
 			fprintf(stderr, "drvdom: %s\n", err);
@@ -209,25 +212,44 @@ int tool_cmd_create(int argc, char **argv)
 		goto out;
 	}
 	size_t ndisks = e ? e->val.nitems : 0;
-	struct xlcfg_disk *disks = ndisks ? calloc(ndisks, sizeof(*disks)) : NULL;
+	disks = ndisks ? calloc(ndisks, sizeof(*disks)) : NULL;
 	if (ndisks && !disks)
 		goto out;
 	for (size_t i = 0; i < ndisks; i++) {
 		if (xlcfg_disk_parse(e->val.items[i], &disks[i], err, sizeof(err))) {
 			fprintf(stderr, "drvdom: %s\n", err);
-			free(disks);
 			goto out;
 		}
 		if (!disks[i].backend[0]) {
 			fprintf(stderr, "drvdom: disk '%s': backend= names no driver domain\n",
 				e->val.items[i]);
-			free(disks);
 			goto out;
 		}
 	}
 	if (driver && ndisks) {
 		fprintf(stderr, "drvdom: a driver domain cannot have disks of its own here\n");
-		free(disks);
+		goto out;
+	}
+
+	const struct xlcfg_entry *ve = xlcfg_get(&cfg, "vif");
+	if (ve && ve->val.type != XLCFG_LIST) {
+		fprintf(stderr, "drvdom: line %d: vif must be a list: vif = [ '…' ]\n", ve->line);
+		goto out;
+	}
+	size_t nvifs = ve ? ve->val.nitems : 0;
+	vifs = nvifs ? calloc(nvifs, sizeof(*vifs)) : NULL;
+	for (size_t i = 0; i < nvifs; i++) {
+		if (!vifs || tool_vif_parse(ve->val.items[i], &vifs[i]))
+			goto out;
+	}
+	const char *nic = NULL;
+	if (cfg_string(&cfg, "nic", &nic) || (nic && !driver) || (driver && nvifs)) {
+		if (nic && !driver)
+			fprintf(stderr,
+				"drvdom: nic = is for driver domains (driver_domain = 1)\n");
+		if (driver && nvifs)
+			fprintf(stderr,
+				"drvdom: a driver domain cannot have vifs of its own here\n");
 		goto out;
 	}
 
@@ -239,7 +261,6 @@ int tool_cmd_create(int argc, char **argv)
 			"drvdom: %s: a driver domain needs kernel = \"drvdom-blkback\" or "
 			"similar\n",
 			argv[1]);
-		free(disks);
 		goto out;
 	}
 	if (strchr(kernel, '/'))
@@ -248,16 +269,16 @@ int tool_cmd_create(int argc, char **argv)
 		snprintf(kpath, sizeof(kpath), "%s/%s", tool_bin_dir(), kernel);
 	if (access(kpath, X_OK)) {
 		fprintf(stderr, "drvdom: kernel %s: %s\n", kpath, strerror(errno));
-		free(disks);
 		goto out;
 	}
 
-	if (tool_connect_hv(&h) || !(xs = tool_connect_xs())) {
-		free(disks);
+	if (tool_connect_hv(&h) || !(xs = tool_connect_xs()))
 		goto out;
-	}
 	/* Resolve every backend before creating anything. */
-	struct hv_domain_info *backs = ndisks ? calloc(ndisks, sizeof(*backs)) : NULL;
+	backs = ndisks ? calloc(ndisks, sizeof(*backs)) : NULL;
+	vbacks = nvifs ? calloc(nvifs, sizeof(*vbacks)) : NULL;
+	if ((ndisks && !backs) || (nvifs && !vbacks))
+		goto out;
 	for (size_t i = 0; i < ndisks; i++) {
 		int r = tool_find_domain(h, disks[i].backend, &backs[i]);
 		if (r || !(backs[i].flags & HV_DOMF_DRIVER) || backs[i].state != HV_DOM_RUNNING) {
@@ -265,8 +286,16 @@ int tool_cmd_create(int argc, char **argv)
 				"drvdom: disk %s: backend '%s' is not a running driver "
 				"domain\n",
 				disks[i].vdev, disks[i].backend);
-			free(backs);
-			free(disks);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < nvifs; i++) {
+		int r = tool_find_domain(h, vifs[i].backend, &vbacks[i]);
+		if (r || !(vbacks[i].flags & HV_DOMF_DRIVER) || vbacks[i].state != HV_DOM_RUNNING) {
+			fprintf(stderr,
+				"drvdom: vif %zu: backend '%s' is not a running driver "
+				"domain\n",
+				i, vifs[i].backend);
 			goto out;
 		}
 	}
@@ -288,8 +317,6 @@ int tool_cmd_create(int argc, char **argv)
 	if (r) {
 		fprintf(stderr, "drvdom: create %s: %s\n", name,
 			r == -EEXIST ? "a domain of that name exists" : strerror(-r));
-		free(backs);
-		free(disks);
 		goto out;
 	}
 	struct hv_domain_info di;
@@ -303,8 +330,10 @@ int tool_cmd_create(int argc, char **argv)
 	}
 	for (size_t i = 0; !r && i < ndisks; i++)
 		r = tool_vbd_attach(h, xs, &di, &backs[i], &disks[i]);
-	free(backs);
-	free(disks);
+	for (size_t i = 0; !r && i < nvifs; i++)
+		r = tool_vif_attach(h, xs, &di, &vbacks[i], &vifs[i], (int)i);
+	if (!r && nic)
+		r = tool_nic_setup(h, xs, &di, nic);
 	if (r) {
 		fprintf(stderr, "drvdom: create %s failed; destroying it\n", name);
 		tool_domain_teardown(h, xs, cr.domid, name);
@@ -313,6 +342,10 @@ int tool_cmd_create(int argc, char **argv)
 	printf("created domain %u (%s)%s\n", di.domid, name, driver ? ", a driver domain" : "");
 	rc = 0;
 out:
+	free(vbacks);
+	free(vifs);
+	free(backs);
+	free(disks);
 	if (xs)
 		xs_close(xs);
 	hvc_close(h);
@@ -330,6 +363,8 @@ void tool_domain_teardown(struct hvc *h, struct xs_handle *xs, domid_t domid, co
 	char **doms = xs_directory(xs, XBT_NULL, "/local/domain", &nd);
 	for (unsigned i = 0; doms && i < nd; i++) {
 		snprintf(p, sizeof(p), "/local/domain/%s/backend/vbd/%u", doms[i], domid);
+		xs_rm(xs, XBT_NULL, p);
+		snprintf(p, sizeof(p), "/local/domain/%s/backend/vif/%u", doms[i], domid);
 		xs_rm(xs, XBT_NULL, p);
 	}
 	free(doms);

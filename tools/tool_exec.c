@@ -63,6 +63,13 @@ int tool_cmd_exec(int argc, char **argv)
 
 int tool_domain_netns_pid(const char *name, pid_t *pid)
 {
+	if (!strcmp(name, "wire")) {
+		int r = tool_wire_pid(false, pid);
+		if (r)
+			fprintf(stderr, "drvdom: no wire namespace (no driver domain has nic = "
+					"\"veth:…\" or \"tap:…\")\n");
+		return r;
+	}
 	struct hvc *h;
 	if (tool_connect_hv(&h))
 		return -ENOTCONN;
