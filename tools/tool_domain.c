@@ -125,8 +125,9 @@ static int domain_xs_setup(struct xs_handle *xs, const struct hv_domain_info *di
 	return 0;
 }
 
-static const char *const known_keys[] = {"name",	  "kernel", "memory",	 "on_crash",
-					 "driver_domain", "disk",   "extra_args"};
+static const char *const known_keys[] = {
+	"name", "kernel", "memory", "on_crash", "driver_domain", "disk", "vif", "nic", "extra_args",
+};
 
 static int cfg_string(const struct xlcfg *cfg, const char *key, const char **out)
 {
