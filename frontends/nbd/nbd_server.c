@@ -774,6 +774,8 @@ static int parse_input(struct nbd_conn *c)
  * has had its share. */
 static void conn_input(struct nbd_conn *c)
 {
+	bool drained = false; /* a short read: epoll will say when there is more */
+
 	for (int reads = 0;;) {
 		int rc;
 		ssize_t n;
@@ -791,7 +793,7 @@ static void conn_input(struct nbd_conn *c)
 			conn_kill(c);
 			return;
 		}
-		if (rc == 0 || reads++ >= NBD_READS_PER_WAKEUP)
+		if (rc == 0 || drained || reads++ >= NBD_READS_PER_WAKEUP)
 			return;
 		/* Need more bytes: keep the unparsed tail at the start. */
 		if (c->rpos == c->wpos) {
@@ -804,16 +806,21 @@ static void conn_input(struct nbd_conn *c)
 		if (c->state == ST_REQ_PAYLOAD && c->wpos == 0 &&
 		    c->cur->io.length - c->cur_have >= NBD_IBUF_SIZE / 2) {
 			/* Large payload: straight into the request's buffer. */
-			n = read(c->fd, (uint8_t *)c->cur->io.data + c->cur_have,
-				 c->cur->io.length - c->cur_have);
+			size_t want = c->cur->io.length - c->cur_have;
+
+			n = read(c->fd, (uint8_t *)c->cur->io.data + c->cur_have, want);
 			if (n > 0) {
 				c->cur_have += (uint32_t)n;
+				drained = (size_t)n < want;
 				continue;
 			}
 		} else {
-			n = read(c->fd, c->ibuf + c->wpos, NBD_IBUF_SIZE - c->wpos);
+			size_t want = NBD_IBUF_SIZE - c->wpos;
+
+			n = read(c->fd, c->ibuf + c->wpos, want);
 			if (n > 0) {
 				c->wpos += (size_t)n;
+				drained = (size_t)n < want;
 				continue;
 			}
 		}
@@ -940,19 +947,8 @@ static void listener_accept(struct nbd_server *srv, struct listener *l)
 	}
 }
 
-int nbd_server_dispatch(struct nbd_server *srv)
+static void handle_events(struct nbd_server *srv, const struct epoll_event *evs, int n)
 {
-	struct epoll_event evs[64];
-	int n;
-
-	srv->in_dispatch++;
-	n = epoll_wait(srv->epfd, evs, 64, 0);
-	if (n < 0 && errno != EINTR) {
-		int e = errno;
-
-		srv->in_dispatch--;
-		return -e;
-	}
 	for (int i = 0; i < n; i++) {
 		struct ep_tag *t = evs[i].data.ptr;
 
@@ -984,18 +980,35 @@ int nbd_server_dispatch(struct nbd_server *srv)
 		}
 	}
 	run_work(srv);
+}
+
+/* Wait up to timeout_ms on the server's own epoll set and handle what is
+ * ready; dispatch and poll_blocking differ only in the timeout. */
+static int server_wait(struct nbd_server *srv, int timeout_ms)
+{
+	struct epoll_event evs[64];
+	int n;
+
+	n = epoll_wait(srv->epfd, evs, 64, timeout_ms);
+	if (n < 0) {
+		if (errno != EINTR)
+			return -errno;
+		n = 0;
+	}
+	srv->in_dispatch++;
+	handle_events(srv, evs, n);
 	srv->in_dispatch--;
 	return 0;
 }
 
+int nbd_server_dispatch(struct nbd_server *srv)
+{
+	return server_wait(srv, 0);
+}
+
 int nbd_server_poll_blocking(struct nbd_server *srv, int timeout_ms)
 {
-	struct epoll_event ev;
-	int n = epoll_wait(srv->epfd, &ev, 1, timeout_ms);
-
-	if (n < 0)
-		return errno == EINTR ? 0 : -errno;
-	return nbd_server_dispatch(srv);
+	return server_wait(srv, timeout_ms);
 }
 
 void nbd_server_kick(struct nbd_server *srv)
