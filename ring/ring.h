@@ -12,8 +12,9 @@
 // the shared page belongs to the peer: consumers copy a slot out before they
 // look at it, and every count read from the peer is bounded by what the
 // protocol allows (-EOVERFLOW otherwise, XSA-39). The protocol, including
-// the event-index rule for notifications, is described in
-// /work/shared/PROTOCOLS.md ("Shared ring") and docs/ of this repository.
+// the event-index rule for notifications, is Xen's (xen/io/ring.h), as
+// summarised in the project's PROTOCOLS.md, "Shared ring"; the comment above
+// RING_DEFINE_TYPES lists the functions and the barrier pairs.
 // This header depends on C11 only; notifying the peer (an event channel) is
 // the caller's job: the push functions say whether a notification is due.
 #ifndef DRVDOM_RING_RING_H
