@@ -14,25 +14,34 @@
 struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
-	const char *usage;
+	const char *args;
+	const char *help;
 };
 
 static const struct command commands[] = {
-    {"up", tool_cmd_up, "up                      start drvdom-hv and drvdom-xenstored"},
-    {"down", tool_cmd_down, "down                    stop them and every domain"},
-    {"create", tool_cmd_create, "create FILE.cfg [k=v …] start a domain from an xl.cfg file"},
-    {"list", tool_cmd_list, "list                    domains: id, name, role, state, devices"},
-    {"destroy", tool_cmd_destroy, "destroy NAME|ID         stop a domain and remove its devices"},
-    {"kill", tool_cmd_kill, "kill NAME|ID            SIGKILL a domain (fault injection)"},
-    {"exec", tool_cmd_exec, "exec DOMAIN -- CMD …     run CMD in the domain's network namespace"},
-    {"bench", tool_cmd_bench, "bench ring|xenstore|…   run a benchmark (see --help of each)"},
+    {"demo", tool_cmd_demo, "", "the whole system on an embedded default"},
+    {"up", tool_cmd_up, "", "start drvdom-hv and drvdom-xenstored"},
+    {"down", tool_cmd_down, "", "stop them and every domain"},
+    {"create", tool_cmd_create, "FILE.cfg [k=v ...]", "start a domain from an xl.cfg file"},
+    {"list", tool_cmd_list, "", "domains: id, name, role, state, devices"},
+    {"destroy", tool_cmd_destroy, "NAME|ID", "stop a domain and remove its devices"},
+    {"kill", tool_cmd_kill, "NAME|ID", "SIGKILL a domain (the fault injector)"},
+    {"block-attach", tool_cmd_block_attach, "GUEST SPEC", "add a disk while running"},
+    {"block-detach", tool_cmd_block_detach, "GUEST VDEV", "remove a disk"},
+    {"network-attach", tool_cmd_network_attach, "GUEST SPEC", "add a vif while running"},
+    {"network-detach", tool_cmd_network_detach, "GUEST DEVID", "remove a vif"},
+    {"exec", tool_cmd_exec, "DOMAIN|wire -- CMD", "run CMD in that network namespace"},
+    {"bench", tool_cmd_bench, "ring|xenstore|... [ARGS]", "run a benchmark (--help for each)"},
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: drvdom COMMAND [ARGS…]\n\n");
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  drvdom %s\n", commands[i].usage);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		char left[64];
+		snprintf(left, sizeof(left), "%s %s", commands[i].name, commands[i].args);
+		fprintf(f, "  drvdom %-32s %s\n", left, commands[i].help);
+	}
 	fprintf(f, "\nrun dir: %s (DRVDOM_RUN_DIR overrides)\n", tool_run_dir());
 }
 

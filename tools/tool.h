@@ -81,6 +81,12 @@ int tool_vif_parse(const char *text, struct tool_vif *v);
 int tool_vif_attach(struct hvc *h, struct xs_handle *xs, const struct hv_domain_info *guest,
 		    const struct hv_domain_info *back, const struct tool_vif *vif, int index);
 
+/* tools/tool_attach.c */
+int tool_cmd_block_attach(int argc, char **argv);
+int tool_cmd_block_detach(int argc, char **argv);
+int tool_cmd_network_attach(int argc, char **argv);
+int tool_cmd_network_detach(int argc, char **argv);
+
 /* tools/tool_demo.c */
 int tool_cmd_demo(int argc, char **argv);
 

@@ -126,7 +126,7 @@ static int domain_xs_setup(struct xs_handle *xs, const struct hv_domain_info *di
 }
 
 static const char *const known_keys[] = {
-	"name", "kernel", "memory", "on_crash", "driver_domain", "disk", "vif", "nic", "extra_args",
+    "name", "kernel", "memory", "on_crash", "driver_domain", "disk", "vif", "nic", "extra_args",
 };
 
 static int cfg_string(const struct xlcfg *cfg, const char *key, const char **out)
