@@ -145,6 +145,22 @@ START_TEST(test_sandbox_view)
 }
 END_TEST
 
+/* The allow-list is enough for a threaded event-loop program. */
+START_TEST(test_sandbox_runtime)
+{
+	start();
+	subscribe();
+	domid_t d = create("rt", "dom_sandbox", "runtime");
+	log_expect("rt", "sandbox: runtime ");
+	hvt_log_read(&H, "rt", logbuf, sizeof(logbuf));
+	ck_assert_msg(strstr(logbuf, "sandbox: runtime ok"), "%s", logbuf);
+	struct hv_domain_info info;
+	ck_assert_int_eq(hvt_info(H.fd, d, &info), 0);
+	ck_assert_uint_eq(info.state, HV_DOM_RUNNING);
+	stop();
+}
+END_TEST
+
 static const char *const forbidden[] = {"ptrace", "mount", "fork"};
 
 START_TEST(test_seccomp_kills)
@@ -906,6 +922,7 @@ Suite *hv_suite(void)
 	tcase_add_test(tc, test_dom0_info_and_stop);
 	tcase_add_test(tc, test_sigterm_kills_domains);
 	tcase_add_test(tc, test_sandbox_view);
+	tcase_add_test(tc, test_sandbox_runtime);
 	tcase_add_loop_test(tc, test_seccomp_kills, 0,
 			    (int)(sizeof(forbidden) / sizeof(forbidden[0])));
 	tcase_add_test(tc, test_exit_code);

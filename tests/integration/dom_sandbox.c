@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Test domain kernel: probes its own sandbox and prints what it sees on its
-// console, then does what argv[1] says. "exit": exit 7; "ptrace" / "mount":
+// console, then does what argv[1] says. "exit": exit 7; "runtime": check
+// that threads, epoll, eventfd, timerfd and big allocations work under the
+// seccomp allow-list, then sleep; "ptrace" / "mount":
 // make that forbidden system call (seccomp must kill it); "fork": fork
 // (forbidden too); anything else: sleep until killed. The hv suite
 // (check_hv.c) reads the console log.
@@ -10,10 +12,54 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mount.h>
+#include <sys/timerfd.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+static void *thread_main(void *arg)
+{
+	uint64_t one = 1;
+	if (write(*(int *)arg, &one, sizeof(one)) != sizeof(one))
+		return (void *)1;
+	return NULL;
+}
+
+/* What a domain's event loop needs: threads, epoll, eventfd, timerfd,
+ * large allocations. Returns a failure text or NULL. */
+static const char *probe_runtime(void)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	int ev = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int tf = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	if (ep < 0 || ev < 0 || tf < 0)
+		return "epoll/eventfd/timerfd";
+	struct epoll_event e = {.events = EPOLLIN, .data.fd = ev};
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e))
+		return "epoll_ctl";
+	pthread_t t;
+	void *ret;
+	if (pthread_create(&t, NULL, thread_main, &ev) || pthread_join(t, &ret) || ret)
+		return "pthread";
+	if (epoll_wait(ep, &e, 1, 1000) != 1)
+		return "epoll_wait";
+	struct itimerspec its = {.it_value = {0, 1000000}};
+	uint64_t n;
+	if (timerfd_settime(tf, 0, &its, NULL) || read(tf, &n, sizeof(n)) != sizeof(n))
+		return "timerfd";
+	char *big = malloc(64 << 20);
+	if (!big)
+		return "malloc 64 MiB";
+	memset(big, 1, 64 << 20);
+	free(big);
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 1)
+		return "sysconf";
+	return NULL;
+}
 
 int main(int argc, char **argv)
 {
@@ -39,6 +85,11 @@ int main(int argc, char **argv)
 	printf("sandbox: mode %s\n", mode);
 	if (!strcmp(mode, "exit"))
 		return 7;
+	if (!strcmp(mode, "runtime")) {
+		const char *bad = probe_runtime();
+		printf("sandbox: runtime %s%s\n", bad ? "FAILED at " : "ok", bad ? bad : "");
+		mode = "sleep";
+	}
 	if (!strcmp(mode, "ptrace"))
 		syscall(SYS_ptrace, 0 /* PTRACE_TRACEME */, 0, 0, 0);
 	else if (!strcmp(mode, "mount"))
