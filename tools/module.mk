@@ -2,7 +2,7 @@
 # drvdom_* belongs to libdrvdom.)
 LIBS_A += drvtools
 drvtools_SRCS := tools/xlcfg.c tools/tool_rundir.c tools/tool_daemons.c \
-	tools/tool_domain.c tools/tool_vbd.c tools/tool_exec.c tools/nbdc.c tools/tool_demo.c tools/tool_net.c tools/tool_attach.c
+	tools/tool_domain.c tools/tool_vbd.c tools/tool_exec.c tools/nbdc.c tools/tool_demo.c tools/tool_net.c tools/tool_attach.c tools/tool_top.c
 UNIT_SUITES += xlcfg
 xlcfg_TEST_DEPLIBS := drvtools drvdom
 

@@ -87,6 +87,9 @@ int tool_cmd_block_detach(int argc, char **argv);
 int tool_cmd_network_attach(int argc, char **argv);
 int tool_cmd_network_detach(int argc, char **argv);
 
+/* tools/tool_top.c */
+int tool_cmd_top(int argc, char **argv);
+
 /* tools/tool_demo.c */
 int tool_cmd_demo(int argc, char **argv);
 
