@@ -20,7 +20,7 @@
 #define TOP_MAX_KEYS 16
 
 struct top_row {
-	char key[160]; /* backend device path: identifies the row */
+	char key[256]; /* backend device path: identifies the row */
 	char dom[HV_NAME_MAX + 1], peer[HV_NAME_MAX + 1], dev[32], cls[8];
 	int state;
 	unsigned nkv;
