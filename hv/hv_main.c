@@ -127,6 +127,14 @@ static void hv_setup_run_dir(void)
 	hv.listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (hv.listen_fd < 0)
 		die("socket");
+	/* Refuse to steal the socket of a live hv; remove a stale one. */
+	int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (probe >= 0 && !connect(probe, (struct sockaddr *)&sa, sizeof(sa))) {
+		log_err("another drvdom-hv serves %s", sa.sun_path);
+		exit(EXIT_FAILURE);
+	}
+	if (probe >= 0)
+		close(probe);
 	unlink(sa.sun_path);
 	mode_t old = umask(0077);
 	if (bind(hv.listen_fd, (struct sockaddr *)&sa, sizeof(sa)))

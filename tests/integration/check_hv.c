@@ -79,6 +79,13 @@ START_TEST(test_dom0_info_and_stop)
 	ck_assert_int_ge(fd2, 0);
 	ck_assert_int_eq(hvt_info(fd2, 0, &info), 0);
 	close(fd2);
+	/* A second hv on the same run dir refuses to start. */
+	char cmd[PATH_MAX * 2];
+	snprintf(cmd, sizeof(cmd), "%s/bin/drvdom-hv --run-dir %s/run 2>/dev/null",
+		 getenv("DRVDOM_BUILD"), H.dir);
+	int st2 = system(cmd);
+	ck_assert(WIFEXITED(st2) && WEXITSTATUS(st2) != 0);
+	ck_assert_int_eq(hvt_info(H.fd, 0, &info), 0);
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/run/hv.pid", H.dir);
 	ck_assert_int_eq(access(path, F_OK), 0);
@@ -92,7 +99,6 @@ START_TEST(test_dom0_info_and_stop)
 	ck_assert_int_ne(access(path, F_OK), 0);
 	snprintf(path, sizeof(path), "%s/run/hv.pid", H.dir);
 	ck_assert_int_ne(access(path, F_OK), 0);
-	char cmd[PATH_MAX];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", H.dir);
 	ck_assert_int_eq(system(cmd), 0);
 }
