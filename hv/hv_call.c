@@ -149,6 +149,27 @@ int hv_call_name_check(const char *name, size_t cap)
 	return 0;
 }
 
+int hv_call_devname_check(const char *name, size_t cap)
+{
+	/* Device names are paths of name components: "vbd/3/51712". */
+	char part[HV_DEVNAME_MAX];
+	size_t n = strnlen(name, cap);
+	if (n == 0 || n == cap || n >= sizeof(part))
+		return -EINVAL;
+	const char *p = name;
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : strlen(p);
+		memcpy(part, p, len);
+		part[len] = 0;
+		if (hv_call_name_check(part, sizeof(part)))
+			return -EINVAL;
+		if (!slash)
+			return 0;
+		p = slash + 1;
+	}
+}
+
 bool hv_call_copy_fits(uint16_t offset, uint16_t len)
 {
 	return (uint32_t)offset + len <= HV_PAGE_SIZE;

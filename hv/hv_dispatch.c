@@ -236,7 +236,7 @@ static void hv_op(struct hv_conn *c, const struct hv_hdr *h, const uint8_t *p, i
 		struct hv_device_req q;
 		memcpy(&q, p, sizeof(q));
 		int fd;
-		if (hv_call_name_check(q.name, sizeof(q.name)))
+		if (hv_call_devname_check(q.name, sizeof(q.name)))
 			r = -EINVAL;
 		else if (!(r = hv_device_get(d, q.name, &fd))) {
 			rfds[nrfds++] = fd;
@@ -311,7 +311,7 @@ static void hv_op(struct hv_conn *c, const struct hv_hdr *h, const uint8_t *p, i
 		struct hv_assign_device_req q;
 		struct hv_dom *t;
 		memcpy(&q, p, sizeof(q));
-		if (hv_call_name_check(q.name, sizeof(q.name)))
+		if (hv_call_devname_check(q.name, sizeof(q.name)))
 			r = -EINVAL;
 		else if (!(r = hv_domctl_target(q.domid, &t)) &&
 			 !(r = hv_device_assign(t, q.name, fds[0])))

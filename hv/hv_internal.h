@@ -199,6 +199,8 @@ int hv_call_create_strings(const void *payload, uint32_t len, const char **strs,
 /* A name fits buf (NUL within cap, not empty) and uses [A-Za-z0-9_.-] only.
  * Returns 0 or -EINVAL. */
 int hv_call_name_check(const char *name, size_t cap);
+/* A device name: name components joined by '/', e.g. "vbd/3/51712". */
+int hv_call_devname_check(const char *name, size_t cap);
 
 /* One grant-copy side: offset and length inside a page. */
 bool hv_call_copy_fits(uint16_t offset, uint16_t len);

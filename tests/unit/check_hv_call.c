@@ -217,6 +217,12 @@ START_TEST(test_names)
 	ck_assert_int_eq(hv_call_name_check("a/b", HV_NAME_MAX), -EINVAL);
 	ck_assert_int_eq(hv_call_name_check("..", HV_NAME_MAX), -EINVAL);
 	ck_assert_int_eq(hv_call_name_check(".hidden", HV_NAME_MAX), -EINVAL);
+	ck_assert_int_eq(hv_call_devname_check("vbd/3/51712", HV_DEVNAME_MAX), 0);
+	ck_assert_int_eq(hv_call_devname_check("nic/phys0", HV_DEVNAME_MAX), 0);
+	ck_assert_int_eq(hv_call_devname_check("vbd//1", HV_DEVNAME_MAX), -EINVAL);
+	ck_assert_int_eq(hv_call_devname_check("/vbd", HV_DEVNAME_MAX), -EINVAL);
+	ck_assert_int_eq(hv_call_devname_check("vbd/", HV_DEVNAME_MAX), -EINVAL);
+	ck_assert_int_eq(hv_call_devname_check("vbd/../x", HV_DEVNAME_MAX), -EINVAL);
 	ck_assert_int_eq(hv_call_name_check("sp ace", HV_NAME_MAX), -EINVAL);
 	ck_assert_int_eq(hv_call_name_check("nl\n", HV_NAME_MAX), -EINVAL);
 	char full[HV_NAME_MAX];
