@@ -176,11 +176,11 @@ int tool_cmd_up(int argc, char **argv)
 	tool_path(hvsock, sizeof(hvsock), hv_desc.sockrel);
 	tool_path(xssock, sizeof(xssock), xs_desc.sockrel);
 
-	char *hv_args[] = {"--run-dir", dir, NULL};
+	char *hv_args[] = {"--run-dir", dir, "--foreground", NULL};
 	int r = daemon_start(&hv_desc, hv_args);
 	if (r)
 		return 1;
-	char *xs_args[] = {"--socket", xssock, "--hv-socket", hvsock, NULL};
+	char *xs_args[] = {"--socket", xssock, "--hv-socket", hvsock, "--foreground", NULL};
 	r = daemon_start(&xs_desc, xs_args);
 	if (r) {
 		daemon_stop(&hv_desc);
