@@ -40,7 +40,7 @@ struct fixture {
 
 static struct fixture fx;
 
-static void start_server(const char *extra)
+static void start_server(const char *const *extra)
 {
 	const char *build = getenv("DRVDOM_BUILD");
 	char bin[512];
@@ -50,12 +50,15 @@ static void start_server(const char *extra)
 	fx.pid = fork();
 	ck_assert_int_ge(fx.pid, 0);
 	if (fx.pid == 0) {
+		const char *argv[16] = {bin, "--socket", fx.sock, fx.img};
+		int n = 4;
+
 		/* A failed test skips teardown: the server must not outlive it. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (extra)
-			execl(bin, bin, "--socket", fx.sock, fx.img, extra, (char *)NULL);
-		else
-			execl(bin, bin, "--socket", fx.sock, fx.img, (char *)NULL);
+		for (int i = 0; extra && extra[i] && n < 15; i++)
+			argv[n++] = extra[i];
+		argv[n] = NULL;
+		execv(bin, (char *const *)argv);
 		_exit(127);
 	}
 	for (int i = 0; i < 500; i++) {
@@ -68,7 +71,7 @@ static void start_server(const char *extra)
 	ck_abort_msg("drvdom-nbd-file did not create %s", fx.sock);
 }
 
-static void setup_common(const char *extra)
+static void setup_common(const char *const *extra)
 {
 	int fd;
 
@@ -91,7 +94,19 @@ static void setup(void)
 
 static void setup_ro(void)
 {
-	setup_common("--read-only");
+	static const char *const args[] = {"--read-only", NULL};
+
+	setup_common(args);
+}
+
+/* The file backend behind an asynchronous shim that completes out of
+ * order, outside dispatch, with -EAGAIN when full, and 512-byte sectors:
+ * the shape of blkfront. */
+static void setup_deferred(void)
+{
+	static const char *const args[] = {"--defer", "8", "--block-size", "512", NULL};
+
+	setup_common(args);
 }
 
 /* The server must have survived everything the test did to it. */
@@ -891,6 +906,29 @@ START_TEST(test_raw_read_only)
 }
 END_TEST
 
+START_TEST(test_raw_block_size)
+{
+	struct raw_info info;
+	int fd = raw_open(&info);
+	uint8_t buf[512] = {0};
+
+	ck_assert_uint_eq(info.min_block, 512);
+	send_req(fd, NBD_CMD_READ, 0, 1, 1, 512);
+	ck_assert_uint_eq(recv_reply(fd, 1), NBD_EINVAL);
+	send_req(fd, NBD_CMD_WRITE, 0, 2, 0, 100);
+	send_all(fd, buf, 100);
+	ck_assert_uint_eq(recv_reply(fd, 2), NBD_EINVAL);
+	raw_roundtrip(fd, 512);
+	close(fd);
+	/* qemu-io honours the block size: an unaligned write is done as a
+	 * read-modify-write of whole sectors. */
+	free(qemu_io1("write -P 0x11 100 1000"));
+	free(qemu_io1("read -P 0x11 100 1000"));
+	free(qemu_io1("read -P 0 0 100"));
+	assert_server_alive();
+}
+END_TEST
+
 Suite *nbd_suite(void);
 
 Suite *nbd_suite(void)
@@ -899,6 +937,7 @@ Suite *nbd_suite(void)
 	TCase *t = tcase_create("qemu");
 	TCase *r = tcase_create("raw");
 	TCase *ro = tcase_create("read-only");
+	TCase *d = tcase_create("deferred");
 
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_set_timeout(t, 120);
@@ -907,6 +946,16 @@ Suite *nbd_suite(void)
 	tcase_add_test(t, test_trim_and_zeroes);
 	tcase_add_test(t, test_two_concurrent_qemu_io);
 	suite_add_tcase(s, t);
+
+	tcase_add_checked_fixture(d, setup_deferred, teardown);
+	tcase_set_timeout(d, 120);
+	tcase_add_test(d, test_qemu_io_random_patterns);
+	tcase_add_test(d, test_trim_and_zeroes);
+	tcase_add_test(d, test_two_concurrent_qemu_io);
+	tcase_add_test(d, test_raw_pipelined);
+	tcase_add_test(d, test_raw_disconnect_mid_write);
+	tcase_add_test(d, test_raw_block_size);
+	suite_add_tcase(s, d);
 
 	tcase_add_checked_fixture(r, setup, teardown);
 	tcase_set_timeout(r, 60);
