@@ -101,7 +101,7 @@ struct xsd_conn {
 	pthread_mutex_t out_lock;
 	struct xsd_buf *out_head, *out_tail;
 	size_t out_bytes;
-	bool dead; /* drop requested; owner closes */
+	_Atomic bool dead; /* drop requested (any thread); owner closes */
 	bool throttled;
 
 	/* Input, owner thread only. */

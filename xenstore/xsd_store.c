@@ -136,14 +136,17 @@ struct xsd_domain *xsd_domain_get(uint16_t domid, bool create)
 {
 	if (domid >= XSD_DOMID_MAX)
 		return NULL;
-	if (!xsd_domains[domid] && create) {
-		struct xsd_domain *d = calloc(1, sizeof(*d));
+	/* Readers look domains up without the store lock: publish with release,
+	 * read with acquire. Domains are never freed. */
+	struct xsd_domain *d = __atomic_load_n(&xsd_domains[domid], __ATOMIC_ACQUIRE);
+	if (!d && create) {
+		d = calloc(1, sizeof(*d));
 		if (!d)
 			die("calloc domain");
 		d->domid = domid;
-		xsd_domains[domid] = d;
+		__atomic_store_n(&xsd_domains[domid], d, __ATOMIC_RELEASE);
 	}
-	return xsd_domains[domid];
+	return d;
 }
 
 static void xsd_account(const struct xsd_node *n, int delta)

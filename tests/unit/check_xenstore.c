@@ -407,8 +407,8 @@ START_TEST(quotas_of_unprivileged_domains)
 		ck_ok(reqs(d5, XS_WATCH, 0, 2, "k", tok));
 	}
 	ck_err(reqs(d5, XS_WATCH, 0, 2, "k", "one-more"), "E2BIG");
-	while (xsd_conn_pop(d5))
-		;
+	for (struct xsd_buf *b; (b = xsd_conn_pop(d5));)
+		free(b);
 	/* transactions: 10, then ENOSPC */
 	for (int i = 0; i < XSD_QUOTA_TRANSACTIONS; i++)
 		tx_start(d5);
