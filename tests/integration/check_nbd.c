@@ -55,6 +55,8 @@ static void start_server(const char *const *extra)
 
 		/* A failed test skips teardown: the server must not outlive it. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (!getenv("DRVDOM_LOG"))
+			setenv("DRVDOM_LOG", "warn", 1); /* no "serving" banner per case */
 		for (int i = 0; extra && extra[i] && n < 15; i++)
 			argv[n++] = extra[i];
 		argv[n] = NULL;
