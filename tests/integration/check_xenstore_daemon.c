@@ -524,20 +524,40 @@ START_TEST(client_that_never_reads_10000_requests)
 	struct xsd_sockmsg h = {XS_GET_DOMAIN_PATH, 1, 0, 5};
 	memcpy(msg, &h, sizeof(h));
 	memcpy(msg + sizeof(h), "1234", 5);
+	const size_t mlen = sizeof(h) + 5;
+	/* Pipeline 10,000 requests without reading: the daemon stops reading us
+	 * once our unread replies pile up, so our sends block (EAGAIN). */
 	int sent = 0;
-	time_t deadline = time(NULL) + 3;
+	time_t deadline = time(NULL) + 2;
 	while (sent < 10000 && time(NULL) < deadline) {
-		ssize_t n = send(fd, msg, sizeof(h) + 5, MSG_NOSIGNAL);
-		if (n == (ssize_t)(sizeof(h) + 5))
+		ssize_t n = send(fd, msg, mlen, MSG_NOSIGNAL);
+		if (n == (ssize_t)mlen)
 			sent++;
 		else if (n < 0 && errno == EAGAIN)
-			usleep(1000); /* throttled: the daemon stopped reading us */
+			usleep(1000);
 		else
-			break;
+			ck_abort_msg("send: %s", strerror(errno));
 	}
 	ck_assert_int_gt(sent, 1000);
+	ck_assert_int_lt(sent, 10000); /* throttled */
 	assert_serving();
 	ck_assert_int_lt(daemon_rss_kb(), 64 * 1024);
+	/* Now read: the daemon resumes and answers all 10,000, in order. */
+	const size_t rlen = sizeof(h) + sizeof("/local/domain/1234");
+	size_t got = 0;
+	char buf[65536];
+	deadline = time(NULL) + 20;
+	while (got < 10000 * rlen && time(NULL) < deadline) {
+		struct pollfd p = {fd, POLLIN | (sent < 10000 ? POLLOUT : 0), 0};
+		poll(&p, 1, 100);
+		if (sent < 10000 && send(fd, msg, mlen, MSG_NOSIGNAL) == (ssize_t)mlen)
+			sent++;
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n > 0)
+			got += (size_t)n;
+	}
+	ck_assert_int_eq(sent, 10000);
+	ck_assert_uint_eq(got, 10000 * rlen);
 	close(fd);
 	assert_serving();
 }
