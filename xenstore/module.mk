@@ -10,6 +10,7 @@ drvdom-xenstored_DEPLIBS := xsd drvdom
 drvdom-xenstored_LIBS := $(URCU_LIBS)
 
 UNIT_SUITES += xenstore
+xenstore_TEST_SRCS := tests/unit/check_xenstore_hdr_lib.c tests/unit/check_xenstore_hdr_xs.c
 xenstore_TEST_DEPLIBS := xsd drvdom
 xenstore_TEST_LIBS := $(URCU_LIBS)
 

@@ -497,6 +497,8 @@ static int xsd_create(struct xsd_conn *c, struct xsd_tx *tx, const char *path, c
 		a = xsd_view_get(tx, anc);
 		if (a)
 			break;
+		if (strcmp(anc, "/") == 0)
+			return -ENOSPC; /* only a full transaction loses the root */
 	}
 	if (!(xsd_perm_for(c, a->perms, a->nperms) & XSD_PERM_WRITE))
 		return -EACCES;

@@ -514,6 +514,24 @@ START_TEST(output_queue_is_bounded)
 }
 END_TEST
 
+START_TEST(full_transaction_fails_cleanly)
+{
+	struct xsd_conn *c = conn(0);
+	uint32_t t = tx_start(c);
+	char p[64];
+	/* Touch the most paths a transaction may hold... */
+	for (int i = 0; i < XSD_TX_MAX_ENTRIES; i++) {
+		snprintf(p, sizeof(p), "/full/%d", i);
+		ck_err(reqs(c, XS_READ, t, 1, p), "ENOENT");
+	}
+	/* ...then a write needing new entries gets an error, not a hang. */
+	ck_err(wr(c, t, "/deep/a/b/c", "x"), "ENOSPC");
+	ck_ok(reqs(c, XS_TRANSACTION_END, t, 1, "F"));
+	ck_ok(wr(c, 0, "/deep/a/b/c", "x"));
+	xsd_conn_free(c);
+}
+END_TEST
+
 Suite *xenstore_suite(void);
 Suite *xenstore_suite(void)
 {
@@ -533,6 +551,7 @@ Suite *xenstore_suite(void)
 	tcase_add_test(tc, malformed_requests_get_xen_errors);
 	tcase_add_test(tc, introduce_release_and_special_watches);
 	tcase_add_test(tc, output_queue_is_bounded);
+	tcase_add_test(tc, full_transaction_fails_cleanly);
 	suite_add_tcase(s, tc);
 	return s;
 }
