@@ -99,6 +99,7 @@ enum hv_op {
 	HV_OP_DOMCTL_LIST = 37,
 	HV_OP_DOMCTL_KILL = 38,
 	HV_OP_DOMCTL_SUBSCRIBE = 39,
+	HV_OP_DOMCTL_REVOKE_DEVICE = 40,
 };
 
 enum hv_evt {
@@ -258,7 +259,9 @@ struct hv_domid_req {
 	domid_t domid;
 	uint16_t pad;
 };
-/* HV_OP_DOMCTL_ASSIGN_DEVICE: one fd attached. */
+/* HV_OP_DOMCTL_ASSIGN_DEVICE: one fd attached. HV_OP_DOMCTL_REVOKE_DEVICE:
+ * the same request, no fd: closes an assignment the domain has not taken
+ * (-ENOENT if it has or there is none). */
 struct hv_assign_device_req {
 	domid_t domid;
 	uint16_t pad;

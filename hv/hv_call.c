@@ -35,6 +35,7 @@ static const struct hv_op_desc hv_ops[] = {
 	{HV_OP_DOMCTL_LIST, "DOMCTL_LIST", 0, 0, 0, 0, 0, true, false},
 	{HV_OP_DOMCTL_KILL, "DOMCTL_KILL", sizeof(struct hv_domid_req), 0, 0, 0, 0, true, false},
 	{HV_OP_DOMCTL_SUBSCRIBE, "DOMCTL_SUBSCRIBE", 0, 0, 0, 0, 0, true, false},
+	{HV_OP_DOMCTL_REVOKE_DEVICE, "DOMCTL_REVOKE_DEVICE", sizeof(struct hv_assign_device_req), 0, 0, 0, 0, true, false},
 };
 /* clang-format on */
 

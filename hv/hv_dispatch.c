@@ -318,6 +318,17 @@ static void hv_op(struct hv_conn *c, const struct hv_hdr *h, const uint8_t *p, i
 			fds[0] = -1; /* the domain's now */
 		break;
 	}
+	case HV_OP_DOMCTL_REVOKE_DEVICE: {
+		struct hv_assign_device_req q;
+		struct hv_dom *t;
+		int fd;
+		memcpy(&q, p, sizeof(q));
+		if (hv_call_devname_check(q.name, sizeof(q.name)))
+			r = -EINVAL;
+		else if (!(r = hv_domctl_target(q.domid, &t)) && !(r = hv_device_get(t, q.name, &fd)))
+			close(fd);
+		break;
+	}
 	case HV_OP_DOMCTL_LIST: {
 		uint32_t n = 0;
 		for (unsigned i = 0; i < DOMID_FIRST_FREE; i++) {

@@ -658,6 +658,18 @@ int hvc_domctl_assign_device(struct hvc *h, domid_t domid, const char *name, int
 	return hvc_call_exact(h, &m);
 }
 
+int hvc_domctl_revoke_device(struct hvc *h, domid_t domid, const char *name)
+{
+	struct hv_assign_device_req req;
+	memset(&req, 0, sizeof(req));
+	req.domid = domid;
+	if (!name || strlen(name) >= sizeof(req.name))
+		return -ENAMETOOLONG;
+	strcpy(req.name, name);
+	struct hvc_msg m = {.op = HV_OP_DOMCTL_REVOKE_DEVICE, .req = &req, .req_len = sizeof(req)};
+	return hvc_call_exact(h, &m);
+}
+
 int hvc_domctl_list(struct hvc *h, struct hv_domain_info *buf, uint32_t cap, uint32_t *n)
 {
 	size_t max = (HVC_PAYLOAD_MAX - sizeof(uint32_t)) / sizeof(struct hv_domain_info);

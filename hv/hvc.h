@@ -129,6 +129,9 @@ int hvc_domctl_unpause(struct hvc *h, domid_t domid);
 /* Hand a device fd to a domain (the fd stays the caller's: the kernel dups
  * it into the message). */
 int hvc_domctl_assign_device(struct hvc *h, domid_t domid, const char *name, int fd);
+/* Take back a device assignment the domain has not taken yet (closing the
+ * hv's copy). -ENOENT if it was taken or never made. */
+int hvc_domctl_revoke_device(struct hvc *h, domid_t domid, const char *name);
 /* List domains into buf (room for cap entries); *n gets how many were
  * stored (a longer list is truncated to cap). */
 int hvc_domctl_list(struct hvc *h, struct hv_domain_info *buf, uint32_t cap, uint32_t *n);

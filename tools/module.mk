@@ -13,3 +13,8 @@ drvdom_cli_DEPLIBS := drvtools xenstore drvdom
 
 INTEG_SUITES += nbdc
 nbdc_TEST_DEPLIBS := drvtools drvdom
+
+INTEG_SUITES += toolstack
+toolstack_TEST_SRCS := tests/integration/tooltest.c
+TEST_BINS += tool_sleeper
+tool_sleeper_SRCS := tests/integration/tool_sleeper.c

@@ -48,6 +48,9 @@ void tool_domain_teardown(struct hvc *h, struct xs_handle *xs, uint16_t domid, c
 /* tools/tool_vbd.c */
 int tool_vbd_attach(struct hvc *h, struct xs_handle *xs, const struct hv_domain_info *guest,
 		    const struct hv_domain_info *back, const struct xlcfg_disk *disk);
+/* Take back the disk assignments (not yet taken by the backend) of every
+ * device under the backend directory dir of driver domain backend. */
+void tool_vbd_revoke_all(struct hvc *h, struct xs_handle *xs, const char *dir, uint16_t backend);
 /* "xvda,xvdb,serves 2 vbd" for drvdom list. */
 void tool_describe_devices(struct xs_handle *xs, uint16_t domid, char *buf, size_t len);
 /* Remove RUN/GUEST (its NBD sockets). */

@@ -139,6 +139,13 @@ static int detach(struct attach_ctx *c, const char *cls, int devid)
 			"drvdom: frontend did not close in 10 s (state %d); removing it "
 			"anyway\n",
 			state);
+	snprintf(p, sizeof(p), "%s/drvdom-device", be_path);
+	char *dev = xs_read(c->xs, XBT_NULL, p, &len);
+	snprintf(p, sizeof(p), "%s/backend-id", fe);
+	int beid = -1;
+	if (dev && !read_int(c->xs, p, &beid) && beid > 0)
+		hvc_domctl_revoke_device(c->h, (domid_t)beid, dev); /* -ENOENT: taken */
+	free(dev);
 	xs_rm(c->xs, XBT_NULL, be_path);
 	xs_rm(c->xs, XBT_NULL, fe);
 	return 0;

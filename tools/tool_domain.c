@@ -364,6 +364,7 @@ void tool_domain_teardown(struct hvc *h, struct xs_handle *xs, domid_t domid, co
 	char **doms = xs_directory(xs, XBT_NULL, "/local/domain", &nd);
 	for (unsigned i = 0; doms && i < nd; i++) {
 		snprintf(p, sizeof(p), "/local/domain/%s/backend/vbd/%u", doms[i], domid);
+		tool_vbd_revoke_all(h, xs, p, (domid_t)atoi(doms[i]));
 		xs_rm(xs, XBT_NULL, p);
 		snprintf(p, sizeof(p), "/local/domain/%s/backend/vif/%u", doms[i], domid);
 		xs_rm(xs, XBT_NULL, p);

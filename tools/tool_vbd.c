@@ -154,6 +154,22 @@ int tool_vbd_attach(struct hvc *h, struct xs_handle *xs, const struct hv_domain_
 	return -EAGAIN;
 }
 
+void tool_vbd_revoke_all(struct hvc *h, struct xs_handle *xs, const char *dir, domid_t backend)
+{
+	unsigned n = 0;
+	char **devs = xs_directory(xs, XBT_NULL, dir, &n);
+	for (unsigned i = 0; devs && i < n; i++) {
+		char p[512];
+		unsigned len;
+		snprintf(p, sizeof(p), "%s/%s/drvdom-device", dir, devs[i]);
+		char *name = xs_read(xs, XBT_NULL, p, &len);
+		if (name)
+			hvc_domctl_revoke_device(h, backend, name); /* -ENOENT: taken */
+		free(name);
+	}
+	free(devs);
+}
+
 void tool_describe_devices(struct xs_handle *xs, domid_t domid, char *buf, size_t len)
 {
 	char p[128];

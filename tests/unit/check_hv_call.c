@@ -59,6 +59,7 @@ static const struct fixed_case fixed[] = {
     {HV_OP_DOMCTL_UNPAUSE, sizeof(struct hv_domid_req), 0},
     {HV_OP_DOMCTL_KILL, sizeof(struct hv_domid_req), 0},
     {HV_OP_DOMCTL_ASSIGN_DEVICE, sizeof(struct hv_assign_device_req), 1},
+    {HV_OP_DOMCTL_REVOKE_DEVICE, sizeof(struct hv_assign_device_req), 0},
     {HV_OP_DOMCTL_LIST, 0, 0},
     {HV_OP_DOMCTL_SUBSCRIBE, 0, 0},
 };
