@@ -23,6 +23,7 @@
 #define XSD_QUOTA_NODE_SIZE 2048
 #define XSD_QUOTA_PERMS 5
 #define XSD_QUOTA_OUTSTANDING 20
+#define XSD_QUOTA_MEMORY (2560 * 1024) /* bytes of nodes a domain owns */
 
 /* Bounds for privileged (dom0) connections: generous, but finite so a
  * runaway client cannot grow the daemon without limit. */
@@ -101,6 +102,7 @@ struct xsd_conn {
 	pthread_mutex_t out_lock;
 	struct xsd_buf *out_head, *out_tail;
 	size_t out_bytes;
+	uint32_t out_msgs; /* messages queued, for the outstanding quota */
 	_Atomic bool dead; /* drop requested (any thread); owner closes */
 	bool throttled;
 
@@ -173,6 +175,7 @@ struct xsd_domain {
 	bool has_target;
 	uint16_t target;
 	uint32_t nnodes;
+	uint64_t bytes; /* memory of the nodes it owns */
 	uint64_t gfn;
 	uint32_t port;
 	struct xsd_conn *conn; /* ring connection, if any */
@@ -208,6 +211,12 @@ int xsd_conn_input(struct xsd_conn *c);
 /* Pop one queued message (tests / ring writer); NULL if none. */
 struct xsd_buf *xsd_conn_pop(struct xsd_conn *c);
 void xsd_conn_kill(struct xsd_conn *c);
+/* Whether the connection's unread output is over its bound (stop reading
+ * it) / back under half of it (resume). out_lock held. */
+bool xsd_conn_over(const struct xsd_conn *c);
+bool xsd_conn_may_resume(const struct xsd_conn *c);
+/* A queued message was fully written out. out_lock held. */
+void xsd_conn_sent(struct xsd_conn *c, struct xsd_buf *b);
 const char *xsd_errno_name(int err);
 /* Forget a domain (XS_RELEASE, or the hv reports its death): drop its ring
  * connection, watches and transactions, chown its nodes to dom0, fire

@@ -105,9 +105,31 @@ void xsd_conn_send(struct xsd_conn *c, uint32_t type, uint32_t req_id, uint32_t 
 		c->out_head = b;
 	c->out_tail = b;
 	c->out_bytes += b->len;
+	c->out_msgs++;
 	if (c->tp && c->tp->flush)
 		c->tp->flush(c);
 	pthread_mutex_unlock(&c->out_lock);
+}
+
+bool xsd_conn_over(const struct xsd_conn *c)
+{
+	return c->out_bytes > XSD_OUTQ_THROTTLE ||
+	       (!xsd_conn_privileged(c) && c->out_msgs >= XSD_QUOTA_OUTSTANDING);
+}
+
+bool xsd_conn_may_resume(const struct xsd_conn *c)
+{
+	return c->out_bytes <= XSD_OUTQ_THROTTLE / 2 &&
+	       (xsd_conn_privileged(c) || c->out_msgs < XSD_QUOTA_OUTSTANDING / 2);
+}
+
+void xsd_conn_sent(struct xsd_conn *c, struct xsd_buf *b)
+{
+	c->out_head = b->next;
+	if (!c->out_head)
+		c->out_tail = NULL;
+	c->out_msgs--;
+	free(b);
 }
 
 struct xsd_buf *xsd_conn_pop(struct xsd_conn *c)
@@ -118,7 +140,8 @@ struct xsd_buf *xsd_conn_pop(struct xsd_conn *c)
 		c->out_head = b->next;
 		if (!c->out_head)
 			c->out_tail = NULL;
-		c->out_bytes -= b->len;
+		c->out_bytes -= b->len - b->off;
+		c->out_msgs--;
 	}
 	pthread_mutex_unlock(&c->out_lock);
 	return b;
@@ -586,7 +609,7 @@ int xsd_conn_input(struct xsd_conn *c)
 		if (c->in_len - off < sizeof(h) + h.len)
 			break;
 		pthread_mutex_lock(&c->out_lock);
-		c->throttled = c->out_bytes > XSD_OUTQ_THROTTLE;
+		c->throttled = xsd_conn_over(c);
 		if (c->throttled && c->tp && c->tp->flush)
 			c->tp->flush(c);
 		pthread_mutex_unlock(&c->out_lock);

@@ -64,10 +64,7 @@ static void xsd_sock_flush(struct xsd_conn *c)
 		c->out_bytes -= (size_t)n;
 		if (b->off < b->len)
 			break;
-		c->out_head = b->next;
-		if (!c->out_head)
-			c->out_tail = NULL;
-		free(b);
+		xsd_conn_sent(c, b);
 	}
 	uint32_t m = xsd_sock_mask(c);
 	if (m != s->mask && !c->dead) {
@@ -99,7 +96,7 @@ static void xsd_sock_event(struct xsd_conn *c, uint32_t events)
 	if (events & EPOLLOUT) {
 		pthread_mutex_lock(&c->out_lock);
 		bool was = c->throttled;
-		if (c->throttled && c->out_bytes <= XSD_OUTQ_THROTTLE / 2)
+		if (c->throttled && xsd_conn_may_resume(c))
 			c->throttled = false;
 		xsd_sock_flush(c);
 		pthread_mutex_unlock(&c->out_lock);

@@ -107,12 +107,8 @@ static void xsd_ring_flush(struct xsd_conn *c)
 		sent = true;
 		b->off += n;
 		c->out_bytes -= n;
-		if (b->off == b->len) {
-			c->out_head = b->next;
-			if (!c->out_head)
-				c->out_tail = NULL;
-			free(b);
-		}
+		if (b->off == b->len)
+			xsd_conn_sent(c, b);
 	}
 	if (sent)
 		evtchn_notify(xsd_hv, r->lport);
@@ -131,7 +127,7 @@ static void xsd_ring_service(struct xsd_ring *r)
 	struct xsd_conn *c = r->conn;
 	struct xenstore_domain_interface *in = r->intf;
 	pthread_mutex_lock(&c->out_lock);
-	if (c->throttled && c->out_bytes <= XSD_OUTQ_THROTTLE / 2)
+	if (c->throttled && xsd_conn_may_resume(c))
 		c->throttled = false;
 	xsd_ring_flush(c);
 	pthread_mutex_unlock(&c->out_lock);

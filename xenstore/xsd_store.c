@@ -149,11 +149,23 @@ struct xsd_domain *xsd_domain_get(uint16_t domid, bool create)
 	return d;
 }
 
+/* What a node costs its owner, for the memory quota. */
+static size_t xsd_node_bytes(const struct xsd_node *n)
+{
+	return sizeof(*n) + n->nperms * sizeof(struct xsd_perm) + n->vlen + n->clen +
+	       strlen(n->path) + 3;
+}
+
 static void xsd_account(const struct xsd_node *n, int delta)
 {
 	struct xsd_domain *d = xsd_domain_get((uint16_t)n->perms[0].id, true);
-	if (d)
+	if (d) {
 		d->nnodes += delta;
+		/* Read without the lock by the quota check: atomic update. */
+		__atomic_fetch_add(&d->bytes,
+				   (uint64_t)((int64_t)delta * (int64_t)xsd_node_bytes(n)),
+				   __ATOMIC_RELAXED);
+	}
 	__atomic_store_n(&xsd_nnodes, xsd_nnodes + delta, __ATOMIC_RELAXED);
 }
 
@@ -542,6 +554,15 @@ int xsd_op_write(struct xsd_conn *c, struct xsd_tx *tx, const char *path, const 
 {
 	if (!xsd_conn_privileged(c) && len > XSD_QUOTA_NODE_SIZE)
 		return -ENOSPC;
+	if (!xsd_conn_privileged(c)) {
+		/* Memory quota: what the write would add, parents' child lists
+		 * included (racy read; the store lock is taken below). */
+		struct xsd_domain *d = xsd_domain_get(c->domid, false);
+		if (d && __atomic_load_n(&d->bytes, __ATOMIC_RELAXED) + len + 2 * strlen(path) +
+				 sizeof(struct xsd_node) >
+			     XSD_QUOTA_MEMORY)
+			return -ENOMEM;
+	}
 	xsd_view_begin(tx);
 	const struct xsd_node *n;
 	int ret = xsd_check_access(c, tx, path, XSD_PERM_WRITE, &n);

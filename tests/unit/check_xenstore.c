@@ -532,6 +532,65 @@ START_TEST(full_transaction_fails_cleanly)
 }
 END_TEST
 
+START_TEST(memory_quota_of_a_domain)
+{
+	struct xsd_conn *d0 = conn(0), *d5 = conn(5);
+	ck_ok(wr(d0, 0, "/local/domain/5", ""));
+	ck_ok(reqs(d0, XS_SET_PERMS, 0, 2, "/local/domain/5", "n5"));
+	char name[1600], val[XSD_QUOTA_NODE_SIZE + 1];
+	memset(val, 'v', XSD_QUOTA_NODE_SIZE);
+	val[XSD_QUOTA_NODE_SIZE] = 0;
+	memset(name, 'n', sizeof(name));
+	name[sizeof(name) - 1] = 0;
+	int i;
+	struct reply *r = NULL;
+	for (i = 0; i < XSD_QUOTA_NODES; i++) {
+		snprintf(name, 8, "%06d", i);
+		name[6] = 'n';
+		r = wr(d5, 0, name, val);
+		if (r->type == XS_ERROR)
+			break;
+	}
+	ck_assert_int_lt(i, XSD_QUOTA_NODES - 1); /* memory ran out first */
+	ck_assert_str_eq(r->body, "ENOMEM");
+	struct xsd_domain *d = xsd_domain_get(5, false);
+	ck_assert_uint_le(d->bytes, XSD_QUOTA_MEMORY);
+	/* Removing its nodes gives the memory back. */
+	ck_ok(reqs(d0, XS_RM, 0, 1, "/local/domain/5"));
+	ck_assert_uint_eq(d->bytes, 0);
+	xsd_conn_free(d0);
+	xsd_conn_free(d5);
+}
+END_TEST
+
+START_TEST(outstanding_requests_of_a_domain)
+{
+	struct xsd_conn *d5 = conn(5);
+	struct xsd_sockmsg h = {XS_GET_DOMAIN_PATH, 1, 0, 2};
+	for (int i = 0; i < 30; i++) {
+		memcpy(d5->in + d5->in_len, &h, sizeof(h));
+		memcpy(d5->in + d5->in_len + sizeof(h), "5", 2);
+		d5->in_len += (uint32_t)sizeof(h) + 2;
+	}
+	ck_assert_int_eq(xsd_conn_input(d5), 0);
+	/* 20 replies unread: the rest waits in the input buffer. */
+	ck_assert_uint_eq(d5->out_msgs, XSD_QUOTA_OUTSTANDING);
+	ck_assert_uint_eq(d5->in_len, 10 * (sizeof(h) + 2));
+	struct reply r;
+	for (int i = 0; i < 15; i++)
+		ck_assert(pop(d5, &r));
+	ck_assert_int_eq(xsd_conn_input(d5), 0);
+	ck_assert_uint_eq(d5->in_len, 0);
+	int n = 0;
+	while (pop(d5, &r)) {
+		ck_assert_str_eq(r.body, "/local/domain/5");
+		n++;
+	}
+	ck_assert_int_eq(n, 15);
+	xsd_conn_free(d5);
+}
+END_TEST
+
 Suite *xenstore_suite(void);
 Suite *xenstore_suite(void)
 {
@@ -552,6 +611,8 @@ Suite *xenstore_suite(void)
 	tcase_add_test(tc, introduce_release_and_special_watches);
 	tcase_add_test(tc, output_queue_is_bounded);
 	tcase_add_test(tc, full_transaction_fails_cleanly);
+	tcase_add_test(tc, memory_quota_of_a_domain);
+	tcase_add_test(tc, outstanding_requests_of_a_domain);
 	suite_add_tcase(s, tc);
 	return s;
 }
