@@ -772,6 +772,23 @@ START_TEST(domain_talks_over_its_ring)
 }
 END_TEST
 
+START_TEST(domain_flooding_watches_hits_its_quota)
+{
+	struct hv_create_rep rep;
+	domid_t d = create_dom("xsflood", "flood", &rep);
+	struct xs_handle *x = xs_open(0);
+	introduce(x, d, &rep);
+	char path[96];
+	snprintf(path, sizeof(path), "/local/domain/%u/data/watches", d);
+	char *v = wait_node(x, path, 20000);
+	ck_assert_msg(v != NULL, "the domain never wrote %s", path);
+	ck_assert_str_eq(v, "128 E2BIG");
+	free(v);
+	xs_close(x);
+	assert_serving();
+}
+END_TEST
+
 START_TEST(corrupted_ring_drops_only_that_domain)
 {
 	struct hv_create_rep rep1, rep2;
@@ -827,6 +844,7 @@ Suite *xenstore_daemon_suite(void)
 	tcase_set_timeout(td, 60);
 	tcase_add_test(td, domain_talks_over_its_ring);
 	tcase_add_test(td, corrupted_ring_drops_only_that_domain);
+	tcase_add_test(td, domain_flooding_watches_hits_its_quota);
 	suite_add_tcase(s, td);
 	return s;
 }

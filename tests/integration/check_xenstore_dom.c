@@ -7,6 +7,8 @@
 //            "ok:<value>" and data/denied = the errno name; sleep
 //   corrupt  write data/hello, then push req_prod 5000 bytes past req_cons
 //            in its own ring page and notify; sleep
+//   flood    also register watches until refused, publish data/watches =
+//            "<count> <errno name>"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +80,17 @@ int main(int argc, char **argv)
 	free(v);
 	xs_write(xs, XBT_NULL, "data/denied", err, (unsigned int)strlen(err));
 	xs_write(xs, XBT_NULL, "data/done", done, (unsigned int)strlen(done));
+	if (strcmp(mode, "flood") == 0) {
+		char tok[16], res[64];
+		int i;
+		for (i = 0; i < 1000; i++) {
+			snprintf(tok, sizeof(tok), "t%d", i);
+			if (!xs_watch(xs, "data", tok))
+				break;
+		}
+		snprintf(res, sizeof(res), "%d %s", i, errno == E2BIG ? "E2BIG" : strerror(errno));
+		xs_write(xs, XBT_NULL, "data/watches", res, (unsigned int)strlen(res));
+	}
 	printf("xs_dom: %s, /forbidden %s\n", done, err);
 	fflush(stdout);
 	sleep_forever();
