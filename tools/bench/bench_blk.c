@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: MIT
+// `drvdom bench blk`: block throughput and IOPS through NBD → blkfront →
+// ring → blkback → a file, beside, in the same run and on the same file in
+// page cache: the file itself (the limit: pread/pwrite at QD1, io_uring at
+// higher depths), and qemu-nbd and nbdkit serving it (what a user would run
+// otherwise), driven by the same NBD client (tools/nbdc.c). Each case runs
+// for a fixed time; cases are interleaved across servers so drift on this
+// shared machine hits all of them alike.
+#include "frontends/nbd/nbd_proto.h"
+#include "tools/bench/benchjson.h"
+#include "tools/nbdc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <liburing.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_QD 32
+#define BIG (1u << 20)
+
+static double case_secs = 2.0;
+static uint64_t file_size = 256ull << 20;
+static char dir[64], img[128], bindir[PATH_MAX];
+
+struct wl {
+	const char *name;
+	bool write, random;
+	uint32_t bs;
+	unsigned qd;
+};
+
+static const struct wl workloads[] = {
+    {"4k randread qd1", false, true, 4096, 1}, {"4k randread qd32", false, true, 4096, 32},
+    {"4k randwrite qd1", true, true, 4096, 1}, {"4k randwrite qd32", true, true, 4096, 32},
+    {"1m seqread qd4", false, false, BIG, 4},  {"1m seqwrite qd4", true, false, BIG, 4},
+};
+#define NWL (sizeof(workloads) / sizeof(workloads[0]))
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static uint64_t next_off(const struct wl *w, uint64_t *seq, uint64_t *seed)
+{
+	uint64_t nblocks = file_size / w->bs;
+	if (w->random)
+		return (rnd(seed) % nblocks) * w->bs;
+	uint64_t off = (*seq % nblocks) * w->bs;
+	(*seq)++;
+	return off;
+}
+
+static unsigned char *bufs[MAX_QD];
+
+/* One workload over NBD; returns operations per second, or -1. */
+static double run_nbd(const char *sock, const struct wl *w)
+{
+	struct nbdc c;
+	if (nbdc_connect_wait(sock, w->qd, 10000, &c))
+		return -1;
+	uint64_t seq = 0, seed = 88172645463325252ull, ops = 0;
+	uint16_t cmd = w->write ? NBD_CMD_WRITE : NBD_CMD_READ;
+	double t0 = now_s(), end = t0 + case_secs;
+	int err = 0;
+	while (!err) {
+		while (c.inflight < w->qd && !err) {
+			int s = nbdc_submit(&c, cmd, 0, next_off(w, &seq, &seed), w->bs,
+					    bufs[c.inflight]);
+			if (s < 0)
+				err = s;
+		}
+		int s;
+		uint32_t e;
+		if (!err && (err = nbdc_reap(&c, &s, &e)) == 0 && e)
+			err = -EIO;
+		ops++;
+		if ((ops & 63) == 0 && now_s() > end)
+			break;
+	}
+	while (!err && c.inflight) {
+		int s;
+		uint32_t e;
+		err = nbdc_reap(&c, &s, &e);
+	}
+	double t = now_s() - t0;
+	nbdc_close(&c);
+	return err ? -1 : ops / t;
+}
+
+/* The same workload on the file itself: pread/pwrite at QD1, io_uring
+ * (buffered) at deeper queues. */
+static double run_direct(const struct wl *w)
+{
+	int fd = open(img, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	uint64_t seq = 0, seed = 88172645463325252ull, ops = 0;
+	double t0 = now_s(), end = t0 + case_secs;
+	if (w->qd == 1) {
+		for (;;) {
+			uint64_t off = next_off(w, &seq, &seed);
+			ssize_t n = w->write ? pwrite(fd, bufs[0], w->bs, (off_t)off)
+					     : pread(fd, bufs[0], w->bs, (off_t)off);
+			if (n != (ssize_t)w->bs) {
+				close(fd);
+				return -1;
+			}
+			ops++;
+			if ((ops & 63) == 0 && now_s() > end)
+				break;
+		}
+	} else {
+		struct io_uring ring;
+		if (io_uring_queue_init(MAX_QD, &ring, 0)) {
+			close(fd);
+			return -1;
+		}
+		unsigned inflight = 0;
+		bool stop = false;
+		while (!stop || inflight) {
+			while (!stop && inflight < w->qd) {
+				struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+				uint64_t off = next_off(w, &seq, &seed);
+				if (w->write)
+					io_uring_prep_write(sqe, fd, bufs[inflight], w->bs, off);
+				else
+					io_uring_prep_read(sqe, fd, bufs[inflight], w->bs, off);
+				inflight++;
+			}
+			io_uring_submit(&ring);
+			struct io_uring_cqe *cqe;
+			if (io_uring_wait_cqe(&ring, &cqe))
+				break;
+			if (cqe->res != (int)w->bs)
+				stop = true, ops = 0;
+			io_uring_cqe_seen(&ring, cqe);
+			inflight--;
+			ops++;
+			if ((ops & 63) == 0 && now_s() > end)
+				stop = true;
+		}
+		io_uring_queue_exit(&ring);
+	}
+	double t = now_s() - t0;
+	close(fd);
+	return ops ? ops / t : -1;
+}
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	int st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static pid_t spawn(char *const argv[])
+{
+	pid_t p = fork();
+	if (p == 0) {
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 1);
+		dup2(null, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	return p;
+}
+
+struct server {
+	const char *name; /* baseline name */
+	char sock[160];
+	pid_t pid;
+	bool up;
+	double ops[NWL];
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"json", required_argument, NULL, 'j'},
+					     {"quick", no_argument, NULL, 'q'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	const char *json = NULL;
+	int o;
+	while ((o = getopt_long(argc, argv, "j:qh", opts, NULL)) != -1) {
+		if (o == 'j')
+			json = optarg;
+		else if (o == 'q')
+			case_secs = 0.5, file_size = 64ull << 20;
+		else {
+			printf("usage: drvdom-bench-blk [--quick] [--json FILE]\n");
+			return o == 'h' ? 0 : 2;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	ssize_t n = readlink("/proc/self/exe", bindir, sizeof(bindir) - 1);
+	if (n <= 0)
+		return 1;
+	bindir[n] = 0;
+	*strrchr(bindir, '/') = 0;
+	for (int i = 0; i < MAX_QD; i++) {
+		bufs[i] = aligned_alloc(4096, BIG);
+		memset(bufs[i], 0x5a + i, BIG);
+	}
+	strcpy(dir, "/tmp/drvdom-bench-blk-XXXXXX");
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(img, sizeof(img), "%s/disk.img", dir);
+	/* A file full of data, read once so it sits in page cache. */
+	int fd = open(img, O_CREAT | O_RDWR, 0600);
+	for (uint64_t off = 0; off < file_size; off += BIG)
+		if (pwrite(fd, bufs[off / BIG % MAX_QD], BIG, (off_t)off) != BIG)
+			return 1;
+	fsync(fd);
+	close(fd);
+
+	struct server srv[4] = {
+	    {.name = "drvdom"}, {.name = "direct"}, {.name = "qemu-nbd"}, {.name = "nbdkit"}};
+	setenv("DRVDOM_RUN_DIR", dir, 1);
+	char cfg[PATH_MAX + 256];
+	fprintf(stderr, "bench blk: starting drvdom (blkdom + guest) on a %llu MiB file\n",
+		(unsigned long long)(file_size >> 20));
+	snprintf(cfg, sizeof(cfg), "%s/blkdom.cfg", dir);
+	FILE *f = fopen(cfg, "w");
+	fprintf(f, "name = \"blkdom\"\ndriver_domain = 1\nkernel = \"drvdom-blkback\"\n");
+	fclose(f);
+	snprintf(cfg, sizeof(cfg), "%s/guest1.cfg", dir);
+	f = fopen(cfg, "w");
+	fprintf(f, "name = \"guest1\"\ndisk = [ 'target=%s, vdev=xvda, backend=blkdom' ]\n", img);
+	fclose(f);
+	srv[0].up = !sh("%s/drvdom up >/dev/null && %s/drvdom create %s/blkdom.cfg >/dev/null && "
+			"%s/drvdom create %s/guest1.cfg >/dev/null",
+			bindir, bindir, dir, bindir, dir);
+	snprintf(srv[0].sock, sizeof(srv[0].sock), "%s/guest1/xvda.nbd", dir);
+	srv[1].up = true;
+	snprintf(srv[2].sock, sizeof(srv[2].sock), "%s/qemu.nbd", dir);
+	char *qargv[] = {"qemu-nbd", "-k", srv[2].sock,		"-f", "raw", "-e",
+			 "8",	     "-t", "--cache=writeback", img,  NULL};
+	srv[2].pid = spawn(qargv);
+	snprintf(srv[3].sock, sizeof(srv[3].sock), "%s/nbdkit.nbd", dir);
+	char *kargv[] = {"nbdkit", "-f", "-U", srv[3].sock, "file", img, NULL};
+	srv[3].pid = spawn(kargv);
+	for (int s = 2; s < 4; s++) {
+		struct nbdc c;
+		srv[s].up = !nbdc_connect_wait(srv[s].sock, 1, 5000, &c);
+		if (srv[s].up)
+			nbdc_close(&c);
+		else
+			fprintf(stderr,
+				"bench blk: %s not available (scripts/install-deps.sh "
+				"bench installs it)\n",
+				srv[s].name);
+	}
+	if (!srv[0].up)
+		fprintf(stderr, "bench blk: drvdom did not come up; see %s/*.log\n", dir);
+
+	for (size_t w = 0; w < NWL; w++) {
+		for (int s = 0; s < 4; s++) {
+			srv[s].ops[w] = -1;
+			if (!srv[s].up)
+				continue;
+			fprintf(stderr, "bench blk: %-18s %-8s ...", workloads[w].name,
+				srv[s].name);
+			srv[s].ops[w] = s == 1 ? run_direct(&workloads[w])
+					       : run_nbd(srv[s].sock, &workloads[w]);
+			fprintf(stderr, " %.0f ops/s\n", srv[s].ops[w]);
+		}
+	}
+
+	struct bench_report rep;
+	bench_report_init(&rep, "blk");
+	for (size_t w = 0; w < NWL; w++) {
+		const struct wl *wl = &workloads[w];
+		bool big = wl->bs >= BIG;
+		double scale = big ? wl->bs / 1e6 : 1e-3;
+		const char *unit = big ? "MB/s" : "kIOPS";
+		double v = srv[0].ops[w] * scale;
+		char name[80];
+		snprintf(name, sizeof(name), "nbd %s", wl->name);
+		for (int s = 2; s < 4; s++)
+			if (srv[0].ops[w] > 0 && srv[s].ops[w] > 0)
+				bench_report_add(&rep, name, unit, v, srv[s].name,
+						 srv[s].ops[w] * scale, BENCH_HIGHER_BETTER, 1.0);
+		if (srv[0].ops[w] > 0 && srv[1].ops[w] > 0)
+			bench_report_add(&rep, name, unit, v, "direct", srv[1].ops[w] * scale,
+					 BENCH_HIGHER_BETTER, 0);
+	}
+	bench_report_print(&rep, stdout);
+	if (json && bench_report_write_json(&rep, json))
+		fprintf(stderr, "bench blk: cannot write %s\n", json);
+	bench_report_free(&rep);
+
+	for (int s = 2; s < 4; s++)
+		if (srv[s].pid > 0) {
+			kill(srv[s].pid, SIGTERM);
+			waitpid(srv[s].pid, NULL, 0);
+		}
+	sh("%s/drvdom down >/dev/null; rm -rf %s", bindir, dir);
+	return srv[0].up ? 0 : 1;
+}
