@@ -59,6 +59,8 @@ struct nbd_export {
 	uint32_t min_block;	 /* power of two, 1..65536; requests must align */
 	uint32_t pref_block;	 /* power of two >= min_block, e.g. 4096 */
 	uint32_t max_payload;	 /* largest READ/WRITE, 0 = NBD_DEFAULT_MAX_PAYLOAD */
+	uint64_t max_buffered;	 /* data buffers held for all clients together before
+				  * the server stops reading; 0 = NBD_DEFAULT_MAX_BUFFERED */
 	bool read_only;
 	bool can_flush;	     /* backend honours NBD_IO_FLUSH */
 	bool can_fua;	     /* backend honours NBD_IO_FUA on writes */
@@ -68,6 +70,7 @@ struct nbd_export {
 };
 
 #define NBD_DEFAULT_MAX_PAYLOAD (32u << 20)
+#define NBD_DEFAULT_MAX_BUFFERED (256ull << 20)
 
 struct nbd_server;
 

@@ -123,6 +123,7 @@ struct nbd_server {
 	struct nbd_conn *conns;
 	struct nbd_conn *work_head, *work_tail;
 	uint32_t in_flight;
+	uint64_t nbytes, max_bytes; /* data buffers of all clients, and the cap */
 	struct nbd_server_stats stats;
 };
 
@@ -134,6 +135,8 @@ static void schedule_work(struct nbd_conn *c)
 {
 	struct nbd_server *srv = c->srv;
 
+	if (srv->destroyed)
+		return; /* no work list any more: whoever completes frees */
 	if (!c->on_work) {
 		c->on_work = true;
 		c->work_next = NULL;
@@ -143,7 +146,7 @@ static void schedule_work(struct nbd_conn *c)
 			srv->work_head = c;
 		srv->work_tail = c;
 	}
-	if (!srv->in_dispatch && !srv->kick_signalled && !srv->destroyed) {
+	if (!srv->in_dispatch && !srv->kick_signalled) {
 		uint64_t one = 1;
 
 		if (write(srv->kick_fd, &one, sizeof(one)) == sizeof(one))
@@ -153,20 +156,30 @@ static void schedule_work(struct nbd_conn *c)
 
 static bool conn_throttled(const struct nbd_conn *c)
 {
-	return c->stalled || c->nreqs >= NBD_CONN_MAX_REQS || c->nbytes >= NBD_CONN_MAX_BYTES;
+	return c->stalled || c->nreqs >= NBD_CONN_MAX_REQS || c->nbytes >= NBD_CONN_MAX_BYTES ||
+	       c->srv->nbytes >= c->srv->max_bytes;
 }
 
 static void req_free(struct nbd_req *r)
 {
 	struct nbd_conn *c = r->conn;
+	struct nbd_server *srv = c->srv;
+	bool srv_was_full = srv->nbytes >= srv->max_bytes;
 	bool was = conn_throttled(c);
 
 	c->nreqs--;
 	c->nbytes -= r->alloc;
+	srv->nbytes -= r->alloc;
 	free(r->io.data);
 	free(r);
-	if (was && !conn_throttled(c) && !c->dead)
+	if (srv_was_full && srv->nbytes < srv->max_bytes && !srv->destroyed) {
+		/* Rare: every client may have been waiting for memory. */
+		for (struct nbd_conn *o = srv->conns; o; o = o->next)
+			if (!o->dead)
+				schedule_work(o);
+	} else if (was && !conn_throttled(c) && !c->dead) {
 		schedule_work(c);
+	}
 }
 
 static struct nbd_req *req_alloc(struct nbd_conn *c, uint32_t data_len)
@@ -189,6 +202,7 @@ static struct nbd_req *req_alloc(struct nbd_conn *c, uint32_t data_len)
 	r->conn = c;
 	c->nreqs++;
 	c->nbytes += r->alloc;
+	c->srv->nbytes += r->alloc;
 	return r;
 }
 
@@ -1110,10 +1124,14 @@ int nbd_server_create(const struct nbd_export *exp, const struct nbd_backend_ops
 		srv->exp.pref_block = srv->exp.min_block > 4096 ? srv->exp.min_block : 4096;
 	if (!srv->exp.max_payload)
 		srv->exp.max_payload = NBD_DEFAULT_MAX_PAYLOAD;
+	if (!srv->exp.max_buffered)
+		srv->exp.max_buffered = NBD_DEFAULT_MAX_BUFFERED;
+	srv->max_bytes = srv->exp.max_buffered;
 	if (!pow2_ok(srv->exp.min_block) || srv->exp.min_block > 65536 ||
 	    !pow2_ok(srv->exp.pref_block) || srv->exp.pref_block < srv->exp.min_block ||
 	    srv->exp.max_payload < srv->exp.pref_block ||
-	    srv->exp.max_payload % srv->exp.min_block || srv->exp.max_payload > (1u << 30)) {
+	    srv->exp.max_payload % srv->exp.min_block || srv->exp.max_payload > (1u << 30) ||
+	    srv->exp.max_buffered < srv->exp.max_payload) {
 		free(srv);
 		return -EINVAL;
 	}
@@ -1192,12 +1210,11 @@ void nbd_server_destroy(struct nbd_server *srv)
 	srv->work_head = srv->work_tail = NULL;
 	for (c = srv->conns; c; c = next) {
 		next = c->next;
-		conn_kill(c);
 		c->on_work = false;
+		conn_kill(c);
 		if (c->in_flight == 0)
 			conn_free(c);
 	}
-	srv->work_head = srv->work_tail = NULL;
 	if (srv->in_flight == 0)
 		server_free(srv);
 }

@@ -478,6 +478,62 @@ START_TEST(test_fuzz_stream)
 }
 END_TEST
 
+/* A client in transmission on a fresh socketpair (EXPORT_NAME ""). */
+static int async_client(struct async_be *be)
+{
+	int sv[2];
+	uint8_t b[64];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ck_assert_int_eq(nbd_server_add_client(be->srv, sv[0]), 0);
+	nbd_put32(b, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+	nbd_put64(b + 4, NBD_OPTS_MAGIC);
+	nbd_put32(b + 12, NBD_OPT_EXPORT_NAME);
+	nbd_put32(b + 16, 0);
+	xwrite(sv[1], b, 20);
+	pump(be);
+	xread(sv[1], b, NBD_GREETING_SIZE + NBD_EXPORT_NAME_REPLY_SIZE);
+	return sv[1];
+}
+
+START_TEST(test_server_memory_cap)
+{
+	static struct async_be be;
+	struct nbd_export exp = {
+	    .size = DISK,
+	    .max_payload = 64u << 10,
+	    .max_buffered = 128u << 10,
+	};
+	int fd[2];
+	uint8_t b[NBD_SIMPLE_REPLY_SIZE];
+	static uint8_t data[64u << 10];
+
+	memset(&be, 0, sizeof(be));
+	be.cap = 64;
+	ck_assert_int_eq(nbd_server_create(&exp, &async_ops, &be, &be.srv), 0);
+	fd[0] = async_client(&be);
+	fd[1] = async_client(&be);
+	for (int i = 0; i < 4; i++)
+		req(fd[i % 2], NBD_CMD_READ, (uint64_t)i, 0, sizeof(data));
+	pump(&be);
+	/* Two 64 KiB buffers fill the server's 128 KiB: the rest wait unread. */
+	ck_assert_int_eq(be.nheld, 2);
+	for (int round = 0; round < 2; round++) {
+		async_complete_all(&be);
+		pump(&be);
+	}
+	ck_assert_int_eq(be.nheld, 0);
+	for (int i = 0; i < 4; i++) {
+		xread(fd[i % 2], b, sizeof(b));
+		ck_assert_uint_eq(nbd_get32(b + 4), 0);
+		xread(fd[i % 2], data, sizeof(data));
+	}
+	nbd_server_destroy(be.srv);
+	close(fd[0]);
+	close(fd[1]);
+}
+END_TEST
+
 Suite *nbd_proto_suite(void);
 
 Suite *nbd_proto_suite(void)
@@ -494,6 +550,7 @@ Suite *nbd_proto_suite(void)
 	tcase_add_test(a, test_async_out_of_order);
 	tcase_add_test(a, test_async_reverse_order_replies);
 	tcase_add_test(a, test_create_rejects_bad_export);
+	tcase_add_test(a, test_server_memory_cap);
 	tcase_add_loop_test(a, test_fuzz_stream, 0, 40);
 	suite_add_tcase(s, a);
 	return s;
