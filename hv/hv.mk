@@ -18,4 +18,4 @@ hv_call_TEST_SRCS := hv/hv_call.c
 
 # The real daemon with real domains.
 INTEG_SUITES += hv
-hv_TEST_SRCS := tests/integration/hvtest_hv.c tests/integration/hvtest_msg.c
+hv_TEST_SRCS := tests/integration/hvtest_hv.c tests/integration/hvtest_msg.c hv/hv_call.c

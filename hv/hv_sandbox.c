@@ -370,9 +370,6 @@ static int hv_child(int kfd, int sock, int con, int *st, const char *const *argv
 	rl = (struct rlimit){0, 0};
 	if (setrlimit(RLIMIT_CORE, &rl))
 		return -errno;
-	rl.rlim_cur = rl.rlim_max = memory;
-	if (setrlimit(RLIMIT_DATA, &rl))
-		return -errno;
 
 	*stage = HV_STAGE_PRCTL;
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0))
@@ -402,6 +399,12 @@ static int hv_child(int kfd, int sock, int con, int *st, const char *const *argv
 	int r = seccomp_load(hv_seccomp);
 	if (r)
 		return r;
+	/* Last, so nothing the hv's own code allocates here (libseccomp, or
+	 * the ASan runtime under SANITIZE=1) counts against the domain. */
+	*stage = HV_STAGE_RLIMIT;
+	rl.rlim_cur = rl.rlim_max = memory;
+	if (setrlimit(RLIMIT_DATA, &rl))
+		return -errno;
 	*stage = HV_STAGE_EXEC;
 	syscall(SYS_execveat, HV_CHILD_KFD, "", argv, envp, AT_EMPTY_PATH);
 	return -errno;
