@@ -931,6 +931,29 @@ START_TEST(test_raw_block_size)
 }
 END_TEST
 
+START_TEST(test_clean_shutdown_with_clients)
+{
+	int a = raw_open(NULL), b = raw_open(NULL), c = raw_connect();
+	uint8_t p[4096] = {0};
+	int st;
+	struct stat sb;
+
+	send_req(b, NBD_CMD_WRITE, 0, 1, 0, 1u << 20); /* b is mid-payload */
+	send_all(b, p, sizeof(p));
+	raw_roundtrip(a, 0);
+	kill(fx.pid, SIGTERM);
+	ck_assert_int_eq(waitpid(fx.pid, &st, 0), fx.pid);
+	fx.pid = 0;
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status 0x%x", st);
+	ck_assert_int_ne(stat(fx.sock, &sb), 0); /* the socket was removed */
+	assert_closed(a);
+	assert_closed(b);
+	close(a);
+	close(b);
+	close(c);
+}
+END_TEST
+
 Suite *nbd_suite(void);
 
 Suite *nbd_suite(void)
@@ -957,6 +980,7 @@ Suite *nbd_suite(void)
 	tcase_add_test(d, test_raw_pipelined);
 	tcase_add_test(d, test_raw_disconnect_mid_write);
 	tcase_add_test(d, test_raw_block_size);
+	tcase_add_test(d, test_clean_shutdown_with_clients);
 	suite_add_tcase(s, d);
 
 	tcase_add_checked_fixture(r, setup, teardown);
@@ -967,6 +991,7 @@ Suite *nbd_suite(void)
 	tcase_add_test(r, test_raw_pipelined);
 	tcase_add_test(r, test_raw_multi_conn);
 	tcase_add_test(r, test_raw_disconnect_mid_write);
+	tcase_add_test(r, test_clean_shutdown_with_clients);
 	suite_add_tcase(s, r);
 
 	tcase_add_checked_fixture(ro, setup_ro, teardown);
