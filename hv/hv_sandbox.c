@@ -371,6 +371,13 @@ static int hv_child(int kfd, int sock, int con, int *st, const char *const *argv
 	if (setrlimit(RLIMIT_CORE, &rl))
 		return -errno;
 
+	/* The hv blocks SIGTERM/SIGINT/SIGHUP (signalfd) and ignores SIGPIPE;
+	 * both would survive the exec. A domain starts with neither. */
+	sigset_t none;
+	sigemptyset(&none);
+	if (sigprocmask(SIG_SETMASK, &none, NULL) || signal(SIGPIPE, SIG_DFL) == SIG_ERR)
+		return -errno;
+
 	*stage = HV_STAGE_PRCTL;
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0))
 		return -errno;

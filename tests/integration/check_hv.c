@@ -134,6 +134,7 @@ START_TEST(test_sandbox_view)
 	ck_assert_msg(strstr(logbuf, "pid=1 "), "%s", logbuf);
 	ck_assert_msg(strstr(logbuf, "hvfd=3 "), "%s", logbuf);
 	ck_assert_msg(strstr(logbuf, "fd3=open fd4=closed"), "%s", logbuf);
+	ck_assert_msg(strstr(logbuf, "sigmask=clean sigpipe=default"), "%s", logbuf);
 	struct hv_domain_info info;
 	ck_assert_int_eq(hvt_info(H.fd, d, &info), 0);
 	ck_assert_uint_eq(info.state, HV_DOM_RUNNING);

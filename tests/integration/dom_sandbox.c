@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mount.h>
@@ -82,6 +83,13 @@ int main(int argc, char **argv)
 		if_freenameindex(ifs);
 	printf("sandbox: fd3=%s fd4=%s\n", fcntl(3, F_GETFD) >= 0 ? "open" : "closed",
 	       fcntl(4, F_GETFD) >= 0 ? "open" : "closed");
+	sigset_t mask;
+	struct sigaction sa;
+	sigprocmask(SIG_SETMASK, NULL, &mask);
+	sigaction(SIGPIPE, NULL, &sa);
+	printf("sandbox: sigmask=%s sigpipe=%s\n",
+	       sigismember(&mask, SIGTERM) || sigismember(&mask, SIGINT) ? "blocked" : "clean",
+	       sa.sa_handler == SIG_DFL ? "default" : "changed");
 	printf("sandbox: mode %s\n", mode);
 	if (!strcmp(mode, "exit"))
 		return 7;
