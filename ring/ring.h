@@ -149,6 +149,14 @@ static inline bool ring_poll_index(_Atomic uint32_t *prod, uint32_t cons, uint64
  *  [C] C releases slots to the peer only through its own pushes: the back's
  *      release store of rsp_prod [A] orders its earlier copies of request
  *      slots before the front can see the response and reuse those slots.
+ *
+ * Notification (Xen's rule, generalised to deferred checks): a checked push
+ * notifies iff the peer's event index lies in (X_prod at the previous check,
+ * new X_prod]. A consumer sleeps only after arming X_event = cons + k and then
+ * still reading X_prod == cons; by [B], the first check that follows the
+ * producer's first store beyond cons sees that event, and its range starts at
+ * or below cons, so it notifies. Plain pushes before that check only delay
+ * the wake-up: a producer must do a checked push before it waits or stops.
  */
 #define RING_DEFINE_TYPES(name, req_t, rsp_t)                                                      \
 	union name##_sring_entry {                                                                 \
@@ -180,6 +188,7 @@ static inline bool ring_poll_index(_Atomic uint32_t *prod, uint32_t cons, uint64
 		uint32_t rsp_cons;     /* next response to consume */                              \
 		uint32_t nr_ents;      /* slots, a power of two */                                 \
 		uint32_t rsp_seen;     /* rsp_prod as last validated */                            \
+		uint32_t req_checked;  /* req_prod at the last notification check */               \
 		struct name##_sring *sring;                                                        \
 	};                                                                                         \
                                                                                                    \
@@ -187,7 +196,8 @@ static inline bool ring_poll_index(_Atomic uint32_t *prod, uint32_t cons, uint64
 		uint32_t rsp_prod_pvt; /* next response slot to fill */                            \
 		uint32_t req_cons;     /* next request to consume */                               \
 		uint32_t nr_ents;                                                                  \
-		uint32_t req_seen; /* req_prod as last validated */                                \
+		uint32_t req_seen;    /* req_prod as last validated */                             \
+		uint32_t rsp_checked; /* rsp_prod at the last notification check */                \
 		struct name##_sring *sring;                                                        \
 	};                                                                                         \
                                                                                                    \
@@ -222,6 +232,7 @@ static inline bool ring_poll_index(_Atomic uint32_t *prod, uint32_t cons, uint64
 		f->req_prod_pvt = start;                                                           \
 		f->rsp_cons = start;                                                               \
 		f->rsp_seen = start;                                                               \
+		f->req_checked = start;                                                            \
 		f->nr_ents = name##_nr_slots(order);                                               \
 		f->sring = s;                                                                      \
 		return 0;                                                                          \
@@ -248,6 +259,7 @@ static inline bool ring_poll_index(_Atomic uint32_t *prod, uint32_t cons, uint64
 		b->rsp_prod_pvt = start;                                                           \
 		b->req_cons = start;                                                               \
 		b->req_seen = start;                                                               \
+		b->rsp_checked = start;                                                            \
 		b->nr_ents = name##_nr_slots(order);                                               \
 		b->sring = s;                                                                      \
 		return 0;                                                                          \
@@ -292,8 +304,10 @@ static inline bool ring_poll_index(_Atomic uint32_t *prod, uint32_t cons, uint64
 	}                                                                                          \
                                                                                                    \
 	/* PRODUCER (frontend): publish every claimed request (RING_PUSH_REQUESTS), with           \
-	 * no notification check: for callers that notify unconditionally or rely on               \
-	 * the peer polling. Does not block. */                                                    \
+	 * no notification check: cheap (no full barrier), so a producer may push as it            \
+	 * goes and check once, with name_front_push_requests_check_notify, before it waits        \
+	 * or stops producing: that check covers everything pushed since the last one. Does        \
+	 * not block. */                                                                           \
 	static inline void name##_front_push_requests(struct name##_front *f)                      \
 	{                                                                                          \
 		/* release [A]: slots before index; pairs with the acquire load in                 \
@@ -302,13 +316,19 @@ static inline bool ring_poll_index(_Atomic uint32_t *prod, uint32_t cons, uint64
 	}                                                                                          \
                                                                                                    \
 	/* PRODUCER (frontend): publish every claimed request and say whether the backend          \
-	 * must be notified: true iff req_event lies in (old req_prod, new req_prod]               \
-	 * (RING_PUSH_REQUESTS_AND_CHECK_NOTIFY). Does not block. */                               \
+	 * must be notified: true iff req_event lies in (old, new req_prod]                        \
+	 * (RING_PUSH_REQUESTS_AND_CHECK_NOTIFY), where old is req_prod at the previous            \
+	 * check. When every push checks, old is the previous push, as in Xen; after plain         \
+	 * pushes the range covers them too, so deferring the check loses no wake-up (with         \
+	 * Xen's macros, a plain push followed by a checked one can). Does not block. */           \
 	static inline bool name##_front_push_requests_check_notify(struct name##_front *f)         \
 	{                                                                                          \
 		struct name##_sring *s = f->sring;                                                 \
-		uint32_t old = atomic_load_explicit(&s->req_prod, memory_order_relaxed);           \
+		uint32_t old = f->req_checked;                                                     \
 		uint32_t new_ = f->req_prod_pvt;                                                   \
+		if (new_ == old) /* nothing since the last check: empty range */                   \
+			return false;                                                              \
+		f->req_checked = new_;                                                             \
 		/* release [A]: pairs with the acquire load of req_prod by the back. */            \
 		atomic_store_explicit(&s->req_prod, new_, memory_order_release);                   \
 		/* full [B]: req_prod visible before req_event is read; pairs with the fence       \
@@ -382,7 +402,8 @@ static inline bool ring_poll_index(_Atomic uint32_t *prod, uint32_t cons, uint64
 		return name##_back_rsp_slot(b, b->rsp_prod_pvt++);                                 \
 	}                                                                                          \
                                                                                                    \
-	/* PRODUCER (backend): publish every claimed response (RING_PUSH_RESPONSES). */            \
+	/* PRODUCER (backend): publish every claimed response (RING_PUSH_RESPONSES), with          \
+	 * no notification check; see name_front_push_requests. */                                 \
 	static inline void name##_back_push_responses(struct name##_back *b)                       \
 	{                                                                                          \
 		/* release [A][C]: response slots, and the copies of the requests they             \
@@ -391,13 +412,17 @@ static inline bool ring_poll_index(_Atomic uint32_t *prod, uint32_t cons, uint64
 	}                                                                                          \
                                                                                                    \
 	/* PRODUCER (backend): publish every claimed response and say whether the                  \
-	 * frontend must be notified: true iff rsp_event lies in (old rsp_prod, new]               \
-	 * (RING_PUSH_RESPONSES_AND_CHECK_NOTIFY). Does not block. */                              \
+	 * frontend must be notified: true iff rsp_event lies in (old, new rsp_prod], old          \
+	 * being rsp_prod at the previous check (RING_PUSH_RESPONSES_AND_CHECK_NOTIFY; see         \
+	 * name_front_push_requests_check_notify). Does not block. */                              \
 	static inline bool name##_back_push_responses_check_notify(struct name##_back *b)          \
 	{                                                                                          \
 		struct name##_sring *s = b->sring;                                                 \
-		uint32_t old = atomic_load_explicit(&s->rsp_prod, memory_order_relaxed);           \
+		uint32_t old = b->rsp_checked;                                                     \
 		uint32_t new_ = b->rsp_prod_pvt;                                                   \
+		if (new_ == old) /* nothing since the last check: empty range */                   \
+			return false;                                                              \
+		b->rsp_checked = new_;                                                             \
 		/* release [A][C]: pairs with the acquire load of rsp_prod by the front. */        \
 		atomic_store_explicit(&s->rsp_prod, new_, memory_order_release);                   \
 		/* full [B]: rsp_prod visible before rsp_event is read; pairs with the fence       \

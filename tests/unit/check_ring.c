@@ -441,6 +441,51 @@ START_TEST(test_final_check_sees_late_push)
 }
 END_TEST
 
+/* Plain pushes, then one checked push: the check covers every request pushed
+ * since the previous check (with Xen's macros, whose range starts at the
+ * last push, the event crossed by the plain push would be missed). */
+START_TEST(test_deferred_check)
+{
+	struct tring_front f;
+	struct tring_back b;
+	void *page = alloc_ring(0);
+	struct tring_sring *s = page;
+	uint32_t n;
+	uint64_t v;
+	ck_assert_int_eq(tring_front_init(&f, page, 0), 0);
+	ck_assert_int_eq(tring_back_attach(&b, page, 0), 0);
+	/* The consumer is armed at 1 (init) and asleep. */
+	*tring_front_next_req(&f) = 1;
+	tring_front_push_requests(&f); /* crosses req_event = 1, unchecked */
+	*tring_front_next_req(&f) = 2;
+	ck_assert(tring_front_push_requests_check_notify(&f));
+	/* Nothing new since that check: no notification. */
+	ck_assert(!tring_front_push_requests_check_notify(&f));
+	/* Consume, re-arm at 3, then three plain pushes and a check. */
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(tring_back_take_request(&b, &v), 0);
+		*tring_back_next_rsp(&b) = v;
+	}
+	ck_assert_int_eq(tring_back_final_check_for_requests(&b, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_uint_eq(atomic_load(&s->req_event), 3);
+	for (int i = 0; i < 3; i++) {
+		*tring_front_next_req(&f) = 3;
+		tring_front_push_requests(&f);
+	}
+	ck_assert(tring_front_push_requests_check_notify(&f));
+	/* Responses, the same way. */
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(tring_back_take_request(&b, &v), 0);
+		*tring_back_next_rsp(&b) = v;
+	}
+	tring_back_push_responses(&b); /* crosses rsp_event = 1, unchecked */
+	ck_assert(tring_back_push_responses_check_notify(&b));
+	ck_assert(!tring_back_push_responses_check_notify(&b));
+	free(page);
+}
+END_TEST
+
 /* ---- index wrap --------------------------------------------------------------- */
 
 START_TEST(test_wrap_single)
@@ -545,6 +590,7 @@ struct race {
 	uint64_t n;
 	uint64_t spin_ns;
 	bool never_arm;		   /* consumers only spin: no notification after the first */
+	bool defer;		   /* producers push plainly, check only before waiting */
 	int wake_back, wake_front; /* eventfds: the two event channels */
 	/* What each side counted (written by one thread, read after join). */
 	uint64_t notify_back, notify_front; /* notifications sent to ... */
@@ -599,7 +645,9 @@ static void *race_back_main(void *arg)
 			p->status = (int16_t)(q->id & 0x3fff);
 			expect++;
 			if (++pending >= 16) {
-				if (blkif_ring_back_push_responses_check_notify(b)) {
+				if (R->defer) {
+					blkif_ring_back_push_responses(b);
+				} else if (blkif_ring_back_push_responses_check_notify(b)) {
 					R->notify_front++;
 					evt_send(R->wake_front);
 				}
@@ -611,13 +659,16 @@ static void *race_back_main(void *arg)
 			snprintf(R->err_back, sizeof(R->err_back), "take_request: %d", rc);
 			break;
 		}
-		if (pending) {
+		/* Before waiting: a checked push (also covering plain ones). */
+		if (pending || R->defer) {
 			if (blkif_ring_back_push_responses_check_notify(b)) {
 				R->notify_front++;
 				evt_send(R->wake_front);
 			}
-			pending = 0;
-			continue;
+			if (pending) {
+				pending = 0;
+				continue;
+			}
 		}
 		if (R->spin_ns && blkif_ring_back_poll_requests(b, R->spin_ns))
 			continue;
@@ -637,7 +688,8 @@ static void *race_back_main(void *arg)
 		if (!evt_wait(R->wake_back))
 			R->lost_back++;
 	}
-	if (pending && blkif_ring_back_push_responses_check_notify(b)) {
+	/* Stopping: a checked push, which also covers plain pushes not yet checked. */
+	if ((pending || R->defer) && blkif_ring_back_push_responses_check_notify(b)) {
 		R->notify_front++;
 		evt_send(R->wake_front);
 	}
@@ -670,7 +722,9 @@ static void *race_front_main(void *arg)
 			sent++;
 			made++;
 		}
-		if (made && blkif_ring_front_push_requests_check_notify(f)) {
+		if (made && R->defer) {
+			blkif_ring_front_push_requests(f);
+		} else if (made && blkif_ring_front_push_requests_check_notify(f)) {
 			R->notify_back++;
 			evt_send(R->wake_back);
 		}
@@ -693,7 +747,11 @@ static void *race_front_main(void *arg)
 		}
 		if (took || made)
 			continue;
-		/* Ring full or all sent: wait for responses. */
+		/* Ring full or all sent: wait for responses, after a checked push. */
+		if (R->defer && blkif_ring_front_push_requests_check_notify(f)) {
+			R->notify_back++;
+			evt_send(R->wake_back);
+		}
 		if (R->spin_ns && blkif_ring_front_poll_responses(f, R->spin_ns))
 			continue;
 		if (R->never_arm) {
@@ -716,7 +774,7 @@ static void *race_front_main(void *arg)
 }
 
 static void run_race(uint64_t n, unsigned int order, uint32_t start, uint64_t spin_ns,
-		     bool never_arm)
+		     bool never_arm, bool defer)
 {
 	struct race *R = calloc(1, sizeof(*R));
 	ck_assert_ptr_nonnull(R);
@@ -726,6 +784,7 @@ static void run_race(uint64_t n, unsigned int order, uint32_t start, uint64_t sp
 	R->n = n;
 	R->spin_ns = spin_ns;
 	R->never_arm = never_arm;
+	R->defer = defer;
 	R->wake_back = eventfd(0, EFD_CLOEXEC);
 	R->wake_front = eventfd(0, EFD_CLOEXEC);
 	ck_assert_int_ge(R->wake_back, 0);
@@ -743,11 +802,12 @@ static void run_race(uint64_t n, unsigned int order, uint32_t start, uint64_t sp
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	fprintf(stderr,
-		"ring race: %" PRIu64 " msgs order %u start %#x spin %" PRIu64 "ns%s: %.2fs; "
+		"ring race: %" PRIu64 " msgs order %u start %#x spin %" PRIu64 "ns%s%s: %.2fs; "
 		"to back: %" PRIu64 " notifies, %" PRIu64 " arms, %" PRIu64 " sleeps; "
 		"to front: %" PRIu64 " notifies, %" PRIu64 " arms, %" PRIu64 " sleeps\n",
-		n, order, start, spin_ns, never_arm ? " never-arm" : "", secs, R->notify_back,
-		R->arms_back, R->sleeps_back, R->notify_front, R->arms_front, R->sleeps_front);
+		n, order, start, spin_ns, never_arm ? " never-arm" : "", defer ? " deferred" : "",
+		secs, R->notify_back, R->arms_back, R->sleeps_back, R->notify_front, R->arms_front,
+		R->sleeps_front);
 
 	ck_assert_msg(!R->err_back[0], "backend: %s", R->err_back);
 	ck_assert_msg(!R->err_front[0], "frontend: %s", R->err_front);
@@ -780,29 +840,38 @@ static void run_race(uint64_t n, unsigned int order, uint32_t start, uint64_t sp
 /* Pure event-driven: every idle moment sleeps on the eventfd. */
 START_TEST(test_race_sleeping)
 {
-	run_race(1000000, 0, 0, 0, false);
+	run_race(1000000, 0, 0, 0, false, false);
 }
 END_TEST
 
 /* Adaptive: spin 20 us before sleeping. */
 START_TEST(test_race_adaptive)
 {
-	run_race(4000000, 1, 0, 20000, false);
+	run_race(4000000, 1, 0, 20000, false, false);
 }
 END_TEST
 
 /* Consumers that never re-arm: exactly one notification each way. */
 START_TEST(test_race_no_arm)
 {
-	run_race(4000000, 0, 0, 0, true);
+	run_race(4000000, 0, 0, 0, true, false);
+}
+END_TEST
+
+/* Producers push as they go and check only before waiting: the check
+ * covers the plain pushes, so no wake-up is lost. */
+START_TEST(test_race_deferred)
+{
+	run_race(1000000, 0, 0, 0, false, true);
+	run_race(3000000, 1, UINT32_MAX - 777, 20000, false, true);
 }
 END_TEST
 
 /* Indices start just below 2^32 and wrap during the race. */
 START_TEST(test_race_wrap)
 {
-	run_race(1000000, 0, UINT32_MAX - 5000, 0, false);
-	run_race(2000000, 4, UINT32_MAX - 100000, 5000, false);
+	run_race(1000000, 0, UINT32_MAX - 5000, 0, false, false);
+	run_race(2000000, 4, UINT32_MAX - 100000, 5000, false, false);
 }
 END_TEST
 
@@ -901,6 +970,7 @@ Suite *ring_suite(void)
 	tcase_add_test(tc, test_event_rule_arith);
 	tcase_add_test(tc, test_notify_rule);
 	tcase_add_test(tc, test_final_check_sees_late_push);
+	tcase_add_test(tc, test_deferred_check);
 	tcase_add_test(tc, test_wrap_single);
 	tcase_add_test(tc, test_poll_helper);
 	suite_add_tcase(s, tc);
@@ -911,6 +981,7 @@ Suite *ring_suite(void)
 	tcase_add_test(tc, test_race_adaptive);
 	tcase_add_test(tc, test_race_no_arm);
 	tcase_add_test(tc, test_race_wrap);
+	tcase_add_test(tc, test_race_deferred);
 	tcase_add_test(tc, test_pingpong_wakeups);
 	suite_add_tcase(s, tc);
 	return s;
