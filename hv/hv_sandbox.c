@@ -33,9 +33,13 @@
 
 static scmp_filter_ctx hv_seccomp;
 
-/* Fd layout in the child just before execveat. */
-#define HV_CHILD_KFD 4
-#define HV_CHILD_STATUS_FD 5
+/* Fd layout in the child just before execveat: 0-3 as the domain gets
+ * them, the status pipe at 4, and the kernel at hv_kfd_slot, the first fd
+ * number past the domain's RLIMIT_NOFILE. Seccomp allows execveat on that
+ * fd only; it is close-on-exec and the domain can never open or dup a
+ * descriptor that high, so the initial exec is the only one possible. */
+#define HV_CHILD_STATUS_FD 4
+static int hv_kfd_slot;
 
 /* Plain allowed system calls (see docs/hv.md, "Seccomp allow-list"). */
 static const char *const hv_allowed[] = {
@@ -226,8 +230,16 @@ int hv_sandbox_init(void)
 		if ((r = hv_rule(SCMP_ACT_ALLOW, "prctl", 1, &opt)))
 			goto fail;
 	}
-	/* The one exec: the kernel fd, by AT_EMPTY_PATH. */
-	struct scmp_arg_cmp ex[2] = {SCMP_A0(SCMP_CMP_EQ, HV_CHILD_KFD),
+	/* The one exec: the kernel fd, by AT_EMPTY_PATH (see hv_kfd_slot). */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile))
+		return -errno;
+	rlim_t lim =
+	    nofile.rlim_max < HV_DOMAIN_NOFILE + 1 ? nofile.rlim_max : HV_DOMAIN_NOFILE + 1;
+	if (lim < 256)
+		return -EMFILE;
+	hv_kfd_slot = (int)lim - 1;
+	struct scmp_arg_cmp ex[2] = {SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)hv_kfd_slot),
 				     SCMP_A4(SCMP_CMP_EQ, AT_EMPTY_PATH)};
 	if ((r = hv_rule(SCMP_ACT_ALLOW, "execveat", 2, ex)))
 		goto fail;
@@ -360,14 +372,7 @@ static int hv_child(int kfd, int sock, int con, int *st, const char *const *argv
 		return -errno;
 
 	*stage = HV_STAGE_RLIMIT;
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl))
-		return -errno;
-	rl.rlim_cur = rl.rlim_max < HV_DOMAIN_NOFILE ? rl.rlim_max : HV_DOMAIN_NOFILE;
-	rl.rlim_max = rl.rlim_cur;
-	if (setrlimit(RLIMIT_NOFILE, &rl))
-		return -errno;
-	rl = (struct rlimit){0, 0};
+	struct rlimit rl = {0, 0};
 	if (setrlimit(RLIMIT_CORE, &rl))
 		return -errno;
 
@@ -391,15 +396,23 @@ static int hv_child(int kfd, int sock, int con, int *st, const char *const *argv
 	close(nullp[1]);
 	int src[5] = {nullp[0], con, sock, kfd, *st};
 	int tmp[5];
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 5; i++) {
 		if ((tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 64)) < 0)
 			return -errno;
+		if (tmp[i] == hv_kfd_slot)
+			return -EMFILE;
+	}
 	if (dup3(tmp[0], 0, 0) < 0 || dup3(tmp[1], 1, 0) < 0 || dup3(tmp[1], 2, 0) < 0 ||
-	    dup3(tmp[2], HV_DOM_HCALL_FD, 0) < 0 || dup3(tmp[3], HV_CHILD_KFD, O_CLOEXEC) < 0 ||
+	    dup3(tmp[2], HV_DOM_HCALL_FD, 0) < 0 || dup3(tmp[3], hv_kfd_slot, O_CLOEXEC) < 0 ||
 	    dup3(tmp[4], HV_CHILD_STATUS_FD, O_CLOEXEC) < 0)
 		return -errno;
 	*st = HV_CHILD_STATUS_FD;
-	if (syscall(SYS_close_range, HV_CHILD_STATUS_FD + 1, ~0u, 0))
+	if (syscall(SYS_close_range, HV_CHILD_STATUS_FD + 1, hv_kfd_slot - 1, 0) ||
+	    syscall(SYS_close_range, hv_kfd_slot + 1, ~0u, 0))
+		return -errno;
+	*stage = HV_STAGE_RLIMIT;
+	rl.rlim_cur = rl.rlim_max = (rlim_t)hv_kfd_slot;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
 		return -errno;
 
 	*stage = HV_STAGE_SECCOMP;
@@ -413,7 +426,7 @@ static int hv_child(int kfd, int sock, int con, int *st, const char *const *argv
 	if (setrlimit(RLIMIT_DATA, &rl))
 		return -errno;
 	*stage = HV_STAGE_EXEC;
-	syscall(SYS_execveat, HV_CHILD_KFD, "", argv, envp, AT_EMPTY_PATH);
+	syscall(SYS_execveat, hv_kfd_slot, "", argv, envp, AT_EMPTY_PATH);
 	return -errno;
 }
 

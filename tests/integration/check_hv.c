@@ -168,7 +168,7 @@ START_TEST(test_sandbox_runtime)
 }
 END_TEST
 
-static const char *const forbidden[] = {"ptrace", "mount", "fork"};
+static const char *const forbidden[] = {"ptrace", "mount", "fork", "exec"};
 
 START_TEST(test_seccomp_kills)
 {

@@ -2,7 +2,7 @@
 // Test domain kernel: probes its own sandbox and prints what it sees on its
 // console, then does what argv[1] says. "exit": exit 7; "runtime": check
 // that threads, epoll, eventfd, timerfd and big allocations work under the
-// seccomp allow-list, then sleep; "ptrace" / "mount":
+// seccomp allow-list, then sleep; "ptrace" / "mount" / "exec":
 // make that forbidden system call (seccomp must kill it); "fork": fork
 // (forbidden too); anything else: sleep until killed. The hv suite
 // (check_hv.c) reads the console log.
@@ -17,6 +17,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/timerfd.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -104,6 +105,16 @@ int main(int argc, char **argv)
 		mount("none", "/", "tmpfs", 0, NULL);
 	else if (!strcmp(mode, "fork"))
 		fork();
+	else if (!strcmp(mode, "exec")) {
+		/* Re-exec ourselves from a descriptor: no fd can match the one
+		 * the hv's filter allows. */
+		struct rlimit rl;
+		getrlimit(RLIMIT_NOFILE, &rl);
+		printf("sandbox: nofile %llu, dup2 to it: %s\n", (unsigned long long)rl.rlim_cur,
+		       dup2(3, (int)rl.rlim_cur) < 0 ? strerrorname_np(errno) : "ok");
+		char *const av[] = {argv[0], "sleep", NULL};
+		syscall(SYS_execveat, 3, "", av, NULL, AT_EMPTY_PATH);
+	}
 	if (strcmp(mode, "sleep"))
 		printf("sandbox: %s survived\n", mode);
 	for (;;) {
