@@ -194,6 +194,24 @@ START_TEST(utils_write_read_ls_list_exists_rm)
 }
 END_TEST
 
+/* A directory larger than one payload: Xen's libxenstore (inside the
+ * utils) falls back to XS_DIRECTORY_PART, which must page correctly. */
+START_TEST(utils_list_large_directory)
+{
+	char out[16384];
+	ck_assert_int_eq(
+	    sh("sh -c 'for i in $(seq 1 300); do echo /big/entry-with-a-long-name-$i x;"
+	       " done | xargs xenstore-write'",
+	       out, sizeof(out)),
+	    0);
+	ck_assert_int_eq(sh("sh -c 'xenstore-list /big | wc -l'", out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "300\n");
+	ck_assert_int_eq(
+	    sh("sh -c 'xenstore-list /big | sort -t- -k6 -n | tail -1'", out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "entry-with-a-long-name-300\n");
+}
+END_TEST
+
 START_TEST(utils_chmod_and_ls_p)
 {
 	char out[4096];
@@ -826,6 +844,7 @@ Suite *xenstore_daemon_suite(void)
 	tcase_add_checked_fixture(tc, start_daemon, stop_daemon);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, utils_write_read_ls_list_exists_rm);
+	tcase_add_test(tc, utils_list_large_directory);
 	tcase_add_test(tc, utils_chmod_and_ls_p);
 	tcase_add_test(tc, utils_watch_sees_changes);
 	tcase_add_test(tc, library_basic_operations);
