@@ -72,6 +72,10 @@ int hv_call_check(const void *msg, size_t size, unsigned nfds, bool truncated,
 {
 	struct hv_hdr hdr;
 	*desc = NULL;
+	if (size >= sizeof(hdr)) {
+		memcpy(&hdr, msg, sizeof(hdr));
+		*desc = hv_call_desc(hdr.op); /* for the log line, even if malformed */
+	}
 	if (truncated) {
 		*why = "message or its fds truncated (too large)";
 		return -EBADMSG;
@@ -80,8 +84,6 @@ int hv_call_check(const void *msg, size_t size, unsigned nfds, bool truncated,
 		*why = "shorter than the header";
 		return -EBADMSG;
 	}
-	memcpy(&hdr, msg, sizeof(hdr));
-	*desc = hv_call_desc(hdr.op); /* for the log line, even if malformed */
 	if (hdr.len != size - sizeof(hdr)) {
 		*why = "length field disagrees with the datagram size";
 		return -EBADMSG;

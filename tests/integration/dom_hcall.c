@@ -2,7 +2,8 @@
 // Test domain kernel that makes hypercalls by hand (tests/integration/
 // hvtest_msg.h) as argv[1] says, printing results on its console:
 //   info       DOMAIN_INFO(self), STORE_SEG, a dom0-only op; then sleep
-//   truncated | oversized | short | unknown | fds   one malformed message
+//   truncated | oversized | short | unknown | fds | huge | manyfds
+//              one malformed message
 //   grant      learn the peer from port 2 (dom0 allocates it unbound with
 //              remote = peer), allocate a 4-page segment for it, grant
 //              ref 8 (rw, frame 0), 9 (ro, frame 1), 11 (frame 0 to another
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,11 +66,25 @@ static int malformed(const char *mode)
 		h.len = 8; /* DOMAIN_INFO takes 4 */
 		return hvt_send(hfd, &h, buf, 8, NULL, 0);
 	}
-	if (!strcmp(mode, "short"))
-		return hvt_send(hfd, (const struct hv_hdr *)buf, NULL, 0, NULL, 0) ? -1 : 0;
+	if (!strcmp(mode, "short")) /* 8 bytes: less than a header */
+		return send(hfd, buf, 8, 0) == 8 ? 0 : -errno;
 	if (!strcmp(mode, "unknown")) {
 		h.op = 999;
 		return hvt_send(hfd, &h, NULL, 0, NULL, 0);
+	}
+	if (!strcmp(mode, "huge")) {
+		/* A datagram larger than HV_MSG_MAX, its header consistent. */
+		static uint8_t big[HV_MSG_MAX + 4096];
+		h.len = sizeof(big);
+		return hvt_send(hfd, &h, big, sizeof(big), NULL, 0);
+	}
+	if (!strcmp(mode, "manyfds")) {
+		int fds[HV_MAX_FDS + 4];
+		for (unsigned i = 0; i < HV_MAX_FDS + 4; i++)
+			fds[i] = 1;
+		h.op = HV_OP_DOMCTL_ASSIGN_DEVICE;
+		h.len = sizeof(struct hv_assign_device_req);
+		return hvt_send(hfd, &h, buf, h.len, fds, HV_MAX_FDS + 4);
 	}
 	if (!strcmp(mode, "fds")) {
 		h.len = 4;
