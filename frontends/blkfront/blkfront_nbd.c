@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: MIT
+// The NBD export of a virtual disk: the NBD server of frontends/nbd/ with
+// blkfront as its asynchronous backend. The listening socket is the one the
+// toolstack made and assigned to the guest (docs/devices.md: device
+// "nbd/N", named by the frontend's `drvdom-nbd` key); the server's epoll fd
+// sits in the guest's event loop. READ/WRITE/FLUSH/TRIM and the FUA flag map
+// onto blkfront_submit(); a -EAGAIN (ring or pool full, backend away during
+// a restart) makes the server hold the request until blkfront kicks it.
+// See docs/nbd.md ("The integration contract") and docs/blkfront.md.
+#include "frontends/blkfront/blkfront_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "frontends/nbd/nbd.h"
+#include "hv/evloop.h"
+#include "hv/hvc.h"
+#include "xenstore/include/xenstore.h"
+
+static void nbd_done(void *arg, int err)
+{
+	nbd_io_complete(arg, err);
+}
+
+static int nbd_submit(void *ctx, struct nbd_io *io)
+{
+	struct blkfront *bf = ctx;
+	enum blkfront_op op;
+	unsigned flags = (io->flags & NBD_IO_FUA) ? BLKFRONT_FUA : 0;
+	switch (io->cmd) {
+	case NBD_IO_READ:
+		op = BLKFRONT_READ;
+		flags = 0;
+		break;
+	case NBD_IO_WRITE:
+		op = BLKFRONT_WRITE;
+		break;
+	case NBD_IO_FLUSH:
+		op = BLKFRONT_FLUSH;
+		flags = 0;
+		break;
+	case NBD_IO_TRIM:
+		op = BLKFRONT_DISCARD;
+		break;
+	default:
+		return -ENOTSUP;
+	}
+	return blkfront_submit(bf, op, flags, io->offset, io->length, io->data, nbd_done, io);
+}
+
+static const struct nbd_backend_ops bf_nbd_ops = {.submit = nbd_submit};
+
+static void nbd_kick(void *arg)
+{
+	struct blkfront *bf = arg;
+	if (bf->nbd)
+		nbd_server_kick(bf->nbd);
+}
+
+static void nbd_ready(void *arg, int fd, uint32_t events)
+{
+	struct blkfront *bf = arg;
+	(void)fd;
+	(void)events;
+	int r = nbd_server_dispatch(bf->nbd);
+	if (r)
+		log_warn("vbd %u: NBD server: %s", bf->devid, strerror(-r));
+}
+
+int bf_nbd_start(struct blkfront *bf)
+{
+	if (bf->nbd)
+		return 0;
+	if (bf->nbd_fd < 0) {
+		/* The toolstack assigns the socket before it writes our directory,
+		 * so this is a retry for a slow assignment. */
+		char p[384];
+		unsigned len;
+		snprintf(p, sizeof(p), "%s/drvdom-nbd", bf->fe_path);
+		char *name = xs_read(bf->env.xs, XBT_NULL, p, &len);
+		if (!name)
+			return -ENOENT;
+		int r = hvc_device_get(bf->env.h, name, &bf->nbd_fd);
+		free(name);
+		if (r)
+			return r;
+	}
+	char desc[128];
+	snprintf(desc, sizeof(desc), "drvdom vbd %u (%s), backend domain %u", bf->devid, bf->vdev,
+		 bf->backend_id);
+	bool flush = bf->can_flush || bf->can_barrier;
+	struct nbd_export exp = {
+	    .name = bf->vdev,
+	    .description = desc,
+	    .size = bf->sectors * 512u,
+	    .min_block = bf->sector_size > 512 ? bf->sector_size : 512,
+	    .pref_block = bf->sector_size > 4096 ? bf->sector_size : 4096,
+	    .max_payload = BF_MAX_IO,
+	    .read_only = bf->read_only,
+	    .can_flush = flush,
+	    .can_fua = flush && !bf->read_only,
+	    .can_trim = bf->can_discard && !bf->read_only,
+	    .can_zero = false,
+	    .can_multi_conn = true,
+	};
+	int r = nbd_server_create(&exp, &bf_nbd_ops, bf, &bf->nbd);
+	if (r)
+		return r;
+	r = nbd_server_add_listener(bf->nbd, bf->nbd_fd);
+	bf->nbd_fd = -1; /* the server owns it now, even on failure */
+	if (!r)
+		r = evloop_add_fd(bf->env.loop, nbd_server_fd(bf->nbd), EPOLLIN, nbd_ready, bf);
+	if (r) {
+		nbd_server_destroy(bf->nbd);
+		bf->nbd = NULL;
+		return r;
+	}
+	blkfront_set_kick(bf, nbd_kick, bf);
+	log_info("vbd %u: serving NBD export '%s' (%llu bytes%s)", bf->devid, bf->vdev,
+		 (unsigned long long)exp.size, exp.read_only ? ", read-only" : "");
+	return 0;
+}
+
+void bf_nbd_stop(struct blkfront *bf)
+{
+	if (!bf->nbd)
+		return;
+	evloop_del_fd(bf->env.loop, nbd_server_fd(bf->nbd));
+	nbd_server_destroy(bf->nbd);
+	bf->nbd = NULL;
+	if (bf->kick == nbd_kick)
+		blkfront_set_kick(bf, NULL, NULL);
+}

@@ -1,0 +1,872 @@
+// SPDX-License-Identifier: MIT
+// blkfront's data path: the data page pool (a segment dedicated to the
+// backend; with persistent grants each page is granted once and reused),
+// the queues (a blkif ring and an event channel each), the shadow (every
+// blkif request from submission to response, in submission order, with the
+// pool pages that hold its data) and the split of a caller's io into blkif
+// requests. A shadow entry says what to do, not how it went on a ring: grant
+// refs and the inline/indirect encoding are chosen when it is sent, so the
+// same entry can be sent again to a new backend instance after a crash
+// (bf_shadow_requeue_all, issue 6). Responses are copied out of the ring and
+// checked against the shadow (id, generation, queue, operation); anything
+// else is logged and dropped, and a producer index jump resets the
+// connection. Runs in the loop thread only. See docs/blkfront.md.
+#include "frontends/blkfront/blkfront_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "hv/evloop.h"
+#include "hv/evtchn.h"
+#include "ring/xenbus.h"
+
+#define PAGE RING_PAGE_SIZE
+
+/* --- the pool ------------------------------------------------------------- */
+
+int bf_pool_setup(struct blkfront *bf)
+{
+	if (bf->pool)
+		return 0;
+	int r = gnt_seg_alloc(bf->env.h, bf->backend_id, BF_POOL_PAGES, &bf->pool);
+	if (r)
+		return r;
+	bf->pool_free = calloc(BF_POOL_PAGES, sizeof(*bf->pool_free));
+	bf->pool_refs = calloc(BF_POOL_PAGES, sizeof(*bf->pool_refs));
+	if (!bf->pool_free || !bf->pool_refs) {
+		free(bf->pool_free);
+		free(bf->pool_refs);
+		bf->pool_free = NULL;
+		bf->pool_refs = NULL;
+		gnt_seg_free(bf->env.h, bf->pool);
+		bf->pool = NULL;
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < BF_POOL_PAGES; i++)
+		bf->pool_free[i] = BF_POOL_PAGES - 1 - i;
+	bf->pool_nfree = BF_POOL_PAGES;
+	return 0;
+}
+
+/* End every persistent grant of the pool (the backend is gone or the new
+ * one does not use them). A ref the backend still maps is kept and logged. */
+void bf_grants_end_persistent(struct blkfront *bf)
+{
+	if (!bf->pool_refs)
+		return;
+	unsigned busy = 0;
+	for (uint32_t i = 0; i < BF_POOL_PAGES; i++) {
+		if (!bf->pool_refs[i])
+			continue;
+		if (gnt_end_access(bf->env.gt, bf->pool_refs[i]) == 0)
+			bf->pool_refs[i] = 0;
+		else
+			busy++;
+	}
+	if (busy)
+		log_warn("vbd %u: %u persistent grants still mapped by the backend", bf->devid,
+			 busy);
+}
+
+void bf_pool_teardown(struct blkfront *bf)
+{
+	if (!bf->pool)
+		return;
+	bf_grants_end_persistent(bf);
+	int r = gnt_seg_free(bf->env.h, bf->pool);
+	if (r)
+		log_warn("vbd %u: freeing the data segment: %d", bf->devid, r);
+	free(bf->pool_free);
+	free(bf->pool_refs);
+	bf->pool_free = NULL;
+	bf->pool_refs = NULL;
+	bf->pool = NULL;
+}
+
+static int pool_get(struct blkfront *bf, uint32_t n, uint32_t *pages)
+{
+	if (bf->pool_nfree < n)
+		return -EAGAIN;
+	for (uint32_t i = 0; i < n; i++)
+		pages[i] = bf->pool_free[--bf->pool_nfree];
+	return 0;
+}
+
+static void pool_put(struct blkfront *bf, uint32_t n, const uint32_t *pages)
+{
+	for (uint32_t i = 0; i < n; i++)
+		bf->pool_free[bf->pool_nfree++] = pages[i];
+}
+
+/* A grant ref for pool page `page`: the persistent one (granted read-write
+ * on first use), or a fresh one recorded in r->tmp_refs. */
+static int page_ref(struct blkfront *bf, struct bf_req *r, uint32_t page, int readonly,
+		    grant_ref_t *ref)
+{
+	uint32_t frame = gnt_seg_frame(bf->pool, page);
+	if (bf->persistent) {
+		if (!bf->pool_refs[page]) {
+			int rc = gnt_grant_access(bf->env.gt, bf->backend_id, frame, 0,
+						  &bf->pool_refs[page]);
+			if (rc)
+				return rc == -ENOSPC ? -EAGAIN : rc;
+		}
+		*ref = bf->pool_refs[page];
+		return 0;
+	}
+	int rc = gnt_grant_access(bf->env.gt, bf->backend_id, frame, readonly, ref);
+	if (rc)
+		return rc == -ENOSPC ? -EAGAIN : rc;
+	r->tmp_refs[r->ntmp_refs++] = *ref;
+	return 0;
+}
+
+static void req_end_tmp_refs(struct blkfront *bf, struct bf_req *r)
+{
+	for (unsigned i = 0; i < r->ntmp_refs; i++) {
+		int rc = gnt_end_access(bf->env.gt, r->tmp_refs[i]);
+		if (rc)
+			log_warn("vbd %u: grant %u still in use after its response (%d): leaked",
+				 bf->devid, r->tmp_refs[i], rc);
+	}
+	free(r->tmp_refs);
+	r->tmp_refs = NULL;
+	r->ntmp_refs = 0;
+}
+
+/* --- the shadow ------------------------------------------------------------ */
+
+static struct bf_req *shadow_alloc(struct blkfront *bf)
+{
+	if (!bf->shadow_nfree)
+		return NULL;
+	struct bf_req *r = &bf->shadow[bf->shadow_free[--bf->shadow_nfree]];
+	uint32_t gen = r->gen;
+	memset(r, 0, sizeof(*r));
+	r->gen = gen;
+	r->state = BF_REQ_QUEUED;
+	bf->stats.shadow_live++;
+	return r;
+}
+
+/* Append r to the shadow (submission order). */
+static void shadow_append(struct blkfront *bf, struct bf_req *r)
+{
+	r->next = NULL;
+	r->prev = bf->tail;
+	if (bf->tail)
+		bf->tail->next = r;
+	else
+		bf->head = r;
+	bf->tail = r;
+	if (!bf->first_queued)
+		bf->first_queued = r;
+}
+
+/* Insert n after pos (used when a replay splits an entry). */
+static void shadow_insert_after(struct blkfront *bf, struct bf_req *pos, struct bf_req *n)
+{
+	n->prev = pos;
+	n->next = pos->next;
+	if (pos->next)
+		pos->next->prev = n;
+	else
+		bf->tail = n;
+	pos->next = n;
+}
+
+static void shadow_remove(struct blkfront *bf, struct bf_req *r)
+{
+	if (bf->first_queued == r)
+		bf->first_queued = r->next;
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		bf->head = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	else
+		bf->tail = r->prev;
+	free(r->segs);
+	free(r->tmp_refs);
+	r->segs = NULL;
+	r->tmp_refs = NULL;
+	r->state = BF_REQ_FREE;
+	r->gen++; /* a late or duplicate response for this id no longer matches */
+	bf->shadow_free[bf->shadow_nfree++] = (uint32_t)(r - bf->shadow);
+	bf->stats.shadow_live--;
+}
+
+static uint64_t req_id(const struct blkfront *bf, const struct bf_req *r)
+{
+	return (uint64_t)r->gen << 32 | (uint64_t)(r - bf->shadow);
+}
+
+/* --- ios --------------------------------------------------------------------- */
+
+static void writes_remove(struct blkfront *bf, struct bf_io *io)
+{
+	if (!io->in_writes)
+		return;
+	if (io->wprev)
+		io->wprev->wnext = io->wnext;
+	else
+		bf->writes_head = io->wnext;
+	if (io->wnext)
+		io->wnext->wprev = io->wprev;
+	else
+		bf->writes_tail = io->wprev;
+	io->in_writes = false;
+}
+
+static void writes_append(struct blkfront *bf, struct bf_io *io)
+{
+	io->seq = ++bf->wseq;
+	io->wnext = NULL;
+	io->wprev = bf->writes_tail;
+	if (bf->writes_tail)
+		bf->writes_tail->wnext = io;
+	else
+		bf->writes_head = io;
+	bf->writes_tail = io;
+	io->in_writes = true;
+}
+
+/* Queue a flush covering every write-like io submitted so far. */
+static void flush_enqueue(struct blkfront *bf, struct bf_io *io)
+{
+	io->seq = bf->wseq;
+	io->next = NULL;
+	if (bf->flush_tail)
+		bf->flush_tail->next = io;
+	else
+		bf->flush_head = io;
+	bf->flush_tail = io;
+}
+
+/* Put every flush whose writes are all complete into the shadow. */
+static void flush_check(struct blkfront *bf)
+{
+	while (bf->flush_head && bf->shadow_nfree) {
+		struct bf_io *io = bf->flush_head;
+		if (bf->writes_head && bf->writes_head->seq <= io->seq)
+			break;
+		bf->flush_head = io->next;
+		if (!bf->flush_head)
+			bf->flush_tail = NULL;
+		struct bf_req *r = shadow_alloc(bf);
+		r->op = bf->can_flush ? BLKIF_OP_FLUSH_DISKCACHE : BLKIF_OP_WRITE_BARRIER;
+		r->parent = io;
+		io->pending = 1;
+		shadow_append(bf, r);
+	}
+}
+
+static void io_finish(struct blkfront *bf, struct bf_io *io)
+{
+	writes_remove(bf, io);
+	if (io->pages) {
+		pool_put(bf, io->npages, io->pages);
+		free(io->pages);
+		io->pages = NULL;
+	}
+	if ((io->op == BLKFRONT_WRITE || io->op == BLKFRONT_DISCARD) &&
+	    (io->flags & BLKFRONT_FUA) && !io->err && !io->fua_flushing) {
+		/* FUA: the data is written; now a flush covering it. */
+		io->fua_flushing = true;
+		flush_enqueue(bf, io);
+		flush_check(bf);
+		bf->want_kick = true;
+		return;
+	}
+	io->done(io->arg, io->err);
+	free(io);
+	bf->want_kick = true;
+	flush_check(bf);
+}
+
+static int status_errno(int16_t st)
+{
+	switch (st) {
+	case BLKIF_RSP_OKAY:
+		return 0;
+	case BLKIF_RSP_EOPNOTSUPP:
+		return -ENOTSUP;
+	default:
+		return -EIO;
+	}
+}
+
+/* A shadow entry is answered (err 0 or -errno): copy read data out, drop
+ * its grants, and complete its io when it was the last entry. */
+static void req_complete(struct blkfront *bf, struct bf_req *r, int err)
+{
+	struct bf_io *io = r->parent;
+	req_end_tmp_refs(bf, r);
+	if (!err && r->op == BLKIF_OP_READ) {
+		uint32_t off = r->data_off;
+		for (unsigned i = 0; i < r->nsegs; i++) {
+			const struct bf_seg *s = &r->segs[i];
+			uint32_t n = (uint32_t)(s->last_sect - s->first_sect + 1) * 512u;
+			memcpy((char *)io->data + off,
+			       (char *)gnt_seg_page(bf->pool, s->page) + s->first_sect * 512u, n);
+			off += n;
+		}
+	}
+	if (err && !io->err)
+		io->err = err;
+	shadow_remove(bf, r);
+	if (--io->pending == 0)
+		io_finish(bf, io);
+}
+
+/* --- submission -------------------------------------------------------------- */
+
+static int max_segs_now(const struct blkfront *bf)
+{
+	return bf->max_segs ? (int)bf->max_segs : BLKIF_MAX_SEGMENTS_PER_REQUEST;
+}
+
+int blkfront_submit(struct blkfront *bf, enum blkfront_op op, unsigned flags, uint64_t offset,
+		    uint32_t length, void *data, blkfront_done_fn done, void *arg)
+{
+	if (!done || (offset | length) % 512u || (length == 0 && op != BLKFRONT_FLUSH))
+		return -EINVAL;
+	if (!bf->connected) {
+		bf->want_kick = true;
+		return -EAGAIN;
+	}
+	if (op != BLKFRONT_READ && op != BLKFRONT_FLUSH && bf->read_only)
+		return -EROFS;
+	if (op != BLKFRONT_FLUSH && offset + length > bf->sectors * 512u)
+		return -EINVAL;
+	if (op == BLKFRONT_FLUSH && !bf->can_flush && !bf->can_barrier)
+		return -ENOTSUP;
+	if (op == BLKFRONT_DISCARD && !bf->can_discard)
+		return -ENOTSUP;
+	if ((op == BLKFRONT_READ || op == BLKFRONT_WRITE) && (length > BF_MAX_IO || !data))
+		return -EINVAL;
+	if ((flags & BLKFRONT_FUA) && !bf->can_flush && !bf->can_barrier)
+		return -ENOTSUP;
+
+	struct bf_io *io = calloc(1, sizeof(*io));
+	if (!io)
+		return -ENOMEM;
+	bf->stats.requests++;
+	*io = (struct bf_io){.op = op,
+			     .flags = flags,
+			     .offset = offset,
+			     .length = length,
+			     .data = data,
+			     .done = done,
+			     .arg = arg};
+	if (op == BLKFRONT_FLUSH) {
+		flush_enqueue(bf, io);
+		flush_check(bf);
+		bf_pump(bf);
+		return 0;
+	}
+	if (op == BLKFRONT_DISCARD) {
+		if (!bf->shadow_nfree) {
+			free(io);
+			bf->want_kick = true;
+			return -EAGAIN;
+		}
+		struct bf_req *r = shadow_alloc(bf);
+		r->op = BLKIF_OP_DISCARD;
+		r->sector = offset / 512u;
+		r->nr_sectors = length / 512u;
+		r->parent = io;
+		io->pending = 1;
+		writes_append(bf, io);
+		shadow_append(bf, r);
+		bf_pump(bf);
+		return 0;
+	}
+
+	/* READ / WRITE: pages for the data, then one entry per max_segs pages,
+	 * each with its indirect descriptor page when it needs one. */
+	uint32_t ms = (uint32_t)max_segs_now(bf);
+	uint32_t ndata = (length + PAGE - 1) / PAGE;
+	uint32_t nreq = (ndata + ms - 1) / ms;
+	uint32_t nind = ms > BLKIF_MAX_SEGMENTS_PER_REQUEST ? nreq : 0;
+	if (bf->shadow_nfree < nreq || bf->pool_nfree < ndata + nind) {
+		free(io);
+		bf->want_kick = true;
+		return -EAGAIN;
+	}
+	io->npages = ndata + nind;
+	io->pages = malloc(io->npages * sizeof(*io->pages));
+	struct bf_seg *segs[BF_MAX_IO / PAGE];
+	unsigned nsegs_alloc = 0;
+	bool oom = !io->pages;
+	for (uint32_t k = 0; !oom && k < nreq; k++) {
+		uint32_t n = ndata - k * ms < ms ? ndata - k * ms : ms;
+		segs[k] = malloc(n * sizeof(struct bf_seg));
+		oom = !segs[k];
+		nsegs_alloc += !oom;
+	}
+	if (oom) {
+		for (unsigned k = 0; k < nsegs_alloc; k++)
+			free(segs[k]);
+		free(io->pages);
+		free(io);
+		return -ENOMEM;
+	}
+	pool_get(bf, io->npages, io->pages);
+	if (op == BLKFRONT_WRITE) {
+		for (uint32_t i = 0; i < ndata; i++) {
+			uint32_t n = length - i * PAGE < PAGE ? length - i * PAGE : PAGE;
+			memcpy(gnt_seg_page(bf->pool, io->pages[i]), (char *)data + i * PAGE, n);
+		}
+		writes_append(bf, io);
+	}
+	io->pending = nreq;
+	for (uint32_t k = 0; k < nreq; k++) {
+		struct bf_req *r = shadow_alloc(bf);
+		uint32_t first = k * ms, n = ndata - first < ms ? ndata - first : ms;
+		r->op = op == BLKFRONT_READ ? BLKIF_OP_READ : BLKIF_OP_WRITE;
+		r->sector = (offset + (uint64_t)first * PAGE) / 512u;
+		r->data_off = first * PAGE;
+		r->segs = segs[k];
+		r->nsegs = (uint16_t)n;
+		for (uint32_t i = 0; i < n; i++) {
+			uint32_t bytes = length - (first + i) * PAGE;
+			if (bytes > PAGE)
+				bytes = PAGE;
+			r->segs[i] = (struct bf_seg){.page = io->pages[first + i],
+						     .first_sect = 0,
+						     .last_sect = (uint8_t)(bytes / 512u - 1)};
+		}
+		if (nind) {
+			r->ind_pages[0] = io->pages[ndata + k];
+			r->nind = 1;
+		}
+		r->parent = io;
+		shadow_append(bf, r);
+	}
+	bf_pump(bf);
+	return 0;
+}
+
+/* --- sending ------------------------------------------------------------------ */
+
+/* Split r so that no entry has more segments than the connected backend
+ * takes in one request (a replay to a backend with fewer features). */
+static int req_fit(struct blkfront *bf, struct bf_req *r)
+{
+	unsigned ms = (unsigned)max_segs_now(bf);
+	/* Only the original entry has an indirect descriptor page; the pieces
+	 * split off it carry at most the inline segments. */
+	if (!r->nind && ms > BLKIF_MAX_SEGMENTS_PER_REQUEST)
+		ms = BLKIF_MAX_SEGMENTS_PER_REQUEST;
+	while (r->nsegs > ms) {
+		struct bf_req *n = shadow_alloc(bf);
+		if (!n)
+			return -ENOMEM;
+		unsigned rest = r->nsegs - ms;
+		n->segs = malloc(rest * sizeof(*n->segs));
+		if (!n->segs) {
+			shadow_remove(bf, n);
+			return -ENOMEM;
+		}
+		memcpy(n->segs, r->segs + ms, rest * sizeof(*n->segs));
+		n->nsegs = (uint16_t)rest;
+		n->op = r->op;
+		n->parent = r->parent;
+		n->parent->pending++;
+		n->data_off = r->data_off + ms * PAGE;
+		n->sector = r->sector + (uint64_t)ms * BLKIF_SECTORS_PER_FRAME;
+		r->nsegs = (uint16_t)ms;
+		shadow_insert_after(bf, r, n);
+		r = n;
+		if (ms > BLKIF_MAX_SEGMENTS_PER_REQUEST)
+			ms = BLKIF_MAX_SEGMENTS_PER_REQUEST;
+	}
+	return 0;
+}
+
+/* Encode r into the next slot of q (the caller checked there is one). */
+static int req_send(struct blkfront *bf, struct bf_queue *q, struct bf_req *r)
+{
+	union blkif_req_slot s;
+	memset(&s, 0, sizeof(s));
+	uint64_t id = req_id(bf, r);
+	uint16_t handle = (uint16_t)bf->devid;
+	int rc = 0;
+	r->indirect = false;
+	switch (r->op) {
+	case BLKIF_OP_FLUSH_DISKCACHE:
+	case BLKIF_OP_WRITE_BARRIER:
+		s.rw.operation = r->op;
+		s.rw.handle = handle;
+		s.rw.id = id;
+		break;
+	case BLKIF_OP_DISCARD:
+		s.discard.operation = BLKIF_OP_DISCARD;
+		s.discard.handle = handle;
+		s.discard.id = id;
+		s.discard.sector_number = r->sector;
+		s.discard.nr_sectors = r->nr_sectors;
+		break;
+	default: {
+		rc = req_fit(bf, r);
+		if (rc)
+			return rc;
+		int ro = r->op == BLKIF_OP_WRITE; /* the backend only reads our data */
+		bool ind = r->nsegs > BLKIF_MAX_SEGMENTS_PER_REQUEST;
+		if (!bf->persistent) {
+			r->tmp_refs = calloc(r->nsegs + 1u, sizeof(*r->tmp_refs));
+			if (!r->tmp_refs)
+				return -ENOMEM;
+			r->ntmp_refs = 0;
+		}
+		struct blkif_seg *out = s.rw.seg;
+		if (ind) {
+			if (!r->nind) /* never: indirect pages come with the entry */
+				return -EINVAL;
+			out = gnt_seg_page(bf->pool, r->ind_pages[0]);
+		}
+		for (unsigned i = 0; i < r->nsegs; i++) {
+			grant_ref_t ref;
+			rc = page_ref(bf, r, r->segs[i].page, ro, &ref);
+			if (rc)
+				goto undo;
+			out[i] = (struct blkif_seg){.gref = ref,
+						    .first_sect = r->segs[i].first_sect,
+						    .last_sect = r->segs[i].last_sect};
+		}
+		if (ind) {
+			grant_ref_t ref;
+			rc = page_ref(bf, r, r->ind_pages[0], 1, &ref);
+			if (rc)
+				goto undo;
+			s.indirect.operation = BLKIF_OP_INDIRECT;
+			s.indirect.indirect_op = r->op;
+			s.indirect.nr_segments = r->nsegs;
+			s.indirect.id = id;
+			s.indirect.sector_number = r->sector;
+			s.indirect.handle = handle;
+			s.indirect.indirect_grefs[0] = ref;
+			r->indirect = true;
+		} else {
+			s.rw.operation = r->op;
+			s.rw.nr_segments = (uint8_t)r->nsegs;
+			s.rw.handle = handle;
+			s.rw.id = id;
+			s.rw.sector_number = r->sector;
+		}
+		break;
+	}
+	}
+	union blkif_req_slot *slot = blkif_ring_front_next_req(&q->ring);
+	memcpy(slot, &s, sizeof(s));
+	r->state = BF_REQ_SENT;
+	r->queue = q->idx;
+	q->sent++;
+	q->pushed = true;
+	return 0;
+undo:
+	req_end_tmp_refs(bf, r);
+	return rc;
+}
+
+static struct bf_queue *pick_queue(struct blkfront *bf)
+{
+	for (unsigned i = 0; i < bf->nr_queues; i++) {
+		struct bf_queue *q = &bf->queues[(bf->next_queue + i) % bf->nr_queues];
+		if (!blkif_ring_front_full(&q->ring)) {
+			bf->next_queue = (q->idx + 1) % bf->nr_queues;
+			return q;
+		}
+	}
+	return NULL;
+}
+
+void bf_pump(struct blkfront *bf)
+{
+	if (!bf->connected || bf->broken)
+		return;
+	struct bf_req *r = bf->first_queued;
+	while (r) {
+		if (r->state != BF_REQ_QUEUED) {
+			r = r->next;
+			continue;
+		}
+		struct bf_queue *q = pick_queue(bf);
+		if (!q)
+			break;
+		int rc = req_send(bf, q, r);
+		if (rc == -EAGAIN)
+			break;
+		struct bf_req *after = r->next; /* after a split: its first piece */
+		if (rc) {
+			log_warn("vbd %u: cannot send a request: %d", bf->devid, rc);
+			req_complete(bf, r, rc);
+		}
+		r = after;
+	}
+	/* Everything before r is on a ring. */
+	while (r && r->state != BF_REQ_QUEUED)
+		r = r->next;
+	bf->first_queued = r;
+	for (unsigned i = 0; i < bf->nr_queues; i++) {
+		struct bf_queue *q = &bf->queues[i];
+		if (!q->pushed)
+			continue;
+		q->pushed = false;
+		if (blkif_ring_front_push_requests_check_notify(&q->ring)) {
+			evtchn_notify(bf->env.h, q->port);
+			bf->stats.notifies++;
+		}
+	}
+}
+
+/* --- responses ------------------------------------------------------------ */
+
+static void bad_response(struct blkfront *bf, const struct blkif_rsp *rsp, const char *why)
+{
+	bf->stats.bad_responses++;
+	/* Log the first few, then every 1000th: a hostile backend must not
+	 * flood the console. */
+	if (bf->bad_logged < 8 || bf->stats.bad_responses % 1000 == 0)
+		log_warn("vbd %u: ignoring response id %#llx op %u: %s", bf->devid,
+			 (unsigned long long)rsp->id, rsp->operation, why);
+	bf->bad_logged++;
+}
+
+static int queue_responses(struct blkfront *bf, struct bf_queue *q)
+{
+	int work = 0;
+	for (;;) {
+		struct blkif_rsp rsp;
+		int rc = blkif_ring_front_take_response(&q->ring, &rsp);
+		if (rc == -EAGAIN)
+			break;
+		if (rc) {
+			bf_backend_broken(bf, "response producer index beyond the requests sent");
+			return work + 1;
+		}
+		work++;
+		uint32_t idx = (uint32_t)rsp.id, gen = (uint32_t)(rsp.id >> 32);
+		if (idx >= BF_SHADOW_MAX) {
+			bad_response(bf, &rsp, "unknown id");
+			continue;
+		}
+		struct bf_req *r = &bf->shadow[idx];
+		if (r->state != BF_REQ_SENT || r->gen != gen) {
+			bad_response(bf, &rsp, "no such request outstanding (stale or duplicate)");
+			continue;
+		}
+		if (r->queue != q->idx) {
+			bad_response(bf, &rsp, "request was sent on another queue");
+			continue;
+		}
+		q->sent--;
+		bf->stats.responses++;
+		uint8_t want = r->indirect ? BLKIF_OP_INDIRECT : r->op;
+		int err = status_errno(rsp.status);
+		if (rsp.operation != want) {
+			bad_response(bf, &rsp, "operation differs from the request's");
+			err = -EIO;
+		}
+		if (err == -ENOTSUP &&
+		    (r->op == BLKIF_OP_FLUSH_DISKCACHE || r->op == BLKIF_OP_WRITE_BARRIER)) {
+			log_warn("vbd %u: the backend refused a flush", bf->devid);
+		}
+		req_complete(bf, r, err);
+	}
+	return work;
+}
+
+void bf_kick(struct blkfront *bf)
+{
+	if (bf->want_kick && bf->kick) {
+		bf->want_kick = false;
+		bf->kick(bf->kick_arg);
+	}
+}
+
+/* The evloop poller of a device: responses of every queue; before the loop
+ * sleeps (EVLOOP_POLL_FINAL) re-arm rsp_event and look once more. */
+int bf_poll(void *arg, unsigned flags)
+{
+	struct blkfront *bf = arg;
+	int work = 0;
+	if (atomic_load_explicit(&bf->backend_lost, memory_order_acquire) && bf->rings_up) {
+		bf_handle_lost(bf);
+		work++;
+	}
+	if (!bf->rings_up || bf->broken)
+		return work;
+	for (unsigned i = 0; i < bf->nr_queues && !bf->broken; i++) {
+		struct bf_queue *q = &bf->queues[i];
+		if (!q->ring.sring)
+			continue;
+		if (!(flags & EVLOOP_POLL_FINAL) && !blkif_ring_front_poll_responses(&q->ring, 0))
+			continue;
+		work += queue_responses(bf, q);
+		if (flags & EVLOOP_POLL_FINAL) {
+			uint32_t n = 0;
+			if (blkif_ring_front_final_check_for_responses(&q->ring, &n) < 0)
+				bf_backend_broken(bf, "response producer index jumped");
+			else if (n)
+				work += queue_responses(bf, q);
+		}
+	}
+	if (work) {
+		flush_check(bf);
+		bf_pump(bf);
+		bf_kick(bf);
+	}
+	return work;
+}
+
+/* Event channel handler. It may run inside a xenstore call (the library
+ * dispatches hv events while it waits) or in the xenstore library's reader
+ * thread, which shares our hypercall connection: then the event never
+ * reaches our loop's epoll. So it only records what happened and wakes the
+ * loop through wake_fd; responses are picked up by the poller, a closed port
+ * by the poller and the xenbus code. */
+static void port_event(void *arg, evtchn_port_t port, enum evtchn_event ev)
+{
+	struct blkfront *bf = arg;
+	(void)port;
+	if (ev == EVTCHN_EV_CLOSED)
+		atomic_store_explicit(&bf->backend_lost, true, memory_order_release);
+	uint64_t one = 1;
+	(void)!write(bf->wake_fd, &one, sizeof(one));
+}
+
+static void wake_ready(void *arg, int fd, uint32_t events)
+{
+	uint64_t v;
+	(void)arg;
+	(void)events;
+	(void)!read(fd, &v, sizeof(v));
+}
+
+int bf_wake_setup(struct blkfront *bf)
+{
+	bf->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (bf->wake_fd < 0)
+		return -errno;
+	int r = evloop_add_fd(bf->env.loop, bf->wake_fd, EPOLLIN, wake_ready, bf);
+	if (r) {
+		close(bf->wake_fd);
+		bf->wake_fd = -1;
+	}
+	return r;
+}
+
+void bf_wake_teardown(struct blkfront *bf)
+{
+	if (bf->wake_fd < 0)
+		return;
+	evloop_del_fd(bf->env.loop, bf->wake_fd);
+	close(bf->wake_fd);
+	bf->wake_fd = -1;
+}
+
+/* --- queues ------------------------------------------------------------------- */
+
+int bf_queues_setup(struct blkfront *bf)
+{
+	unsigned npages = 1u << bf->ring_order;
+	int r = 0;
+	for (unsigned i = 0; i < bf->nr_queues; i++) {
+		struct bf_queue *q = &bf->queues[i];
+		memset(q, 0, sizeof(*q));
+		q->bf = bf;
+		q->idx = i;
+		r = gnt_seg_alloc(bf->env.h, bf->backend_id, npages, &q->ring_seg);
+		if (r)
+			goto fail;
+		r = blkif_ring_front_init(&q->ring, q->ring_seg->base, bf->ring_order);
+		if (r)
+			goto fail;
+		for (unsigned p = 0; p < npages; p++) {
+			r = gnt_grant_access(bf->env.gt, bf->backend_id,
+					     gnt_seg_frame(q->ring_seg, p), 0, &q->ring_refs[p]);
+			if (r)
+				goto fail;
+			q->nr_ring_refs++;
+		}
+		r = evtchn_alloc_unbound(bf->env.h, bf->backend_id, &q->port);
+		if (r)
+			goto fail;
+		q->have_port = true;
+		r = evloop_add_port(bf->env.loop, q->port, port_event, bf);
+		if (r)
+			goto fail;
+	}
+	return 0;
+fail:
+	bf_queues_teardown(bf);
+	return r;
+}
+
+void bf_queues_teardown(struct blkfront *bf)
+{
+	for (unsigned i = 0; i < BF_MAX_QUEUES; i++) {
+		struct bf_queue *q = &bf->queues[i];
+		if (q->have_port) {
+			evloop_del_port(bf->env.loop, q->port);
+			evtchn_close(bf->env.h, q->port);
+			q->have_port = false;
+		}
+		unsigned kept = 0;
+		for (unsigned p = 0; p < q->nr_ring_refs; p++)
+			if (gnt_end_access(bf->env.gt, q->ring_refs[p]))
+				kept++;
+		q->nr_ring_refs = 0;
+		q->ring.sring = NULL;
+		if (q->ring_seg) {
+			/* A backend that still maps the ring keeps it: leak it rather
+			 * than reuse memory it can see. */
+			if (kept || gnt_seg_free(bf->env.h, q->ring_seg))
+				log_warn("vbd %u: ring %u still mapped by the backend: leaked",
+					 bf->devid, i);
+			q->ring_seg = NULL;
+		}
+		q->sent = 0;
+		q->pushed = false;
+	}
+}
+
+/* Every entry on a ring goes back to QUEUED (its grants ended), so that the
+ * next bf_pump sends the whole shadow again, in order. */
+void bf_shadow_requeue_all(struct blkfront *bf)
+{
+	for (struct bf_req *r = bf->head; r; r = r->next) {
+		if (r->state == BF_REQ_SENT) {
+			req_end_tmp_refs(bf, r);
+			r->state = BF_REQ_QUEUED;
+			bf->stats.replayed++;
+		}
+	}
+	bf->first_queued = bf->head;
+	for (unsigned i = 0; i < BF_MAX_QUEUES; i++)
+		bf->queues[i].sent = 0;
+}
+
+/* Complete every outstanding io with err (device closing for good). */
+void bf_fail_all(struct blkfront *bf, int err)
+{
+	while (bf->head) {
+		struct bf_req *r = bf->head;
+		r->state = BF_REQ_SENT; /* so that completion treats it alike */
+		req_complete(bf, r, err);
+	}
+	while (bf->flush_head) {
+		struct bf_io *io = bf->flush_head;
+		bf->flush_head = io->next;
+		io->done(io->arg, err);
+		free(io);
+	}
+	bf->flush_tail = NULL;
+}

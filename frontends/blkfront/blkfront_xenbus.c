@@ -1,0 +1,523 @@
+// SPDX-License-Identifier: MIT
+// blkfront's XenbusState machine (Xen's io/blkif.h handshake, as fixed for
+// drvdom in docs/devices.md), one function per transition:
+//   Initialising -> Initialised   blkfront_initialise: the backend is in
+//       InitWait; read its features, set up rings and event channels in
+//       segments dedicated to it, publish them
+//   Initialised -> Connected      blkfront_connect: the backend is Connected;
+//       read the geometry and the data-path features, send the shadow
+//   any -> Initialising/Closed    blkfront_disconnect: the backend went
+//       away (port closed, state back to Initialising, Closing or Closed);
+//       keep every unanswered request in the shadow for the next backend
+//   any -> Closed                 blkfront_close: our device is removed
+// Every step re-reads the states, so spurious or coalesced watch events
+// are harmless. Xenstore calls block for a round trip; they happen only on
+// these transitions, never on the data path.
+#include "frontends/blkfront/blkfront_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "hv/evloop.h"
+#include "hv/hvc.h"
+#include "ring/xenbus.h"
+#include "xenstore/include/xenstore.h"
+
+/* --- xenstore helpers ------------------------------------------------------- */
+
+static char *xs_read_key(struct blkfront *bf, xs_transaction_t t, const char *dir, const char *key)
+{
+	char p[384];
+	unsigned len;
+	snprintf(p, sizeof(p), "%s/%s", dir, key);
+	return xs_read(bf->env.xs, t, p, &len);
+}
+
+/* An unsigned value of dir/key, or def if it is missing or not a number. */
+static uint64_t read_u64(struct blkfront *bf, const char *dir, const char *key, uint64_t def)
+{
+	char *v = xs_read_key(bf, XBT_NULL, dir, key);
+	if (!v)
+		return def;
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	bool ok = end != v && *end == 0 && errno == 0 && v[0] != '-';
+	free(v);
+	return ok ? (uint64_t)n : def;
+}
+
+static bool write_key(struct blkfront *bf, xs_transaction_t t, const char *key, const char *fmt,
+		      ...) __attribute__((format(printf, 4, 5)));
+static bool write_key(struct blkfront *bf, xs_transaction_t t, const char *key, const char *fmt,
+		      ...)
+{
+	char p[384], v[64];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(v, sizeof(v), fmt, ap);
+	va_end(ap);
+	snprintf(p, sizeof(p), "%s/%s", bf->fe_path, key);
+	return xs_write(bf->env.xs, t, p, v, (unsigned)strlen(v));
+}
+
+static void set_state(struct blkfront *bf, int st)
+{
+	if (!write_key(bf, XBT_NULL, "state", "%d", st))
+		log_warn("vbd %u: writing state %s: %s", bf->devid, xenbus_st_name(st),
+			 strerror(errno));
+	if (bf->state != st)
+		log_info("vbd %u: frontend %s -> %s", bf->devid, xenbus_st_name(bf->state),
+			 xenbus_st_name(st));
+	bf->state = st;
+}
+
+/* Remove what an earlier negotiation published (ring refs, channels). */
+static void rm_ring_keys(struct blkfront *bf, xs_transaction_t t)
+{
+	static const char *const keys[] = {"ring-ref", "event-channel", "ring-page-order",
+					   "multi-queue-num-queues", "num-ring-pages"};
+	char p[384];
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", bf->fe_path, keys[i]);
+		xs_rm(bf->env.xs, t, p);
+	}
+	for (unsigned i = 0; i < (1u << RING_MAX_ORDER); i++) {
+		snprintf(p, sizeof(p), "%s/ring-ref%u", bf->fe_path, i);
+		xs_rm(bf->env.xs, t, p);
+	}
+	for (unsigned i = 0; i < BF_MAX_QUEUES; i++) {
+		snprintf(p, sizeof(p), "%s/queue-%u", bf->fe_path, i);
+		xs_rm(bf->env.xs, t, p);
+	}
+}
+
+/* --- transitions -------------------------------------------------------------- */
+
+/* Features the backend offers for the rings (read in InitWait). */
+static void read_ring_features(struct blkfront *bf)
+{
+	uint64_t order = read_u64(bf, bf->be_path, "max-ring-page-order", 0);
+	if (order == 0) {
+		/* The older key: a page count. */
+		uint64_t pages = read_u64(bf, bf->be_path, "max-ring-pages", 1);
+		while (order < RING_MAX_ORDER && (2ull << order) <= pages)
+			order++;
+	}
+	bf->ring_order = (unsigned)(order < BF_MAX_RING_ORDER ? order : BF_MAX_RING_ORDER);
+	uint64_t nq = read_u64(bf, bf->be_path, "multi-queue-max-queues", 1);
+	if (nq == 0)
+		nq = 1;
+	bf->nr_queues = (unsigned)(nq < BF_MAX_QUEUES ? nq : BF_MAX_QUEUES);
+}
+
+/* Features of the data path. Backends may publish them in InitWait or only
+ * when Connected (Linux blkback does the latter), so this runs at connect. */
+static void read_io_features(struct blkfront *bf)
+{
+	bf->persistent = read_u64(bf, bf->be_path, "feature-persistent", 0) == 1;
+	uint64_t ind = read_u64(bf, bf->be_path, "feature-max-indirect-segments", 0);
+	if (ind > BF_MAX_INDIRECT_SEGS)
+		ind = BF_MAX_INDIRECT_SEGS;
+	bf->max_indirect = ind > BLKIF_MAX_SEGMENTS_PER_REQUEST ? (unsigned)ind : 0;
+	bf->max_segs = bf->max_indirect ? bf->max_indirect : BLKIF_MAX_SEGMENTS_PER_REQUEST;
+	bf->can_flush = read_u64(bf, bf->be_path, "feature-flush-cache", 0) == 1;
+	bf->can_barrier = read_u64(bf, bf->be_path, "feature-barrier", 0) == 1;
+	bf->can_discard = read_u64(bf, bf->be_path, "feature-discard", 0) == 1;
+}
+
+/* Initialising -> Initialised: the backend waits in InitWait. */
+static int blkfront_initialise(struct blkfront *bf)
+{
+	read_ring_features(bf);
+	int r = bf_pool_setup(bf);
+	if (r) {
+		log_err("vbd %u: data segment for domain %u: %s", bf->devid, bf->backend_id,
+			strerror(-r));
+		return r;
+	}
+	r = bf_queues_setup(bf);
+	if (r) {
+		log_err("vbd %u: rings: %s", bf->devid, strerror(-r));
+		return r;
+	}
+	for (int tries = 0; tries < 20; tries++) {
+		xs_transaction_t t = xs_transaction_start(bf->env.xs);
+		if (t == XBT_NULL) {
+			r = -errno;
+			break;
+		}
+		rm_ring_keys(bf, t);
+		bool ok = true;
+		if (bf->ring_order > 0)
+			ok = ok && write_key(bf, t, "ring-page-order", "%u", bf->ring_order);
+		if (bf->nr_queues > 1)
+			ok = ok && write_key(bf, t, "multi-queue-num-queues", "%u", bf->nr_queues);
+		for (unsigned i = 0; i < bf->nr_queues; i++) {
+			struct bf_queue *q = &bf->queues[i];
+			char pfx[32] = "";
+			if (bf->nr_queues > 1)
+				snprintf(pfx, sizeof(pfx), "queue-%u/", i);
+			char key[64];
+			for (unsigned p = 0; p < q->nr_ring_refs; p++) {
+				if (bf->ring_order == 0)
+					snprintf(key, sizeof(key), "%sring-ref", pfx);
+				else
+					snprintf(key, sizeof(key), "%sring-ref%u", pfx, p);
+				ok = ok && write_key(bf, t, key, "%u", q->ring_refs[p]);
+			}
+			snprintf(key, sizeof(key), "%sevent-channel", pfx);
+			ok = ok && write_key(bf, t, key, "%u", q->port);
+		}
+		ok = ok && write_key(bf, t, "protocol", "x86_64-abi") &&
+		     write_key(bf, t, "feature-persistent", "1") &&
+		     write_key(bf, t, "state", "%d", XENBUS_STATE_INITIALISED);
+		if (!ok) {
+			r = -errno;
+			xs_transaction_end(bf->env.xs, t, true);
+			break;
+		}
+		if (xs_transaction_end(bf->env.xs, t, false)) {
+			r = 0;
+			break;
+		}
+		r = -errno;
+		if (r != -EAGAIN)
+			break;
+	}
+	if (r) {
+		log_err("vbd %u: publishing rings: %s", bf->devid, strerror(-r));
+		bf_queues_teardown(bf);
+		return r;
+	}
+	bf->rings_up = true;
+	log_info("vbd %u: frontend %s -> Initialised (%u queue%s, ring order %u)", bf->devid,
+		 xenbus_st_name(bf->state), bf->nr_queues, bf->nr_queues > 1 ? "s" : "",
+		 bf->ring_order);
+	bf->state = XENBUS_STATE_INITIALISED;
+	return 0;
+}
+
+/* Initialised -> Connected: the backend is Connected. */
+static int blkfront_connect(struct blkfront *bf)
+{
+	uint64_t sectors = read_u64(bf, bf->be_path, "sectors", UINT64_MAX);
+	if (sectors == UINT64_MAX || sectors > (UINT64_MAX >> 10)) {
+		log_warn("vbd %u: backend Connected without valid 'sectors'", bf->devid);
+		return -EPROTO;
+	}
+	uint64_t ssize = read_u64(bf, bf->be_path, "sector-size", 512);
+	if (ssize < 512 || ssize > 65536 || (ssize & (ssize - 1))) {
+		log_warn("vbd %u: bad sector-size %" PRIu64 ", using 512", bf->devid, ssize);
+		ssize = 512;
+	}
+	uint64_t info = read_u64(bf, bf->be_path, "info", 0);
+	char *mode = xs_read_key(bf, XBT_NULL, bf->be_path, "mode");
+	read_io_features(bf);
+	if (bf->ever_connected && sectors != bf->sectors)
+		log_warn("vbd %u: the new backend reports %" PRIu64 " sectors, was %" PRIu64
+			 "; keeping the old size",
+			 bf->devid, sectors, bf->sectors);
+	else
+		bf->sectors = sectors;
+	bf->sector_size = (uint32_t)ssize;
+	bf->read_only = (info & VDISK_READONLY) || (mode && strcmp(mode, "r") == 0);
+	free(mode);
+	if (!bf->persistent)
+		bf_grants_end_persistent(bf);
+	set_state(bf, XENBUS_STATE_CONNECTED);
+	bf->connected = true;
+	bf->broken = false;
+	log_info("vbd %u: connected: %" PRIu64 " sectors of %u bytes%s; %u queue%s, order %u, "
+		 "%u segments per request%s%s%s%s",
+		 bf->devid, bf->sectors, bf->sector_size, bf->read_only ? ", read-only" : "",
+		 bf->nr_queues, bf->nr_queues > 1 ? "s" : "", bf->ring_order, bf->max_segs,
+		 bf->persistent ? ", persistent grants" : "", bf->max_indirect ? ", indirect" : "",
+		 bf->can_flush ? ", flush" : (bf->can_barrier ? ", barrier" : ""),
+		 bf->can_discard ? ", discard" : "");
+	if (bf->ever_connected) {
+		bf->stats.reconnects++;
+		if (bf->head)
+			log_info("vbd %u: replaying %u requests to the new backend", bf->devid,
+				 bf->stats.shadow_live);
+	}
+	bf_pump(bf);
+	bf->want_kick = true;
+	if (!bf->ever_connected) {
+		bf->ever_connected = true;
+		int r = bf_nbd_start(bf);
+		if (r)
+			log_err("vbd %u: NBD export: %s", bf->devid, strerror(-r));
+		if (bf->connected_cb)
+			bf->connected_cb(bf->connected_arg, bf);
+	}
+	bf_kick(bf);
+	return 0;
+}
+
+/* The backend went away (crash, restart, close): stop the data path, put
+ * every request back in the queued part of the shadow, drop the rings and
+ * grants; our state goes to `st` so a new backend instance knows no ring is
+ * published. */
+static void blkfront_disconnect(struct blkfront *bf, int st)
+{
+	if (bf->rings_up || bf->connected)
+		log_info("vbd %u: backend gone; %u requests kept for replay", bf->devid,
+			 bf->stats.shadow_live);
+	bf->connected = false;
+	bf_shadow_requeue_all(bf);
+	bf_queues_teardown(bf);
+	bf_grants_end_persistent(bf);
+	bf->rings_up = false;
+	atomic_store_explicit(&bf->backend_lost, false, memory_order_release);
+	xs_transaction_t t = XBT_NULL;
+	rm_ring_keys(bf, t);
+	if (bf->state != st)
+		set_state(bf, st);
+}
+
+/* Our device is being removed: nothing will be replayed. */
+static void blkfront_close(struct blkfront *bf)
+{
+	bf->connected = false;
+	bf->detached = true;
+	bf_nbd_stop(bf);
+	bf_shadow_requeue_all(bf);
+	bf_fail_all(bf, -ESHUTDOWN);
+	bf_queues_teardown(bf);
+	bf->rings_up = false;
+	bf_pool_teardown(bf);
+	set_state(bf, XENBUS_STATE_CLOSED);
+}
+
+/* A port of ours was closed under us (poller, loop thread). */
+void bf_handle_lost(struct blkfront *bf)
+{
+	bf->connected = false;
+	bf_shadow_requeue_all(bf);
+	blkfront_watch_event(bf);
+}
+
+void bf_backend_broken(struct blkfront *bf, const char *why)
+{
+	if (bf->broken)
+		return;
+	log_err("vbd %u: backend broke the ring protocol (%s): resetting the connection", bf->devid,
+		why);
+	bf->broken = true;
+	bf->connected = false;
+	/* Requests stay in the shadow; a backend that comes back through
+	 * InitWait gets them again. */
+	bf_shadow_requeue_all(bf);
+	set_state(bf, XENBUS_STATE_CLOSING);
+}
+
+void blkfront_watch_event(struct blkfront *bf)
+{
+	if (bf->in_xenbus || bf->detached)
+		return;
+	bf->in_xenbus = true;
+	for (int round = 0; round < 4; round++) {
+		int be = (int)read_u64(bf, bf->be_path, "state", XENBUS_STATE_UNKNOWN);
+		int fe = (int)read_u64(bf, bf->fe_path, "state", XENBUS_STATE_UNKNOWN);
+		bool lost = atomic_load_explicit(&bf->backend_lost, memory_order_acquire);
+		if (be != bf->be_state)
+			log_debug("vbd %u: backend %s", bf->devid, xenbus_st_name(be));
+		bf->be_state = be;
+		if (fe == XENBUS_STATE_CLOSING && bf->state != XENBUS_STATE_CLOSING &&
+		    bf->state != XENBUS_STATE_CLOSED && !bf->broken) {
+			/* The toolstack detaches the disk. */
+			blkfront_close(bf);
+			break;
+		}
+		if (bf->state == XENBUS_STATE_CLOSED && fe == XENBUS_STATE_CLOSED && !bf->head &&
+		    !bf->ever_connected)
+			break;
+		if (lost || (bf->broken && bf->rings_up) ||
+		    ((be <= XENBUS_STATE_INITIALISING || be >= XENBUS_STATE_CLOSING) &&
+		     bf->rings_up)) {
+			int st = be >= XENBUS_STATE_CLOSING ? XENBUS_STATE_CLOSED
+							    : XENBUS_STATE_INITIALISING;
+			if (bf->broken)
+				st = XENBUS_STATE_CLOSING;
+			blkfront_disconnect(bf, st);
+			continue;
+		}
+		if (bf->broken) {
+			/* Wait for the backend that broke the protocol to leave. */
+			if (be == XENBUS_STATE_CONNECTED)
+				break;
+			bf->broken = false;
+		}
+		if (be == XENBUS_STATE_INIT_WAIT && bf->rings_up &&
+		    bf->state == XENBUS_STATE_CONNECTED) {
+			/* A new backend instance we did not see go away. */
+			blkfront_disconnect(bf, XENBUS_STATE_INITIALISING);
+			continue;
+		}
+		if (be == XENBUS_STATE_CLOSED && !bf->rings_up &&
+		    bf->state != XENBUS_STATE_INITIALISING) {
+			/* Ask the backend for a new handshake (blkback re-enters
+			 * InitWait when a Closed device's frontend is Initialising). */
+			set_state(bf, XENBUS_STATE_INITIALISING);
+			break;
+		}
+		if (be == XENBUS_STATE_INIT_WAIT && !bf->rings_up) {
+			if (blkfront_initialise(bf) == 0)
+				continue;
+			break;
+		}
+		if (be == XENBUS_STATE_CONNECTED && bf->rings_up &&
+		    bf->state == XENBUS_STATE_INITIALISED) {
+			blkfront_connect(bf);
+			continue;
+		}
+		break;
+	}
+	bf->in_xenbus = false;
+}
+
+/* --- creation ----------------------------------------------------------------- */
+
+int blkfront_create(const struct blkfront_env *env, unsigned devid, struct blkfront **out)
+{
+	struct blkfront *bf = calloc(1, sizeof(*bf));
+	if (!bf)
+		return -ENOMEM;
+	bf->env = *env;
+	bf->devid = devid;
+	bf->nbd_fd = -1;
+	bf->wake_fd = -1;
+	bf->state = XENBUS_STATE_INITIALISING;
+	bf->be_state = XENBUS_STATE_UNKNOWN;
+	for (uint32_t i = 0; i < BF_SHADOW_MAX; i++)
+		bf->shadow_free[i] = BF_SHADOW_MAX - 1 - i;
+	bf->shadow_nfree = BF_SHADOW_MAX;
+	snprintf(bf->fe_path, sizeof(bf->fe_path), "/local/domain/%u/device/vbd/%u", env->self,
+		 devid);
+	snprintf(bf->token, sizeof(bf->token), "vbd-%u", devid);
+	int r = -EPROTO;
+	char *be = xs_read_key(bf, XBT_NULL, bf->fe_path, "backend");
+	uint64_t beid = read_u64(bf, bf->fe_path, "backend-id", UINT64_MAX);
+	char prefix[64];
+	snprintf(prefix, sizeof(prefix), "/local/domain/%" PRIu64 "/backend/vbd/", beid);
+	if (!be || beid >= DOMID_SELF || strncmp(be, prefix, strlen(prefix)) != 0 ||
+	    strlen(be) >= sizeof(bf->be_path)) {
+		log_err("vbd %u: no valid backend/backend-id in %s", devid, bf->fe_path);
+		free(be);
+		goto fail;
+	}
+	snprintf(bf->be_path, sizeof(bf->be_path), "%s", be);
+	free(be);
+	bf->backend_id = (domid_t)beid;
+	char *vdev = xs_read_key(bf, XBT_NULL, bf->fe_path, "drvdom-vdev");
+	snprintf(bf->vdev, sizeof(bf->vdev), "%s", vdev ? vdev : "");
+	free(vdev);
+	if (!bf->vdev[0])
+		snprintf(bf->vdev, sizeof(bf->vdev), "%u", devid);
+	char *nbd = xs_read_key(bf, XBT_NULL, bf->fe_path, "drvdom-nbd");
+	if (nbd) {
+		r = hvc_device_get(env->h, nbd, &bf->nbd_fd);
+		if (r)
+			log_warn("vbd %u: NBD socket device %s: %s (will retry)", devid, nbd,
+				 strerror(-r));
+		free(nbd);
+	} else {
+		log_warn("vbd %u: no drvdom-nbd key: the disk is not exported", devid);
+	}
+	bf->state = (int)read_u64(bf, bf->fe_path, "state", XENBUS_STATE_INITIALISING);
+	r = bf_wake_setup(bf);
+	if (r)
+		goto fail;
+	r = evloop_add_poller(env->loop, bf_poll, bf);
+	if (r)
+		goto fail;
+	char p[384];
+	snprintf(p, sizeof(p), "%s/state", bf->be_path);
+	if (!xs_watch(env->xs, p, bf->token)) {
+		r = -errno;
+		evloop_del_poller(env->loop, bf_poll, bf);
+		goto fail;
+	}
+	snprintf(p, sizeof(p), "%s/state", bf->fe_path);
+	xs_watch(env->xs, p, bf->token);
+	log_info("vbd %u (%s): backend domain %u at %s", devid, bf->vdev, bf->backend_id,
+		 bf->be_path);
+	*out = bf;
+	blkfront_watch_event(bf);
+	return 0;
+fail:
+	bf_wake_teardown(bf);
+	if (bf->nbd_fd >= 0)
+		close(bf->nbd_fd);
+	free(bf);
+	return r;
+}
+
+void blkfront_destroy(struct blkfront *bf)
+{
+	if (!bf)
+		return;
+	char p[384];
+	snprintf(p, sizeof(p), "%s/state", bf->be_path);
+	xs_unwatch(bf->env.xs, p, bf->token);
+	snprintf(p, sizeof(p), "%s/state", bf->fe_path);
+	xs_unwatch(bf->env.xs, p, bf->token);
+	evloop_del_poller(bf->env.loop, bf_poll, bf);
+	blkfront_close(bf);
+	bf_wake_teardown(bf);
+	if (bf->nbd_fd >= 0)
+		close(bf->nbd_fd);
+	free(bf);
+}
+
+unsigned blkfront_devid(const struct blkfront *bf)
+{
+	return bf->devid;
+}
+
+int blkfront_state(const struct blkfront *bf)
+{
+	return bf->state;
+}
+
+int blkfront_get_info(const struct blkfront *bf, struct blkfront_info *out)
+{
+	if (!bf->ever_connected)
+		return -ENOTCONN;
+	*out = (struct blkfront_info){.size = bf->sectors * 512u,
+				      .sector_size = bf->sector_size,
+				      .read_only = bf->read_only,
+				      .can_flush = bf->can_flush || bf->can_barrier,
+				      .can_discard = bf->can_discard,
+				      .persistent = bf->persistent,
+				      .nr_queues = bf->nr_queues,
+				      .ring_order = bf->ring_order,
+				      .max_segs = bf->max_segs,
+				      .max_io = BF_MAX_IO};
+	return 0;
+}
+
+void blkfront_set_kick(struct blkfront *bf, void (*fn)(void *arg), void *arg)
+{
+	bf->kick = fn;
+	bf->kick_arg = arg;
+}
+
+void blkfront_set_connected_cb(struct blkfront *bf, void (*fn)(void *arg, struct blkfront *bf),
+			       void *arg)
+{
+	bf->connected_cb = fn;
+	bf->connected_arg = arg;
+}
+
+void blkfront_get_stats(const struct blkfront *bf, struct blkfront_stats *out)
+{
+	*out = bf->stats;
+}

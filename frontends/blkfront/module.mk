@@ -1,0 +1,7 @@
+# frontends/blkfront/: the blkif frontend (prefix blkfront_, internal bf_):
+# XenbusState machine, rings, shadow, persistent grant pool, and its NBD
+# export. Domain-side code, linked into libdrvdom.a like the NBD server.
+# See docs/blkfront.md.
+drvdom_SRCS += frontends/blkfront/blkfront_xenbus.c frontends/blkfront/blkfront_ring.c \
+	frontends/blkfront/blkfront_nbd.c
+

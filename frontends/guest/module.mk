@@ -1,0 +1,6 @@
+# frontends/guest/: drvdom-guest, the guest domain kernel (static: a domain
+# has an empty root). It runs blkfront for every vbd and exposes each over
+# NBD. See docs/blkfront.md.
+STATIC_BINS += drvdom-guest
+drvdom-guest_SRCS := frontends/guest/guest_main.c
+drvdom-guest_DEPLIBS := drvdom xenstore
