@@ -228,4 +228,10 @@ extern void (*xsd_domain_disconnect)(struct xsd_domain *d);
 
 #define XSD_IN_MAX (64 * 1024)
 
+/* --- xsd_ring.c: domains over rings --------------------------------------- */
+/* Connect to drvdom-hv's dom0 socket, subscribe to domain exits, start the
+ * ring thread and hook XS_INTRODUCE / XS_RELEASE. Main thread, once, before
+ * serving. 0 or -errno. */
+int xsd_ring_init(const char *hv_socket);
+
 #endif

@@ -168,8 +168,6 @@ static void xsd_usage(FILE *f)
 		   "socket DIR/xenstored/socket (DIR: --run-dir, $DRVDOM_RUN_DIR, /run/drvdom).\n");
 }
 
-int xsd_ring_init(const char *hv_socket);
-
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {

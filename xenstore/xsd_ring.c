@@ -28,8 +28,6 @@
 #include "hv/evtchn.h"
 #include "hv/hvc.h"
 
-int xsd_ring_init(const char *hv_socket);
-
 struct xsd_ring {
 	struct xsd_ring *next; /* ring thread's list, or the new list */
 	struct xsd_conn *conn;
