@@ -143,11 +143,67 @@ static int workload(struct nbdc *c, const char *label, unsigned pass, double *mb
 	return r;
 }
 
+/* One line per open fd of a process that is a file, or a count of the
+ * rest: what a domain holds is what it can reach. */
+static void show_fds(const char *name, pid_t pid)
+{
+	char dpath[64], p[320], target[PATH_MAX];
+	snprintf(dpath, sizeof(dpath), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(dpath);
+	if (!d)
+		return;
+	unsigned sockets = 0, anon = 0, memfds = 0;
+	struct dirent *de;
+	printf("  %-7s pid %-7d holds:", name, (int)pid);
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dpath, de->d_name);
+		ssize_t n = readlink(p, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = 0;
+		if (!strncmp(target, "socket:", 7))
+			sockets++;
+		else if (!strncmp(target, "/memfd:", 7))
+			memfds++;
+		else if (!strncmp(target, "anon_inode:", 11) || !strncmp(target, "pipe:", 5))
+			anon++;
+		else
+			printf(" %s", target);
+	}
+	closedir(d);
+	/* Granted memory is mapped, not held as fds: count the mappings. */
+	snprintf(p, sizeof(p), "/proc/%d/maps", (int)pid);
+	FILE *m = fopen(p, "re");
+	char line[512], last[256] = "";
+	while (m && fgets(line, sizeof(line), m)) {
+		char *seg = strstr(line, "/memfd:");
+		if (seg && strncmp(seg, last, sizeof(last) - 1)) {
+			snprintf(last, sizeof(last), "%s", seg);
+			memfds++;
+		}
+	}
+	if (m)
+		fclose(m);
+	printf(" + %u sockets, %u mapped shared segments, %u event/pipe fds\n", sockets, memfds,
+	       anon);
+}
+
 static void show_where(void)
 {
 	printf("\nWhat runs where:\n");
 	char *argv[] = {"list", NULL};
 	tool_cmd_list(1, argv);
+	fflush(stdout);
+	static const char *const names[] = {"blkdom", "guest1"};
+	for (int i = 0; i < 2; i++) {
+		pid_t pid;
+		if (!tool_domain_netns_pid(names[i], &pid))
+			show_fds(names[i], pid);
+	}
+	printf("  (each domain: own user, mount, pid, ipc and network namespaces, an empty "
+	       "root, seccomp)\n");
 }
 
 static void rm_tree(const char *dir)
