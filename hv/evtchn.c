@@ -21,6 +21,7 @@ enum { PS_FREE = 0, PS_UNBOUND = 1, PS_BOUND = 2 };
 
 struct evtchn_port_st {
 	uint8_t st;
+	uint8_t deferred; /* notified while unbound: kick when bound */
 	domid_t remote;
 	evtchn_port_t rport;
 	int wait_fd, kick_fd;
@@ -161,12 +162,21 @@ static void port_set_bound(struct hvc *h, evtchn_port_t port, domid_t remote, ev
 				 .data.u64 = HVC_TAG_PORT | (uint64_t)p->serial << 16 | port};
 	if (epoll_ctl(h->ep_fd, EPOLL_CTL_ADD, wait_fd, &ee) < 0)
 		log_warn("evtchn: port %u: epoll_ctl: %s", port, strerror(errno));
+	/* A notify made while we still thought the port unbound may have
+	 * followed the peer's bind at the hv (its EVT_PORT_BOUND was still in
+	 * the socket): deliver it now. At worst it is spurious, which every
+	 * Xen protocol tolerates; dropping it could lose a wake-up. */
+	if (p->deferred) {
+		static const uint64_t one = 1;
+		(void)!write(kick_fd, &one, sizeof(one));
+		p->deferred = 0;
+	}
 }
 
 void evtchn_on_bound(struct hvc *h, const struct hv_evt_port_bound *e, int wait_fd, int kick_fd)
 {
 	struct evtchn_state *s = h->ev;
-	if (e->port >= HV_EVTCHN_PORTS) {
+	if (e->port == 0 || e->port >= HV_EVTCHN_PORTS) {
 		log_warn("evtchn: EVT_PORT_BOUND for port %u out of range", e->port);
 		close(wait_fd);
 		close(kick_fd);
@@ -186,6 +196,7 @@ void evtchn_on_closed(struct hvc *h, evtchn_port_t port)
 	struct evtchn_port_st *p = &s->p[port];
 	port_drop_fds(h, p);
 	p->st = PS_UNBOUND;
+	p->deferred = 0;
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -335,6 +346,8 @@ int evtchn_notify(struct hvc *h, evtchn_port_t port)
 	 * and then the peer has an event pending anyway. */
 	if (s->p[port].st == PS_BOUND && s->p[port].kick_fd >= 0)
 		(void)!write(s->p[port].kick_fd, &one, sizeof(one));
+	else if (s->p[port].st == PS_UNBOUND)
+		s->p[port].deferred = 1; /* see port_set_bound */
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -353,11 +366,12 @@ int evtchn_close(struct hvc *h, evtchn_port_t port)
 	struct evtchn_port_st *p = &s->p[port];
 	port_drop_fds(h, p);
 	p->st = PS_FREE;
+	p->deferred = 0;
 	p->fn = NULL;
 	p->arg = NULL;
 	pthread_mutex_unlock(&s->lock);
-	evtchn_bm_clear_pending(&s->bm, port);
-	evtchn_bm_unmask(&s->bm, port);
+	/* A closed port starts afresh: not pending, not masked. */
+	atomic_fetch_and(&s->bm.mask[EV_WORD(port)], ~EV_BIT(port));
 	evtchn_bm_clear_pending(&s->bm, port);
 	return ret;
 }

@@ -46,8 +46,12 @@ int evtchn_bind_interdomain(struct hvc *h, domid_t remote, evtchn_port_t rport,
 			    evtchn_port_t *lport);
 
 /* Notify the peer of a bound port: one write() to the kick eventfd. Any
- * thread; never blocks. An unbound or unknown port is silently ignored (as
- * in Xen). Returns 0, or -errno only for a port number out of range. */
+ * thread; never blocks. An unknown port is silently ignored (as in Xen). A
+ * port allocated with alloc_unbound and not yet known to be bound keeps the
+ * notify and delivers it when EVT_PORT_BOUND arrives: the peer may already
+ * have bound at the hv with that event still in flight, and a lost
+ * wake-up would stall both sides (at worst the event is spurious, which
+ * Xen protocols tolerate). Returns 0, or -EINVAL for a port out of range. */
 int evtchn_notify(struct hvc *h, evtchn_port_t port);
 
 /* Close a port: the peer's end returns to unbound and its owner hears

@@ -458,8 +458,14 @@ START_TEST(evtchn_bind_notify_mask_close)
 	ck_assert_int_eq(evtchn_alloc_unbound(h, 2, &up), 0);
 	ck_assert_uint_eq(up, 4);
 	ck_assert_int_eq(evtchn_set_handler(h, up, on_port, NULL), 0);
+	/* The peer already bound, but its EVT_PORT_BOUND is unread: the notify
+	 * is kept and delivered with the binding, not lost. */
+	ck_assert_int_eq(evtchn_notify(h, up), 0);
 	dispatch_until(h, &boundev, 1);
 	ck_assert_int_ge(evtchn_wait_fd(h, up), 0);
+	v = 0;
+	ck_assert_int_eq(read(f.aux[3], &v, 8), 8);
+	ck_assert_uint_eq(v, 1);
 	ck_assert_int_eq(evtchn_notify(h, up), 0);
 	ck_assert_int_eq(read(f.aux[3], &v, 8), 8);
 	/* the peer closes: CLOSED event, fds dropped, notify is a no-op */
