@@ -5,3 +5,6 @@
 drvdom_SRCS += frontends/blkfront/blkfront_xenbus.c frontends/blkfront/blkfront_ring.c \
 	frontends/blkfront/blkfront_nbd.c
 
+
+# End to end with the real processes (drvdom up, blkdom, a guest, qemu-io).
+INTEG_SUITES += blk_e2e
