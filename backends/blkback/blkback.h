@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: MIT
+// drvdom-blkback's internal header: the driver domain that serves blkif
+// devices (docs/blkback.md, docs/devices.md). One process, one event loop
+// thread: a `struct blkback` holds the hv connection, the xenstore handle,
+// the io_uring and the list of devices; a `struct blkback_dev` is one
+// backend directory /local/domain/<self>/backend/vbd/<fe>/<devid> with its
+// disk fd and XenbusState; a `struct blkback_ring` is one queue of it (ring
+// pages, event channel, persistent grants, counters); a `struct
+// blkback_req` is one request between the ring and the disk. Prototypes are
+// grouped by the file that defines them.
+#ifndef DRVDOM_BACKENDS_BLKBACK_H
+#define DRVDOM_BACKENDS_BLKBACK_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "grant/gnt.h"
+#include "grant/gnt_pcache.h"
+#include "hv/evloop.h"
+#include "hv/hvc.h"
+#include "ring/blkif.h"
+#include "ring/xenbus.h"
+#include "xenstore/include/xenstore.h"
+
+/* What the backend offers (docs/blkback.md "Features"). */
+#define BLKBACK_MAX_RING_ORDER 4u /* max-ring-page-order */
+#define BLKBACK_MAX_QUEUES 4u	  /* multi-queue-max-queues */
+#define BLKBACK_MAX_INDIRECT 256u /* feature-max-indirect-segments */
+#define BLKBACK_INDIRECT_PAGES                                                                     \
+	((BLKBACK_MAX_INDIRECT + BLKIF_SEGS_PER_INDIRECT_FRAME - 1) / BLKIF_SEGS_PER_INDIRECT_FRAME)
+/* Persistent grants kept mapped per ring (Linux blkback's max_pgrants). */
+#define BLKBACK_PGRANTS_MAX 1056u
+/* Requests taken from one ring before their grants are mapped in one batch. */
+#define BLKBACK_BATCH 32u
+/* Sectors are 512 bytes on the wire; the disk's own are published apart. */
+#define BLKBACK_SECTOR_SHIFT 9
+/* drvdom-stats is rewritten at most this often (ns). */
+#define BLKBACK_STATS_NS 500000000ull
+
+struct blkback;
+struct blkback_dev;
+
+/* Per-ring counters, published as drvdom-stats (docs/blkback.md). */
+struct blkback_stats {
+	uint64_t requests, rd, wr, flush, discard, errors;
+	uint64_t bytes_rd, bytes_wr;
+	uint64_t notify_sent, notify_suppressed;
+	uint64_t grant_maps, pgrant_hits;
+	uint32_t inflight, inflight_max;
+};
+
+struct blkback_ring {
+	struct blkback_dev *dev;
+	unsigned idx;		     /* queue number */
+	struct blkif_ring_back back; /* private indices; sring = the mapped pages */
+	void *pages[1u << BLKBACK_MAX_RING_ORDER];
+	gnt_handle_t handles[1u << BLKBACK_MAX_RING_ORDER];
+	unsigned nr_pages, order;
+	evtchn_port_t port;
+	bool port_bound, polling;
+	bool broken;		   /* the frontend misbehaved: no more requests */
+	_Atomic bool kicked;	   /* the event channel fired (any thread) */
+	struct gnt_pcache *pcache; /* NULL without feature-persistent */
+	struct blkback_stats st;
+};
+
+struct blkback_dev {
+	struct blkback_dev *next;
+	struct blkback *bb;
+	char path[128];	   /* backend directory */
+	char fe_path[128]; /* frontend directory */
+	char fe_token[160];
+	char name[HV_DEVNAME_MAX]; /* drvdom-device, e.g. vbd/5/51712 */
+	domid_t fe_domid;
+	unsigned devid;
+	int state; /* our XenbusState */
+	int disk_fd;
+	bool readonly, can_discard, fe_watched, seen;
+	uint64_t sectors; /* 512-byte sectors */
+	uint32_t phys_sector_size;
+	bool persistent;
+	bool fail_pending;
+	char fail_why[96];
+	unsigned nr_rings;
+	struct blkback_ring *rings;
+	uint64_t stats_ns;
+	char stats_last[512];
+};
+
+/* A request between the ring and the disk. Segments point into mapped
+ * grants (persistent or mapped for this request only: handles[]). */
+struct blkback_req {
+	struct blkback_ring *ring;
+	uint64_t id;
+	uint8_t op;    /* BLKIF_OP_* as the frontend sent it (echoed) */
+	uint8_t io_op; /* BLKIF_OP_READ/WRITE/FLUSH_DISKCACHE/DISCARD */
+	int16_t status;
+	uint64_t sector, nr_sectors;
+	unsigned nr_segs, nr_maps;
+	struct blkif_seg *segs; /* copies (inline or from indirect pages) */
+	struct blkif_seg inline_segs[BLKIF_MAX_SEGMENTS_PER_REQUEST];
+	struct iovec *iov;
+	gnt_handle_t *handles; /* per-request mappings to undo */
+	unsigned first_op;     /* index of its first op in the batch */
+};
+
+/* drvdom-crash-at kinds (docs/blkback.md "Crash points"). */
+enum { CRASH_NONE, CRASH_REQUEST, CRASH_MID_BATCH, CRASH_BEFORE_PUBLISH, CRASH_AFTER_IO };
+
+struct blkback_crash {
+	int at; /* CRASH_* */
+	uint64_t n;
+	uint64_t count; /* events of that kind so far */
+};
+
+struct blkback {
+	struct hvc *h;
+	struct evloop *loop;
+	struct xs_handle *xs;
+	domid_t self;
+	char vbd_path[96];
+	struct blkback_dev *devs;
+	struct io_uring uring;
+	int uring_efd;
+	unsigned uring_pending; /* SQEs prepared, not yet submitted */
+	int wake_fd;		/* port handlers in other threads wake the loop */
+	int timer_fd;		/* stats */
+	pthread_t loop_thread;
+	struct blkback_crash crash;
+	bool rescan;
+	_Atomic bool deferred; /* a device failed, a device was assigned */
+};
+
+/* blkback_main.c */
+void blkback_crash_point(struct blkback *bb, int kind);
+void blkback_wake(struct blkback *bb);
+int blkback_crash_parse(const char *spec, struct blkback_crash *out);
+
+/* blkback_xenbus.c: one function per XenbusState transition. */
+void blkback_scan(struct blkback *bb);
+void blkback_frontend_changed(struct blkback_dev *d);
+void blkback_dev_fail(struct blkback_dev *d, const char *why);
+void blkback_dev_fail_later(struct blkback_dev *d, const char *why);
+void blkback_run_deferred(struct blkback *bb);
+void blkback_dev_free(struct blkback_dev *d);
+void blkback_stats_publish(struct blkback_dev *d, bool force);
+
+/* blkback_ring.c */
+int blkback_ring_connect(struct blkback_ring *r, const grant_ref_t *refs, unsigned order,
+			 evtchn_port_t remote_port);
+void blkback_ring_disconnect(struct blkback_ring *r);
+int blkback_ring_poll(void *arg, unsigned flags);
+void blkback_req_complete(struct blkback_req *q, int res);
+
+/* blkback_io.c */
+int blkback_io_init(struct blkback *bb);
+void blkback_io_fini(struct blkback *bb);
+int blkback_io_submit(struct blkback *bb, struct blkback_req *q);
+void blkback_io_flush(struct blkback *bb);
+int blkback_io_reap(struct blkback *bb);
+void blkback_io_drain_ring(struct blkback *bb, struct blkback_ring *r);
+
+#endif

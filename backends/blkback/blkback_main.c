@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: MIT
+// drvdom-blkback, the block driver domain's kernel (docs/blkback.md): opens
+// its hypercall connection and xenstore, watches its backend/vbd directory
+// and serves every device found there (several guests, several disks) from
+// one event loop: xenstore watch events, event channel kicks, io_uring
+// completions, a stats timer, and one adaptive poller per ring. Also the
+// deterministic crash points recovery tests use (drvdom-crash-at).
+#include "backends/blkback/blkback.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "xenstore/xs_transport.h"
+
+/* --- crash points ---------------------------------------------------------- */
+
+int blkback_crash_parse(const char *spec, struct blkback_crash *out)
+{
+	static const struct {
+		const char *name;
+		int at;
+	} kinds[] = {{"request:", CRASH_REQUEST},
+		     {"mid-batch:", CRASH_MID_BATCH},
+		     {"before-publish:", CRASH_BEFORE_PUBLISH},
+		     {"after-io:", CRASH_AFTER_IO}};
+	*out = (struct blkback_crash){.at = CRASH_NONE};
+	if (!spec || !*spec)
+		return 0;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		size_t l = strlen(kinds[i].name);
+		if (strncmp(spec, kinds[i].name, l))
+			continue;
+		char *end;
+		errno = 0;
+		unsigned long long n = strtoull(spec + l, &end, 10);
+		if (errno || end == spec + l || *end || n == 0)
+			return -EINVAL;
+		out->at = kinds[i].at;
+		out->n = n;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+void blkback_crash_point(struct blkback *bb, int kind)
+{
+	if (bb->crash.at != kind)
+		return;
+	if (++bb->crash.count == bb->crash.n) {
+		log_warn("drvdom-crash-at: crashing at the requested point (%d:%" PRIu64 ")", kind,
+			 bb->crash.n);
+		abort();
+	}
+}
+
+static void crash_reload(struct blkback *bb)
+{
+	char p[96];
+	snprintf(p, sizeof(p), "/local/domain/%u/drvdom-crash-at", bb->self);
+	unsigned len;
+	char *v = xs_read(bb->xs, XBT_NULL, p, &len);
+	if (!v)
+		return;
+	struct blkback_crash c;
+	if (blkback_crash_parse(v, &c))
+		log_warn("drvdom-crash-at: bad value '%s' (request:N, mid-batch:N, "
+			 "before-publish:N or after-io:N)",
+			 v);
+	else if (c.at != bb->crash.at || c.n != bb->crash.n)
+		bb->crash = c;
+	free(v);
+}
+
+/* --- the loop's event sources ------------------------------------------------- */
+
+void blkback_wake(struct blkback *bb)
+{
+	if (pthread_equal(pthread_self(), bb->loop_thread))
+		return; /* the loop runs its pollers next anyway */
+	uint64_t one = 1;
+	(void)!write(bb->wake_fd, &one, sizeof(one));
+}
+
+void blkback_run_deferred(struct blkback *bb)
+{
+	if (!atomic_exchange(&bb->deferred, false))
+		return;
+	for (struct blkback_dev *d = bb->devs; d; d = d->next) {
+		if (d->fail_pending) {
+			d->fail_pending = false;
+			blkback_dev_fail(d, d->fail_why);
+		}
+	}
+	if (bb->rescan) {
+		bb->rescan = false;
+		blkback_scan(bb);
+	}
+}
+
+static void wake_ready(void *arg, int fd, uint32_t events)
+{
+	(void)events;
+	uint64_t v;
+	(void)!read(fd, &v, sizeof(v));
+	blkback_run_deferred(arg);
+}
+
+static void device_assigned(void *arg, const char *name)
+{
+	struct blkback *bb = arg;
+	log_debug("device %s assigned", name);
+	bb->rescan = true;
+	atomic_store(&bb->deferred, true);
+	blkback_wake(bb);
+}
+
+/* A backend watch event for path: rescan unless it is a key inside a
+ * device directory we know (most are our own writes). */
+static bool be_event_needs_scan(struct blkback *bb, const char *path)
+{
+	size_t l = strlen(bb->vbd_path);
+	if (strncmp(path, bb->vbd_path, l) || (path[l] && path[l] != '/'))
+		return false;
+	unsigned fe, devid;
+	int off = 0;
+	if (sscanf(path + l, "/%u/%u%n", &fe, &devid, &off) != 2)
+		return true;
+	if (path[l + (size_t)off] != '/')
+		return true; /* the device directory itself */
+	for (struct blkback_dev *d = bb->devs; d; d = d->next)
+		if (d->fe_domid == fe && d->devid == devid)
+			return false;
+	return true;
+}
+
+static void xs_ready(void *arg, int fd, uint32_t events)
+{
+	struct blkback *bb = arg;
+	char **ev;
+	(void)fd;
+	(void)events;
+	while ((ev = xs_check_watch(bb->xs))) {
+		const char *path = ev[XS_WATCH_PATH], *tok = ev[XS_WATCH_TOKEN];
+		if (!strcmp(tok, "be")) {
+			if (be_event_needs_scan(bb, path))
+				bb->rescan = true;
+		} else if (!strcmp(tok, "crash")) {
+			crash_reload(bb);
+		} else if (!strncmp(tok, "fe:", 3)) {
+			for (struct blkback_dev *d = bb->devs; d; d = d->next) {
+				if (!strcmp(d->fe_token, tok)) {
+					blkback_frontend_changed(d);
+					break;
+				}
+			}
+		}
+		free(ev);
+	}
+	if (bb->rescan) {
+		bb->rescan = false;
+		blkback_scan(bb);
+	}
+}
+
+static void timer_ready(void *arg, int fd, uint32_t events)
+{
+	struct blkback *bb = arg;
+	uint64_t v;
+	(void)events;
+	(void)!read(fd, &v, sizeof(v));
+	for (struct blkback_dev *d = bb->devs; d; d = d->next)
+		blkback_stats_publish(d, false);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: drvdom-blkback [--crash-at request:N|mid-batch:N|"
+			"before-publish:N|after-io:N]\n"
+			"A driver domain kernel: started by drvdom-hv (drvdom create with\n"
+			"kernel = \"drvdom-blkback\", driver_domain = 1), not by hand.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static struct blkback bbs;
+	struct blkback *bb = &bbs;
+	int r;
+	log_init("drvdom-blkback");
+	const char *crash = getenv("DRVDOM_CRASH_AT");
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--crash-at") && i + 1 < argc) {
+			crash = argv[++i];
+		} else if (!strncmp(argv[i], "--crash-at=", 11)) {
+			crash = argv[i] + 11;
+		} else {
+			usage();
+			return strcmp(argv[i], "--help") ? 2 : 0;
+		}
+	}
+	if (blkback_crash_parse(crash, &bb->crash)) {
+		fprintf(stderr, "drvdom-blkback: bad crash point '%s'\n", crash);
+		return 2;
+	}
+
+	if ((r = hvc_open_domain(&bb->h)))
+		die_err(-r, "no hypercall connection (not started by drvdom-hv?)");
+	if ((r = hvc_self_domid(bb->h, &bb->self)))
+		die_err(-r, "DOMAIN_INFO");
+	snprintf(bb->vbd_path, sizeof(bb->vbd_path), "/local/domain/%u/backend/vbd", bb->self);
+	bb->loop_thread = pthread_self();
+	if ((r = evloop_create(bb->h, &bb->loop)))
+		die_err(-r, "evloop_create");
+	xs_ring_use_hvc(bb->h);
+	bb->xs = xs_open(0);
+	if (!bb->xs)
+		die("xs_open");
+	if ((r = blkback_io_init(bb)))
+		die_err(-r, "io_uring setup");
+
+	bb->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (bb->wake_fd < 0)
+		die("eventfd");
+	if ((r = evloop_add_fd(bb->loop, bb->wake_fd, EPOLLIN, wake_ready, bb)))
+		die_err(-r, "evloop_add_fd");
+	bb->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (bb->timer_fd < 0)
+		die("timerfd_create");
+	struct itimerspec its = {.it_interval = {0, (long)BLKBACK_STATS_NS},
+				 .it_value = {0, (long)BLKBACK_STATS_NS}};
+	if (timerfd_settime(bb->timer_fd, 0, &its, NULL) < 0)
+		die("timerfd_settime");
+	if ((r = evloop_add_fd(bb->loop, bb->timer_fd, EPOLLIN, timer_ready, bb)))
+		die_err(-r, "evloop_add_fd");
+	hvc_set_device_assigned_cb(bb->h, device_assigned, bb);
+
+	char p[96];
+	snprintf(p, sizeof(p), "/local/domain/%u/drvdom-crash-at", bb->self);
+	if (!xs_watch(bb->xs, p, "crash") || !xs_watch(bb->xs, bb->vbd_path, "be"))
+		die("xs_watch");
+	int xfd = xs_fileno(bb->xs);
+	if (xfd < 0)
+		die("xs_fileno");
+	if ((r = evloop_add_fd(bb->loop, xfd, EPOLLIN, xs_ready, bb)))
+		die_err(-r, "evloop_add_fd");
+	log_info("domain %u serving %s", bb->self, bb->vbd_path);
+	/* Directories already there (a restart) are found by the first scan,
+	 * which the watch's initial event triggers. */
+	bb->rescan = true;
+	blkback_scan(bb);
+	bb->rescan = false;
+
+	r = evloop_run(bb->loop);
+	if (r)
+		log_err("event loop: %s", strerror(-r));
+	while (bb->devs)
+		blkback_dev_free(bb->devs);
+	blkback_io_fini(bb);
+	xs_close(bb->xs);
+	evloop_destroy(bb->loop);
+	hvc_close(bb->h);
+	return r ? 1 : 0;
+}

@@ -1,0 +1,571 @@
+// SPDX-License-Identifier: MIT
+// The XenbusState machine of drvdom-blkback, one function per transition
+// (Xen's io/blkif.h handshake; the drvdom layout is docs/devices.md):
+//   (found)      -> InitWait   blkback_dev_init_wait: take the disk, publish
+//                              features
+//   InitWait     -> Connected  blkback_dev_connect: frontend Initialised
+//                              (or Connected): map rings, bind channels,
+//                              publish geometry
+//   any          -> Closing    blkback_dev_closing: frontend Closing, or the
+//                              frontend broke the protocol
+//   any          -> Closed     blkback_dev_closed: frontend Closed or gone
+//   Closed       -> InitWait   frontend back to Initialising (reconnect)
+//   (removed)                  blkback_dev_free: the toolstack removed the
+//                              backend directory
+// Directories found at start (a restarted instance) are treated as new: the
+// features are published again and the state reset to InitWait.
+#include "backends/blkback/blkback.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+/* --- xenstore helpers ---------------------------------------------------------- */
+
+static char *xs_get(struct blkback *bb, const char *dir, const char *key)
+{
+	char p[256];
+	snprintf(p, sizeof(p), "%s/%s", dir, key);
+	unsigned len;
+	return xs_read(bb->xs, XBT_NULL, p, &len);
+}
+
+/* Read an unsigned number: 0, -ENOENT (no key: *out = def), -EINVAL. */
+static int xs_get_uint(struct blkback *bb, const char *dir, const char *key, uint64_t def,
+		       uint64_t *out)
+{
+	*out = def;
+	char *v = xs_get(bb, dir, key);
+	if (!v)
+		return -ENOENT;
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	int ret = (errno || end == v || *end || v[0] == '-') ? -EINVAL : 0;
+	free(v);
+	if (!ret)
+		*out = n;
+	return ret;
+}
+
+static bool xs_put(struct blkback *bb, xs_transaction_t t, const char *dir, const char *key,
+		   const char *val)
+{
+	char p[256];
+	snprintf(p, sizeof(p), "%s/%s", dir, key);
+	return xs_write(bb->xs, t, p, val, (unsigned)strlen(val));
+}
+
+static bool xs_putu(struct blkback *bb, xs_transaction_t t, const char *dir, const char *key,
+		    uint64_t v)
+{
+	char s[32];
+	snprintf(s, sizeof(s), "%" PRIu64, v);
+	return xs_put(bb, t, dir, key, s);
+}
+
+static int dev_set_state(struct blkback_dev *d, int st)
+{
+	char v[4];
+	snprintf(v, sizeof(v), "%d", st);
+	if (!xs_put(d->bb, XBT_NULL, d->path, "state", v)) {
+		int e = errno;
+		log_warn("%s: write state %s: %s", d->name, xenbus_st_name(st), strerror(e));
+		return -e;
+	}
+	log_info("%s: %s -> %s", d->name, xenbus_st_name(d->state), xenbus_st_name(st));
+	d->state = st;
+	return 0;
+}
+
+/* --- connect / disconnect -------------------------------------------------- */
+
+static void dev_disconnect(struct blkback_dev *d)
+{
+	for (unsigned i = 0; i < d->nr_rings; i++)
+		blkback_ring_disconnect(&d->rings[i]);
+	free(d->rings);
+	d->rings = NULL;
+	d->nr_rings = 0;
+	d->stats_last[0] = 0;
+}
+
+/* Read one queue's ring refs (ring-ref, or ring-ref0..N-1 with an order)
+ * and event channel from dir. */
+static int dev_read_queue(struct blkback_dev *d, const char *dir, unsigned order, grant_ref_t *refs,
+			  evtchn_port_t *port)
+{
+	struct blkback *bb = d->bb;
+	uint64_t v;
+	unsigned n = 1u << order;
+	for (unsigned i = 0; i < n; i++) {
+		char key[32];
+		int r;
+		if (order == 0) {
+			r = xs_get_uint(bb, dir, "ring-ref", 0, &v);
+			if (r == -ENOENT)
+				r = xs_get_uint(bb, dir, "ring-ref0", 0, &v);
+		} else {
+			snprintf(key, sizeof(key), "ring-ref%u", i);
+			r = xs_get_uint(bb, dir, key, 0, &v);
+		}
+		if (r || v > UINT32_MAX) {
+			log_warn("%s: %s: bad or missing ring-ref%u", d->name, dir, i);
+			return -EINVAL;
+		}
+		refs[i] = (grant_ref_t)v;
+	}
+	if (xs_get_uint(bb, dir, "event-channel", 0, &v) || v >= HV_EVTCHN_PORTS) {
+		log_warn("%s: %s: bad or missing event-channel", d->name, dir);
+		return -EINVAL;
+	}
+	*port = (evtchn_port_t)v;
+	return 0;
+}
+
+/* InitWait -> Connected. */
+static int blkback_dev_connect(struct blkback_dev *d)
+{
+	struct blkback *bb = d->bb;
+	uint64_t nq, order, pers;
+	if (xs_get_uint(bb, d->fe_path, "multi-queue-num-queues", 1, &nq) == -EINVAL || nq == 0 ||
+	    nq > BLKBACK_MAX_QUEUES) {
+		log_warn("%s: bad multi-queue-num-queues", d->name);
+		return -EINVAL;
+	}
+	if (xs_get_uint(bb, d->fe_path, "ring-page-order", 0, &order) == -EINVAL ||
+	    order > BLKBACK_MAX_RING_ORDER) {
+		log_warn("%s: bad ring-page-order", d->name);
+		return -EINVAL;
+	}
+	char *proto = xs_get(bb, d->fe_path, "protocol");
+	bool proto_ok = !proto || !strcmp(proto, "x86_64-abi");
+	if (!proto_ok)
+		log_warn("%s: unsupported protocol '%s'", d->name, proto);
+	free(proto);
+	if (!proto_ok)
+		return -EINVAL;
+	if (xs_get_uint(bb, d->fe_path, "feature-persistent", 0, &pers) == -EINVAL)
+		pers = 0;
+	d->persistent = pers != 0;
+
+	d->rings = calloc(nq, sizeof(*d->rings));
+	if (!d->rings)
+		return -ENOMEM;
+	d->nr_rings = (unsigned)nq;
+	for (unsigned i = 0; i < d->nr_rings; i++) {
+		struct blkback_ring *r = &d->rings[i];
+		r->dev = d;
+		r->idx = i;
+		char dir[192];
+		if (nq == 1)
+			snprintf(dir, sizeof(dir), "%s", d->fe_path);
+		else
+			snprintf(dir, sizeof(dir), "%s/queue-%u", d->fe_path, i);
+		grant_ref_t refs[1u << BLKBACK_MAX_RING_ORDER];
+		evtchn_port_t port;
+		int ret = dev_read_queue(d, dir, (unsigned)order, refs, &port);
+		if (!ret)
+			ret = blkback_ring_connect(r, refs, (unsigned)order, port);
+		if (ret) {
+			dev_disconnect(d);
+			return ret;
+		}
+	}
+
+	for (int tries = 0;; tries++) {
+		xs_transaction_t t = xs_transaction_start(bb->xs);
+		if (t == XBT_NULL)
+			return -errno;
+		bool ok = xs_putu(bb, t, d->path, "sectors", d->sectors) &&
+			  xs_putu(bb, t, d->path, "sector-size", BLKIF_SECTOR_SIZE) &&
+			  xs_putu(bb, t, d->path, "physical-sector-size", d->phys_sector_size) &&
+			  xs_putu(bb, t, d->path, "info", d->readonly ? VDISK_READONLY : 0) &&
+			  xs_put(bb, t, d->path, "state", "4");
+		if (!ok) {
+			int e = errno;
+			xs_transaction_end(bb->xs, t, true);
+			dev_disconnect(d);
+			return -e;
+		}
+		if (xs_transaction_end(bb->xs, t, false))
+			break;
+		if (errno != EAGAIN || tries > 20) {
+			int e = errno;
+			dev_disconnect(d);
+			return -e;
+		}
+	}
+	log_info("%s: %s -> Connected: %u queue(s), ring order %u%s, %" PRIu64 " sectors%s",
+		 d->name, xenbus_st_name(d->state), d->nr_rings, (unsigned)order,
+		 d->persistent ? ", persistent grants" : "", d->sectors,
+		 d->readonly ? ", read-only" : "");
+	d->state = XENBUS_STATE_CONNECTED;
+	d->stats_ns = 0;
+	blkback_stats_publish(d, true);
+	return 0;
+}
+
+/* any -> Closing. */
+static void blkback_dev_closing(struct blkback_dev *d)
+{
+	dev_disconnect(d);
+	if (d->state != XENBUS_STATE_CLOSING && d->state != XENBUS_STATE_CLOSED)
+		dev_set_state(d, XENBUS_STATE_CLOSING);
+}
+
+/* any -> Closed. */
+static void blkback_dev_closed(struct blkback_dev *d)
+{
+	dev_disconnect(d);
+	if (d->state != XENBUS_STATE_CLOSED)
+		dev_set_state(d, XENBUS_STATE_CLOSED);
+}
+
+void blkback_dev_fail(struct blkback_dev *d, const char *why)
+{
+	log_warn("%s: %s", d->name, why);
+	xs_put(d->bb, XBT_NULL, d->path, "error", why);
+	blkback_dev_closing(d);
+}
+
+void blkback_dev_fail_later(struct blkback_dev *d, const char *why)
+{
+	d->fail_pending = true;
+	snprintf(d->fail_why, sizeof(d->fail_why), "%s", why);
+	atomic_store(&d->bb->deferred, true);
+	blkback_wake(d->bb);
+}
+
+/* --- Initialising -> InitWait ---------------------------------------------- */
+
+/* Take the disk and learn its geometry. -ENOENT: not assigned yet. */
+static int dev_open_disk(struct blkback_dev *d)
+{
+	if (d->disk_fd >= 0)
+		return 0;
+	int fd, r = hvc_device_get(d->bb->h, d->name, &fd);
+	if (r)
+		return r;
+	struct stat st;
+	uint64_t bytes = 0;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		if (ioctl(fd, BLKGETSIZE64, &bytes) < 0) {
+			r = -errno;
+			close(fd);
+			return r;
+		}
+	} else if (S_ISREG(st.st_mode)) {
+		bytes = (uint64_t)st.st_size;
+	} else {
+		close(fd);
+		return -ENOTBLK;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && (fl & O_ACCMODE) == O_RDONLY)
+		d->readonly = true;
+	d->disk_fd = fd;
+	d->sectors = bytes >> BLKBACK_SECTOR_SHIFT;
+	d->phys_sector_size = 4096;
+	if (st.st_blksize >= 512 && st.st_blksize <= 4096 && !(st.st_blksize & (st.st_blksize - 1)))
+		d->phys_sector_size = (uint32_t)st.st_blksize;
+	d->can_discard = S_ISREG(st.st_mode) && !d->readonly;
+	return 0;
+}
+
+/* (found) or Closed -> InitWait. */
+static int blkback_dev_init_wait(struct blkback_dev *d)
+{
+	struct blkback *bb = d->bb;
+	int r = dev_open_disk(d);
+	if (r == -ENOENT) {
+		log_info("%s: waiting for the toolstack to assign the disk", d->name);
+		return 0;
+	}
+	if (r) {
+		log_warn("%s: disk: %s", d->name, strerror(-r));
+		return r;
+	}
+	/* Keys a previous instance (or connection) left behind. */
+	static const char *const stale[] = {"sectors", "sector-size",  "physical-sector-size",
+					    "info",    "drvdom-stats", "error"};
+	for (int tries = 0;; tries++) {
+		xs_transaction_t t = xs_transaction_start(bb->xs);
+		if (t == XBT_NULL)
+			return -errno;
+		char p[256];
+		for (size_t i = 0; i < sizeof(stale) / sizeof(stale[0]); i++) {
+			snprintf(p, sizeof(p), "%s/%s", d->path, stale[i]);
+			xs_rm(bb->xs, t, p);
+		}
+		bool ok = xs_putu(bb, t, d->path, "feature-flush-cache", 1) &&
+			  xs_putu(bb, t, d->path, "feature-discard", d->can_discard) &&
+			  xs_putu(bb, t, d->path, "feature-persistent", 1) &&
+			  xs_putu(bb, t, d->path, "feature-max-indirect-segments",
+				  BLKBACK_MAX_INDIRECT) &&
+			  xs_putu(bb, t, d->path, "max-ring-page-order", BLKBACK_MAX_RING_ORDER) &&
+			  xs_putu(bb, t, d->path, "multi-queue-max-queues", BLKBACK_MAX_QUEUES) &&
+			  xs_put(bb, t, d->path, "hotplug-status", "connected") &&
+			  xs_put(bb, t, d->path, "state", "2");
+		if (ok && d->can_discard)
+			ok = xs_putu(bb, t, d->path, "discard-granularity", 4096) &&
+			     xs_putu(bb, t, d->path, "discard-alignment", 0) &&
+			     xs_putu(bb, t, d->path, "discard-secure", 0);
+		if (!ok) {
+			r = -errno;
+			xs_transaction_end(bb->xs, t, true);
+			return r;
+		}
+		if (xs_transaction_end(bb->xs, t, false))
+			break;
+		if (errno != EAGAIN || tries > 20)
+			return -errno;
+	}
+	log_info("%s: %s -> InitWait (%" PRIu64 " sectors%s)", d->name, xenbus_st_name(d->state),
+		 d->sectors, d->readonly ? ", read-only" : "");
+	d->state = XENBUS_STATE_INIT_WAIT;
+	if (!d->fe_watched) {
+		char p[192];
+		snprintf(p, sizeof(p), "%s/state", d->fe_path);
+		if (!xs_watch(bb->xs, p, d->fe_token)) {
+			r = -errno;
+			log_warn("%s: watch %s: %s", d->name, p, strerror(-r));
+			return r;
+		}
+		d->fe_watched = true;
+	} else {
+		blkback_frontend_changed(d);
+	}
+	return 0;
+}
+
+/* --- what the frontend did ------------------------------------------------- */
+
+void blkback_frontend_changed(struct blkback_dev *d)
+{
+	uint64_t fe;
+	int r = xs_get_uint(d->bb, d->fe_path, "state", XENBUS_STATE_UNKNOWN, &fe);
+	if (r == -EINVAL || fe > XENBUS_STATE_MAX)
+		fe = XENBUS_STATE_UNKNOWN;
+	log_debug("%s: frontend %s, backend %s", d->name, xenbus_st_name((int)fe),
+		  xenbus_st_name(d->state));
+	switch (fe) {
+	case XENBUS_STATE_INITIALISING:
+		if (d->state == XENBUS_STATE_CLOSED && blkback_dev_init_wait(d))
+			blkback_dev_fail(d, "cannot publish features");
+		break;
+	case XENBUS_STATE_INITIALISED:
+	case XENBUS_STATE_CONNECTED:
+		if (d->state != XENBUS_STATE_INIT_WAIT)
+			break;
+		r = blkback_dev_connect(d);
+		if (r)
+			blkback_dev_fail(d, "cannot connect to the frontend's rings");
+		break;
+	case XENBUS_STATE_CLOSING:
+		blkback_dev_closing(d);
+		break;
+	case XENBUS_STATE_CLOSED:
+	case XENBUS_STATE_UNKNOWN:
+		/* Closed, or the frontend's directory is gone. */
+		if (d->state != XENBUS_STATE_INITIALISING)
+			blkback_dev_closed(d);
+		break;
+	default:
+		break;
+	}
+}
+
+/* --- devices appearing and disappearing --------------------------------------- */
+
+static struct blkback_dev *dev_find(struct blkback *bb, domid_t fe, unsigned devid)
+{
+	for (struct blkback_dev *d = bb->devs; d; d = d->next)
+		if (d->fe_domid == fe && d->devid == devid)
+			return d;
+	return NULL;
+}
+
+static void dev_probe(struct blkback *bb, domid_t fe, unsigned devid)
+{
+	struct blkback_dev *d = calloc(1, sizeof(*d));
+	if (!d)
+		die("calloc");
+	d->bb = bb;
+	d->fe_domid = fe;
+	d->devid = devid;
+	d->disk_fd = -1;
+	d->state = XENBUS_STATE_INITIALISING;
+	snprintf(d->path, sizeof(d->path), "%s/%u/%u", bb->vbd_path, fe, devid);
+	snprintf(d->fe_token, sizeof(d->fe_token), "fe:%u/%u", fe, devid);
+	char *v = xs_get(bb, d->path, "drvdom-device");
+	snprintf(d->name, sizeof(d->name), "%s", v && *v ? v : "");
+	if (!v || !*v)
+		snprintf(d->name, sizeof(d->name), "vbd/%u/%u", fe, devid);
+	free(v);
+	d->next = bb->devs;
+	bb->devs = d;
+
+	v = xs_get(bb, d->path, "frontend");
+	bool ok = v && v[0] == '/' && strlen(v) < sizeof(d->fe_path);
+	if (ok)
+		snprintf(d->fe_path, sizeof(d->fe_path), "%s", v);
+	free(v);
+	uint64_t id;
+	if (!ok || xs_get_uint(bb, d->path, "frontend-id", 0, &id) || id != fe) {
+		log_warn("%s: bad frontend or frontend-id in %s", d->name, d->path);
+		return; /* stays Initialising; the toolstack may fix it */
+	}
+	v = xs_get(bb, d->path, "mode");
+	d->readonly = v && v[0] == 'r';
+	free(v);
+	log_info("%s: found %s (frontend %s)", d->name, d->path, d->fe_path);
+	if (blkback_dev_init_wait(d))
+		blkback_dev_fail(d, "cannot publish features");
+}
+
+void blkback_dev_free(struct blkback_dev *d)
+{
+	struct blkback *bb = d->bb;
+	dev_disconnect(d);
+	if (d->fe_watched) {
+		char p[192];
+		snprintf(p, sizeof(p), "%s/state", d->fe_path);
+		xs_unwatch(bb->xs, p, d->fe_token);
+	}
+	if (d->disk_fd >= 0)
+		close(d->disk_fd);
+	for (struct blkback_dev **pp = &bb->devs; *pp; pp = &(*pp)->next) {
+		if (*pp == d) {
+			*pp = d->next;
+			break;
+		}
+	}
+	log_info("%s: removed", d->name);
+	free(d);
+}
+
+static bool parse_uint(const char *s, unsigned max, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v > max)
+		return false;
+	*out = (unsigned)v;
+	return true;
+}
+
+void blkback_scan(struct blkback *bb)
+{
+	for (struct blkback_dev *d = bb->devs; d; d = d->next)
+		d->seen = false;
+	unsigned nfe = 0;
+	char **fes = xs_directory(bb->xs, XBT_NULL, bb->vbd_path, &nfe);
+	for (unsigned i = 0; fes && i < nfe; i++) {
+		unsigned fe;
+		if (!parse_uint(fes[i], DOMID_FIRST_FREE - 1, &fe))
+			continue;
+		char p[192];
+		snprintf(p, sizeof(p), "%s/%u", bb->vbd_path, fe);
+		unsigned ndev = 0;
+		char **devs = xs_directory(bb->xs, XBT_NULL, p, &ndev);
+		for (unsigned j = 0; devs && j < ndev; j++) {
+			unsigned devid;
+			if (!parse_uint(devs[j], UINT32_MAX, &devid))
+				continue;
+			struct blkback_dev *d = dev_find(bb, (domid_t)fe, devid);
+			if (!d) {
+				dev_probe(bb, (domid_t)fe, devid);
+				d = dev_find(bb, (domid_t)fe, devid);
+			} else if (d->disk_fd < 0 && d->state == XENBUS_STATE_INITIALISING &&
+				   d->fe_path[0]) {
+				if (blkback_dev_init_wait(d))
+					blkback_dev_fail(d, "cannot publish features");
+			}
+			if (d)
+				d->seen = true;
+		}
+		free(devs);
+	}
+	free(fes);
+	for (struct blkback_dev *d = bb->devs, *n; d; d = n) {
+		n = d->next;
+		if (!d->seen)
+			blkback_dev_free(d);
+	}
+}
+
+/* --- drvdom-stats ------------------------------------------------------------ */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void blkback_stats_publish(struct blkback_dev *d, bool force)
+{
+	if (d->state != XENBUS_STATE_CONNECTED || !d->nr_rings)
+		return;
+	uint64_t now = now_ns();
+	if (!force && now - d->stats_ns < BLKBACK_STATS_NS)
+		return;
+	d->stats_ns = now;
+	struct blkback_stats t = {0};
+	uint32_t pgrants = 0;
+	for (unsigned i = 0; i < d->nr_rings; i++) {
+		const struct blkback_stats *s = &d->rings[i].st;
+		t.requests += s->requests;
+		t.rd += s->rd;
+		t.wr += s->wr;
+		t.flush += s->flush;
+		t.discard += s->discard;
+		t.errors += s->errors;
+		t.bytes_rd += s->bytes_rd;
+		t.bytes_wr += s->bytes_wr;
+		t.notify_sent += s->notify_sent;
+		t.notify_suppressed += s->notify_suppressed;
+		t.grant_maps += s->grant_maps;
+		t.pgrant_hits += s->pgrant_hits;
+		t.inflight += s->inflight;
+		t.inflight_max += s->inflight_max;
+		if (d->rings[i].pcache)
+			pgrants += gnt_pcache_count(d->rings[i].pcache);
+	}
+	char buf[sizeof(d->stats_last)];
+	int n = snprintf(buf, sizeof(buf),
+			 "queues=%u requests=%" PRIu64 " rd=%" PRIu64 " wr=%" PRIu64
+			 " flush=%" PRIu64 " discard=%" PRIu64 " errors=%" PRIu64
+			 " bytes_rd=%" PRIu64 " bytes_wr=%" PRIu64 " inflight=%u inflight_max=%u"
+			 " notify_sent=%" PRIu64 " notify_suppressed=%" PRIu64
+			 " grant_maps=%" PRIu64 " pgrant_hits=%" PRIu64 " pgrants=%u",
+			 d->nr_rings, t.requests, t.rd, t.wr, t.flush, t.discard, t.errors,
+			 t.bytes_rd, t.bytes_wr, t.inflight, t.inflight_max, t.notify_sent,
+			 t.notify_suppressed, t.grant_maps, t.pgrant_hits, pgrants);
+	for (unsigned i = 0; d->nr_rings > 1 && i < d->nr_rings && n > 0 && (size_t)n < sizeof(buf);
+	     i++)
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n,
+			      " q%u.requests=%" PRIu64 " q%u.inflight=%u", i,
+			      d->rings[i].st.requests, i, d->rings[i].st.inflight);
+	if (!strcmp(buf, d->stats_last))
+		return;
+	if (xs_put(d->bb, XBT_NULL, d->path, "drvdom-stats", buf))
+		memcpy(d->stats_last, buf, sizeof(buf));
+}
