@@ -12,5 +12,8 @@
 #define NBD_IBUF_SIZE (128u << 10)		 /* per-client input staging buffer */
 #define NBD_OPT_MAX_LEN (NBD_MAX_STRING + 1024u) /* largest option we read */
 #define NBD_READS_PER_WAKEUP 16			 /* fairness between clients */
+#define NBD_BUF_MIN_SHIFT 12			 /* data buffers: 4 KiB ... */
+#define NBD_BUF_CLASSES 19			 /* ... to 1 GiB, the largest max_payload */
+#define NBD_BUF_CACHE_BYTES (32u << 20)		 /* recycled buffers kept per server */
 
 #endif
