@@ -29,6 +29,14 @@
 #include "frontends/nbd/nbd_int.h"
 #include "frontends/nbd/nbd_proto.h"
 
+/* The backend sees the wire's command numbers and flag bits unchanged. */
+_Static_assert(NBD_IO_READ == NBD_CMD_READ && NBD_IO_WRITE == NBD_CMD_WRITE &&
+		   NBD_IO_FLUSH == NBD_CMD_FLUSH && NBD_IO_TRIM == NBD_CMD_TRIM &&
+		   NBD_IO_WRITE_ZEROES == NBD_CMD_WRITE_ZEROES,
+	       "nbd_io_cmd values are the NBD command numbers");
+_Static_assert(NBD_IO_FUA == NBD_CMD_FLAG_FUA && NBD_IO_NO_HOLE == NBD_CMD_FLAG_NO_HOLE,
+	       "nbd_io flags are the NBD command flags");
+
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 enum ep_kind { EP_LISTEN, EP_CONN, EP_KICK };
