@@ -426,6 +426,15 @@ void hv_gnt_revoke_all(struct hv_dom *d, struct hv_conn *owner)
 void hv_gnt_forget_granter(struct hv_dom *d)
 {
 	hv_handles_forget(d, 0, true);
+	/* No handle refers to d's pins any more: drop them all at once, so
+	 * freeing d's segments needs no per-entry walk. */
+	bool pinned = false;
+	for (struct hv_seg *s = d->segs; s; s = s->next) {
+		pinned |= s->pins != 0;
+		s->pins = 0;
+	}
+	if (pinned && d->pins)
+		memset(d->pins, 0, (size_t)d->gnt_nr * sizeof(*d->pins));
 }
 
 /* --- copy ---------------------------------------------------------------- */

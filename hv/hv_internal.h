@@ -263,7 +263,8 @@ int16_t hv_gnt_unmap_one(struct hv_dom *d, struct hv_conn *c, uint32_t handle);
 void hv_gnt_copy(struct hv_conn *c, struct hv_gnt_copy *ops, uint32_t n);
 /* Drop every mapping d holds (owner NULL) or owner holds. */
 void hv_gnt_revoke_all(struct hv_dom *d, struct hv_conn *owner);
-/* Forget handles anyone holds on granter d (its table is going away). */
+/* Forget handles anyone holds on granter d and drop every pin on its table
+ * (d is dying; its table and segments go next). */
 void hv_gnt_forget_granter(struct hv_dom *d);
 
 /* --- hv_evtchn.c ------------------------------------------------------------ */
