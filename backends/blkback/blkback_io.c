@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -134,6 +135,34 @@ static int64_t io_expected(const struct blkback_req *q)
 	return 0;
 }
 
+static void unmap_done(struct blkback *bb, struct blkback_req *const *done, unsigned n)
+{
+	static gnt_handle_t *hs;
+	static size_t cap;
+	size_t nh = 0;
+	for (unsigned i = 0; i < n; i++)
+		nh += done[i]->nr_maps;
+	if (nh == 0)
+		return;
+	if (nh > cap) {
+		gnt_handle_t *p = realloc(hs, nh * sizeof(*hs));
+		if (!p)
+			return; /* each request unmaps its own in blkback_req_complete */
+		hs = p;
+		cap = nh;
+	}
+	nh = 0;
+	for (unsigned i = 0; i < n; i++) {
+		memcpy(hs + nh, done[i]->handles, done[i]->nr_maps * sizeof(*hs));
+		nh += done[i]->nr_maps;
+	}
+	int r = gnt_unmap_batch(bb->h, hs, (unsigned)nh, NULL);
+	if (r)
+		log_warn("unmap of %zu grants: %d", nh, r);
+	for (unsigned i = 0; i < n; i++)
+		done[i]->nr_maps = 0;
+}
+
 int blkback_io_reap(struct blkback *bb)
 {
 	struct io_uring_cqe *cqes[BLKBACK_REAP_MAX];
@@ -149,6 +178,10 @@ int blkback_io_reap(struct blkback *bb)
 			res[i] = cqes[i]->res;
 		}
 		io_uring_cq_advance(&bb->uring, n);
+		/* The grants of every completed request are unmapped in one batch
+		 * before any response goes out: once it sees its response, the
+		 * frontend may end access to those pages. */
+		unmap_done(bb, done, n);
 		for (unsigned i = 0; i < n; i++) {
 			struct blkback_req *q = done[i];
 			q->ring->st.inflight--;

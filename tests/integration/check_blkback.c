@@ -362,37 +362,72 @@ START_TEST(test_evil_frontend)
 	bool ok = r && !strcmp(r, "ok");
 	free(r);
 	T_ASSERT(ok, "other guest saw no error");
+
+	/* A guest crash (SIGKILL) does not disturb blkdom or the other guest. */
+	T_ASSERT(drvdom("kill evil") == 0, "drvdom kill evil");
+	sleep_ms(300);
+	a = dom_read("other", "data/iter");
+	sleep_ms(500);
+	b = dom_read("other", "data/iter");
+	ia = a ? atol(a) : -1, ib = b ? atol(b) : -1;
+	free(a);
+	free(b);
+	T_ASSERT(ia > 0 && ib > ia, "other guest's I/O carries on after evil died (%ld then %ld)",
+		 ia, ib);
+	T_ASSERT(domain_running("blkdom"), "blkdom still running after evil died");
 	env_down();
 }
 END_TEST
 
-/* drvdom-crash-at=request:N: blkdom aborts when it takes its Nth request. */
-START_TEST(test_crash_point)
+/* drvdom-crash-at: blkdom aborts at each kind of point, set on its command
+ * line or (the last case) through its xenstore key while it runs. */
+START_TEST(test_crash_points)
 {
-	env_up();
-	create_blkdom("extra_args = [ '--crash-at', 'request:3' ]");
-	make_disk("g1.img", 8);
-	char disks[512];
-	snprintf(disks, sizeof(disks), "'target=%s/g1.img, vdev=xvda, access=rw, backend=blkdom'",
-		 run);
-	create_guest("g1", "simple", disks);
-	bool died = false;
-	for (int t = 0; t < 200 && !died; t++) {
-		died = !domain_running("blkdom");
-		if (!died)
-			sleep_ms(50);
+	static const struct {
+		const char *spec;
+		bool via_xenstore;
+	} cases[] = {{"request:3", false},
+		     {"mid-batch:1", false},
+		     {"after-io:2", false},
+		     {"before-publish:2", false},
+		     {"request:2", true}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		env_up();
+		char extra[128] = "";
+		if (!cases[i].via_xenstore)
+			snprintf(extra, sizeof(extra), "extra_args = [ '--crash-at', '%s' ]",
+				 cases[i].spec);
+		create_blkdom(extra);
+		if (cases[i].via_xenstore) {
+			char p[96];
+			snprintf(p, sizeof(p), "/local/domain/%d/drvdom-crash-at",
+				 domid_of("blkdom"));
+			T_ASSERT(xs_write(xs, XBT_NULL, p, cases[i].spec, strlen(cases[i].spec)),
+				 "write %s", p);
+		}
+		make_disk("g1.img", 8);
+		char disks[512];
+		snprintf(disks, sizeof(disks),
+			 "'target=%s/g1.img, vdev=xvda, access=rw, backend=blkdom'", run);
+		create_guest("g1", "simple", disks);
+		bool died = false;
+		for (int t = 0; t < 200 && !died; t++) {
+			died = !domain_running("blkdom");
+			if (!died)
+				sleep_ms(50);
+		}
+		T_ASSERT(died, "blkdom did not crash at %s", cases[i].spec);
+		char p[256], line[512];
+		snprintf(p, sizeof(p), "%s/console/blkdom.log", run);
+		FILE *f = fopen(p, "r");
+		bool said = false;
+		while (f && fgets(line, sizeof(line), f))
+			said = said || strstr(line, "drvdom-crash-at: crashing") != NULL;
+		if (f)
+			fclose(f);
+		T_ASSERT(said, "blkdom's console names the crash point %s", cases[i].spec);
+		env_down();
 	}
-	T_ASSERT(died, "blkdom did not crash at request 3");
-	char p[256], line[512];
-	snprintf(p, sizeof(p), "%s/console/blkdom.log", run);
-	FILE *f = fopen(p, "r");
-	bool said = false;
-	while (f && fgets(line, sizeof(line), f))
-		said = said || strstr(line, "drvdom-crash-at") != NULL;
-	if (f)
-		fclose(f);
-	T_ASSERT(said, "blkdom's console names the crash point");
-	env_down();
 }
 END_TEST
 
@@ -404,7 +439,7 @@ Suite *blkback_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_good_two_guests);
 	tcase_add_test(tc, test_evil_frontend);
-	tcase_add_test(tc, test_crash_point);
+	tcase_add_test(tc, test_crash_points);
 	suite_add_tcase(s, tc);
 	return s;
 }
