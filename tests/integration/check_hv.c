@@ -712,6 +712,43 @@ START_TEST(test_evtchn)
 }
 END_TEST
 
+/* Segments are charged to memory; private memory is capped by it too. */
+START_TEST(test_memory_limit)
+{
+	start();
+	static uint8_t p[512];
+	struct hv_create_req q = {.nr_strings = 2, .memory = 8u << 20};
+	strcpy(q.name, "mem");
+	memcpy(p, &q, sizeof(q));
+	int n = snprintf((char *)p + sizeof(q), sizeof(p) - sizeof(q), "%s/tests/bin/dom_hcall",
+			 getenv("DRVDOM_BUILD"));
+	memcpy(p + sizeof(q) + n + 1, "memlimit", 9);
+	size_t len = sizeof(q) + (size_t)n + 1 + 9;
+	ck_assert_int_eq(hvt_call(H.fd, HV_OP_DOMCTL_CREATE, p, len, NULL, 0, NULL), 0);
+	/* 8 MiB: the store page and 7 segments of 1 MiB fit, the 8th does not */
+	log_expect("mem", "hcall: memlimit segments=7 ret=-12 private64=refused");
+	stop();
+}
+END_TEST
+
+/* Port space: 4095 ports, then ENOSPC. */
+START_TEST(test_evtchn_exhaustion)
+{
+	start();
+	struct hv_evtchn_alloc_unbound_req aq = {.dom = DOMID_SELF, .remote_dom = 0};
+	int r = 0, n = 0;
+	while (n < 5000 && (r = hvt_call(H.fd, HV_OP_EVTCHN_ALLOC_UNBOUND, &aq, sizeof(aq), NULL, 0,
+					 NULL)) == 0)
+		n++;
+	ck_assert_int_eq(n, HV_EVTCHN_PORTS - 1);
+	ck_assert_int_eq(r, -ENOSPC);
+	ck_assert_int_eq(evclose(77), 0);
+	ck_assert_int_eq(hvt_call(H.fd, HV_OP_EVTCHN_ALLOC_UNBOUND, &aq, sizeof(aq), NULL, 0, NULL),
+			 0);
+	stop();
+}
+END_TEST
+
 /* --- devices, pause ---------------------------------------------------------- */
 
 START_TEST(test_device)
@@ -1014,6 +1051,8 @@ Suite *hv_suite(void)
 	tcase_add_test(tc, test_seg_busy_and_conn_release);
 	tcase_add_test(tc, test_evtchn);
 	tcase_add_test(tc, test_device);
+	tcase_add_test(tc, test_memory_limit);
+	tcase_add_test(tc, test_evtchn_exhaustion);
 	tcase_add_test(tc, test_pause);
 	tcase_add_test(tc, test_as_ordinary_user);
 	tcase_add_test(tc, test_fuzz_arguments);

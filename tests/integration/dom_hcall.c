@@ -11,6 +11,7 @@
 //              mapped, try to end access every 10 ms and say how it went
 //   map        learn the granter from port 2, map its ref 8 rw; sleep
 //   device     wait for a device, take it, write to it, take it again
+//   memlimit   allocate 1 MiB segments until refused, try a 64 MiB malloc
 #include "tests/integration/hvtest_msg.h"
 
 #include <errno.h>
@@ -234,6 +235,22 @@ static void do_device(void)
 	sleep_forever();
 }
 
+/* Allocate 1 MiB segments for dom0 until refused; try a private 64 MiB. */
+static void do_memlimit(void)
+{
+	int n = 0, r;
+	struct hv_seg_alloc_req q = {.peer = 0, .npages = 256};
+	struct hvt_msg *m = malloc(sizeof(*m));
+	while ((r = hvt_call(hfd, HV_OP_SEG_ALLOC, &q, sizeof(q), NULL, 0, m)) == 0 && n < 1000) {
+		hvt_msg_close_fds(m);
+		n++;
+	}
+	free(m);
+	void *big = malloc(64 << 20);
+	printf("hcall: memlimit segments=%d ret=%d private64=%s\n", n, r, big ? "ok" : "refused");
+	sleep_forever();
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "info";
@@ -246,6 +263,8 @@ int main(int argc, char **argv)
 		do_map();
 	else if (!strcmp(mode, "device"))
 		do_device();
+	else if (!strcmp(mode, "memlimit"))
+		do_memlimit();
 	else if (malformed(mode))
 		printf("hcall: bad mode %s\n", mode);
 	/* A malformed sender is killed: wait for it. */
