@@ -243,6 +243,14 @@ static void exchange(const char *mode, const char *mib)
 	ck_assert_ptr_nonnull(field(plog, "PRODUCER done", "sum", ps, sizeof(ps)));
 	ck_assert_ptr_nonnull(field(clog, "CONSUMER done", "sum", cs, sizeof(cs)));
 	ck_assert_str_eq(ps, cs);
+	/* While the consumer mapped the ring, ending its grant was refused and
+	 * the hv's status bits showed: ring read-write (permit|reading|
+	 * writing); data read-only (permit|readonly), plus reading when
+	 * mapped rather than copied. */
+	char v[64];
+	ck_assert_str_eq(field(plog, "PRODUCER done", "ring-end-access", v, sizeof(v)), "-16");
+	ck_assert_str_eq(field(plog, "PRODUCER done", "flags", v, sizeof(v)),
+			 strcmp(mode, "map") ? "0x5/0x19" : "0xd/0x19");
 	/* After the consumer unmapped and left, every grant could be ended. */
 	ck_assert_msg(field(plog, "PRODUCER grants-ended", "x", pe, sizeof(pe)) ||
 			  strstr(plog, "PRODUCER grants-ended=129/129"),

@@ -40,6 +40,10 @@ static struct {
 	uint64_t notifies;
 	int peer_closed;
 	int failed;
+	/* Checked when the peer binds (it mapped everything before): ending a
+	 * mapped grant is refused, and the hv's status bits are visible. */
+	int bound_seen, busy_ring;
+	uint16_t flags_data, flags_ring;
 } P;
 
 static void sleep_ms(int ms)
@@ -117,6 +121,11 @@ static void on_port(void *arg, evtchn_port_t port, enum evtchn_event ev)
 	if (ev == EVTCHN_EV_CLOSED) {
 		P.peer_closed = 1;
 		evloop_stop(P.loop);
+	} else if (ev == EVTCHN_EV_BOUND && !P.bound_seen) {
+		P.bound_seen = 1;
+		P.busy_ring = gnt_end_access(P.tbl, P.refs[TWODOM_PAGES]);
+		gnt_entry_flags(P.tbl, P.refs[0], &P.flags_data);
+		gnt_entry_flags(P.tbl, P.refs[TWODOM_PAGES], &P.flags_ring);
 	}
 }
 
@@ -211,10 +220,10 @@ int main(int argc, char **argv)
 	struct evloop_stats st;
 	evloop_get_stats(P.loop, &st);
 	printf("PRODUCER done bytes=%llu pages=%llu sum=%016llx notifies=%llu sleeps=%llu "
-	       "secs=%.3f\n",
+	       "secs=%.3f ring-end-access=%d flags=%#x/%#x\n",
 	       (unsigned long long)(P.done_pages * HV_PAGE_SIZE), (unsigned long long)P.done_pages,
 	       (unsigned long long)P.sum, (unsigned long long)P.notifies,
-	       (unsigned long long)st.sleeps, s);
+	       (unsigned long long)st.sleeps, s, P.busy_ring, P.flags_data, P.flags_ring);
 	/* Wait for the consumer to unmap and go, then end every grant. */
 	evloop_del_poller(P.loop, producer_poll, NULL);
 	while (!P.peer_closed) {

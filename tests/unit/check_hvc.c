@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -265,6 +266,38 @@ START_TEST(request_limits)
 	/* the socket is still usable: the first real call hangs up */
 	ck_assert_int_eq(hvc_heartbeat(h), -ECONNRESET);
 	finish(&f, h);
+}
+END_TEST
+
+START_TEST(open_domain_checks_the_fd)
+{
+	struct hvc *h;
+	setenv("DRVDOM_HV_FD", "3x", 1);
+	ck_assert_int_eq(hvc_open_domain(&h), -EINVAL);
+	setenv("DRVDOM_HV_FD", "-1", 1);
+	ck_assert_int_eq(hvc_open_domain(&h), -EINVAL);
+	int p[2];
+	ck_assert_int_eq(pipe(p), 0);
+	char num[16];
+	snprintf(num, sizeof(num), "%d", p[0]);
+	setenv("DRVDOM_HV_FD", num, 1);
+	ck_assert_int_eq(hvc_open_domain(&h), -ENOTSOCK);
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	snprintf(num, sizeof(num), "%d", sv[0]);
+	setenv("DRVDOM_HV_FD", num, 1);
+	ck_assert_int_eq(hvc_open_domain(&h), -EPROTOTYPE);
+	int sq[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sq), 0);
+	snprintf(num, sizeof(num), "%d", sq[0]);
+	setenv("DRVDOM_HV_FD", num, 1);
+	ck_assert_int_eq(hvc_open_domain(&h), 0);
+	ck_assert_int_eq(hvc_fd(h) >= 0, 1);
+	hvc_close(h); /* closes sq[0] */
+	ck_assert_int_eq(fcntl(sq[0], F_GETFD), -1);
+	setenv("DRVDOM_HV_FD", "1000", 1);
+	ck_assert_int_eq(hvc_open_domain(&h), -EBADF);
+	ck_assert_int_eq(hvc_open_dom0("/nonexistent/hv/socket", &h), -ENOENT);
 }
 END_TEST
 
@@ -658,6 +691,7 @@ Suite *hvc_suite(void)
 	tcase_add_test(tc, bad_replies_are_eproto);
 	tcase_add_test(tc, hv_gone_is_econnreset);
 	tcase_add_test(tc, request_limits);
+	tcase_add_test(tc, open_domain_checks_the_fd);
 	tcase_add_test(tc, create_marshals_strings);
 	tcase_add_test(tc, async_events_queued_for_dispatch);
 	suite_add_tcase(s, tc);
