@@ -10,10 +10,12 @@
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -534,6 +536,108 @@ START_TEST(test_server_memory_cap)
 }
 END_TEST
 
+/* What reaches the backend is what the client asked for: command, FUA and
+ * NO_HOLE, offset, length, cookie, and the write payload. */
+START_TEST(test_backend_sees_request)
+{
+	static struct async_be be;
+	struct nbd_export exp = {
+	    .size = DISK,
+	    .can_flush = true,
+	    .can_fua = true,
+	    .can_trim = true,
+	    .can_zero = true,
+	};
+	uint8_t d[512], b[NBD_SIMPLE_REPLY_SIZE];
+	int fd;
+
+	memset(&be, 0, sizeof(be));
+	be.cap = 64;
+	ck_assert_int_eq(nbd_server_create(&exp, &async_ops, &be, &be.srv), 0);
+	fd = async_client(&be);
+	memset(d, 0x6b, sizeof(d));
+	{
+		uint8_t h[NBD_REQUEST_SIZE];
+
+		nbd_put32(h, NBD_REQUEST_MAGIC);
+		nbd_put16(h + 4, NBD_CMD_FLAG_FUA);
+		nbd_put16(h + 6, NBD_CMD_WRITE);
+		nbd_put64(h + 8, 0xabcdef);
+		nbd_put64(h + 16, 8192);
+		nbd_put32(h + 24, sizeof(d));
+		xwrite(fd, h, sizeof(h));
+		xwrite(fd, d, sizeof(d));
+		nbd_put16(h + 4, NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE);
+		nbd_put16(h + 6, NBD_CMD_WRITE_ZEROES);
+		nbd_put64(h + 8, 2);
+		nbd_put32(h + 24, 65536);
+		xwrite(fd, h, sizeof(h));
+		nbd_put16(h + 4, 0);
+		nbd_put16(h + 6, NBD_CMD_TRIM);
+		nbd_put64(h + 8, 3);
+		xwrite(fd, h, sizeof(h));
+	}
+	req(fd, NBD_CMD_FLUSH, 4, 0, 0);
+	pump(&be);
+	ck_assert_int_eq(be.nheld, 4);
+	ck_assert_int_eq(be.held[0]->cmd, NBD_IO_WRITE);
+	ck_assert_uint_eq(be.held[0]->flags, NBD_IO_FUA);
+	ck_assert_uint_eq(be.held[0]->offset, 8192);
+	ck_assert_uint_eq(be.held[0]->length, sizeof(d));
+	ck_assert_uint_eq(be.held[0]->cookie, 0xabcdef);
+	ck_assert_mem_eq(be.held[0]->data, d, sizeof(d));
+	ck_assert_uint_eq((uintptr_t)be.held[0]->data % 4096, 0);
+	ck_assert_int_eq(be.held[1]->cmd, NBD_IO_WRITE_ZEROES);
+	ck_assert_uint_eq(be.held[1]->flags, NBD_IO_FUA | NBD_IO_NO_HOLE);
+	ck_assert_uint_eq(be.held[1]->length, 65536);
+	ck_assert_ptr_null(be.held[1]->data);
+	ck_assert_int_eq(be.held[2]->cmd, NBD_IO_TRIM);
+	ck_assert_uint_eq(be.held[2]->flags, 0);
+	ck_assert_int_eq(be.held[3]->cmd, NBD_IO_FLUSH);
+	async_complete_all(&be);
+	for (int i = 0; i < 4; i++) {
+		xread(fd, b, sizeof(b));
+		ck_assert_uint_eq(nbd_get32(b + 4), 0);
+	}
+	ck_assert_mem_eq(be.disk + 8192, d, sizeof(d));
+	nbd_server_destroy(be.srv);
+	close(fd);
+}
+END_TEST
+
+/* listen_unix replaces a stale socket but never any other file. */
+START_TEST(test_listen_unix_paths)
+{
+	static struct async_be be;
+	struct nbd_export exp = {.size = DISK};
+	char dir[] = "/tmp/nbd-unit-XXXXXX", path[64];
+	struct stat st;
+	int fd;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/x.nbd", dir);
+	ck_assert_int_eq(nbd_server_create(&exp, &async_ops, &be, &be.srv), 0);
+	fd = open(path, O_CREAT | O_WRONLY, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(nbd_server_listen_unix(be.srv, path), -EEXIST);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	unlink(path);
+	ck_assert_int_eq(nbd_server_listen_unix(be.srv, path), 0);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert(S_ISSOCK(st.st_mode));
+	ck_assert_uint_eq(st.st_mode & 0777, 0600);
+	nbd_server_destroy(be.srv);
+	/* Now a stale socket: replaced. */
+	ck_assert_int_eq(nbd_server_create(&exp, &async_ops, &be, &be.srv), 0);
+	ck_assert_int_eq(nbd_server_listen_unix(be.srv, path), 0);
+	nbd_server_destroy(be.srv);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
 Suite *nbd_proto_suite(void);
 
 Suite *nbd_proto_suite(void)
@@ -551,6 +655,8 @@ Suite *nbd_proto_suite(void)
 	tcase_add_test(a, test_async_reverse_order_replies);
 	tcase_add_test(a, test_create_rejects_bad_export);
 	tcase_add_test(a, test_server_memory_cap);
+	tcase_add_test(a, test_backend_sees_request);
+	tcase_add_test(a, test_listen_unix_paths);
 	tcase_add_loop_test(a, test_fuzz_stream, 0, 40);
 	suite_add_tcase(s, a);
 	return s;
