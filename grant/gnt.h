@@ -54,15 +54,18 @@ struct gnt_table;
 
 /* Set up this domain's grant table (GNTTAB_SETUP asking for nr_entries; the
  * hv's table has a fixed size, which gnt_table_size() reports) and map it.
- * One per domain; call once. One round trip. Returns 0 or -errno. */
+ * A domain has one table: further calls on the same hvc return the same
+ * table (same ref allocator) and count the users. Any thread. One round
+ * trip the first time. Returns 0 or -errno. */
 int gnt_table_open(struct hvc *h, uint32_t nr_entries, struct gnt_table **out);
 
 /* A table over caller-provided memory (nr_entries entries, zeroed by the
  * caller): the same logic with no hv, for tests and tools. */
 int gnt_table_init_local(void *entries, uint32_t nr_entries, struct gnt_table **out);
 
-/* Unmap (if gnt_table_open mapped it) and free. Entries stay as they are in
- * the hv's copy. NULL is a no-op. */
+/* Drop one user; the last unmaps (if gnt_table_open mapped it) and frees.
+ * Entries stay as they are in the hv's copy. Call before hvc_close. NULL is
+ * a no-op. */
 void gnt_table_close(struct gnt_table *t);
 
 /* Number of entries. */

@@ -15,12 +15,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "hv/hvc.h"
+#include "hv/hvc_internal.h"
 
 /* The most entries we accept from the hv: 2^20 (8 MiB of table). */
 #define GNT_TABLE_MAX (1u << 20)
 
 struct gnt_table {
+	struct hvc *h;	/* NULL for a local table, or after hvc_close */
+	unsigned users; /* gnt_table_open calls not yet closed (under lock) */
 	struct grant_entry_v1 *e;
 	uint32_t nr;
 	size_t map_len; /* 0 if the memory is the caller's */
@@ -42,6 +44,7 @@ static int table_new(struct grant_entry_v1 *e, uint32_t nr, size_t map_len, stru
 		return -ENOMEM;
 	}
 	t->e = e;
+	t->users = 1;
 	t->nr = nr;
 	t->map_len = map_len;
 	pthread_mutex_init(&t->lock, NULL);
@@ -59,7 +62,7 @@ int gnt_table_init_local(void *entries, uint32_t nr_entries, struct gnt_table **
 	return table_new(entries, nr_entries, 0, out);
 }
 
-int gnt_table_open(struct hvc *h, uint32_t nr_entries, struct gnt_table **out)
+static int table_open_new(struct hvc *h, uint32_t nr_entries, struct gnt_table **out)
 {
 	struct hv_gnttab_setup_req req = {.nr_entries = nr_entries};
 	struct hv_gnttab_setup_rep rep;
@@ -89,12 +92,53 @@ int gnt_table_open(struct hvc *h, uint32_t nr_entries, struct gnt_table **out)
 	ret = table_new(p, rep.nr_entries, len, out);
 	if (ret < 0)
 		munmap(p, len);
+	else
+		(*out)->h = h;
+	return ret;
+}
+
+/* hvc_close with the table still open: it keeps working, alone. */
+static void table_detach(struct gnt_table *t)
+{
+	t->h = NULL;
+}
+
+int gnt_table_open(struct hvc *h, uint32_t nr_entries, struct gnt_table **out)
+{
+	int ret = 0;
+	/* One table per domain: a second opener (say netfront beside blkfront
+	 * in one guest) shares the first one's, allocator included, so two
+	 * users can never be handed the same ref. */
+	pthread_mutex_lock(&h->gnt_lock);
+	if (!h->gnt_table) {
+		ret = table_open_new(h, nr_entries, &h->gnt_table);
+		h->gnt_table_detach = table_detach;
+	} else {
+		pthread_mutex_lock(&h->gnt_table->lock);
+		h->gnt_table->users++;
+		pthread_mutex_unlock(&h->gnt_table->lock);
+	}
+	if (ret == 0)
+		*out = h->gnt_table;
+	pthread_mutex_unlock(&h->gnt_lock);
 	return ret;
 }
 
 void gnt_table_close(struct gnt_table *t)
 {
 	if (!t)
+		return;
+	struct hvc *h = t->h;
+	if (h)
+		pthread_mutex_lock(&h->gnt_lock);
+	pthread_mutex_lock(&t->lock);
+	bool last = --t->users == 0;
+	pthread_mutex_unlock(&t->lock);
+	if (h && last && h->gnt_table == t)
+		h->gnt_table = NULL;
+	if (h)
+		pthread_mutex_unlock(&h->gnt_lock);
+	if (!last)
 		return;
 	if (t->map_len)
 		munmap(t->e, t->map_len);

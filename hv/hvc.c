@@ -143,6 +143,8 @@ void hvc_close(struct hvc *h)
 		return;
 	if (h->gnt_cache && h->gnt_cache_free)
 		h->gnt_cache_free(h->gnt_cache);
+	if (h->gnt_table && h->gnt_table_detach)
+		h->gnt_table_detach(h->gnt_table); /* still open: stands alone */
 	evtchn_state_free(h);
 	struct hvc_qevt *e = h->q_head;
 	while (e) {

@@ -56,6 +56,10 @@ struct hvc {
 	pthread_mutex_t gnt_lock; /* grant mapping cache (grant/gnt_map.c) */
 	void *gnt_cache;
 	void (*gnt_cache_free)(void *);
+	/* The domain's one grant table, shared by every gnt_table_open on this
+	 * connection (grant/gnt_table.c), under gnt_lock. */
+	struct gnt_table *gnt_table;
+	void (*gnt_table_detach)(struct gnt_table *); /* at hvc_close */
 };
 
 /* hvc.c */

@@ -595,10 +595,9 @@ static void s_map(struct fake *f)
 				}
 				memcpy(rep + 4 + i * sizeof(res), &res, sizeof(res));
 			}
-			int dup1 = dup(mfd);
+			/* the same fd each time: the kernel makes the duplicates */
 			peer_send(f->fd, r.hdr.op, r.hdr.id, 0, rep,
-				  4 + n * sizeof(struct hv_gnt_map_res), &dup1, 1, -1);
-			close(dup1);
+				  4 + n * sizeof(struct hv_gnt_map_res), &mfd, 1, -1);
 		} else if (r.hdr.op == HV_OP_GNT_UNMAP) {
 			char rep[4 + HV_BATCH_MAX * 2] = {0};
 			memcpy(rep, &n, 4);
@@ -681,6 +680,48 @@ START_TEST(copy_splits_batches)
 }
 END_TEST
 
+/* GNTTAB_SETUP: a 64-entry table; counts the calls. */
+static void s_gnttab(struct fake *f)
+{
+	struct req r;
+	while (peer_recv(f->fd, &r) == 0) {
+		ck_assert_uint_eq(r.hdr.op, HV_OP_GNTTAB_SETUP);
+		f->calls++;
+		int mfd = memfd_create("gnttab", MFD_CLOEXEC);
+		ck_assert_int_eq(ftruncate(mfd, HV_PAGE_SIZE), 0);
+		struct hv_gnttab_setup_rep rep = {.nr_entries = 64};
+		peer_send(f->fd, r.hdr.op, r.hdr.id, 0, &rep, sizeof(rep), &mfd, 1, -1);
+		close(mfd);
+	}
+}
+
+START_TEST(grant_table_shared_per_domain)
+{
+	struct fake f = {0};
+	struct hvc *h = start(&f, s_gnttab);
+	struct gnt_table *a, *b;
+	ck_assert_int_eq(gnt_table_open(h, 16, &a), 0);
+	ck_assert_uint_eq(gnt_table_size(a), 64); /* the hv's size, not ours */
+	ck_assert_int_eq(gnt_table_open(h, 4096, &b), 0);
+	ck_assert_ptr_eq(a, b); /* one table, one allocator */
+	grant_ref_t r1, r2;
+	ck_assert_int_eq(gnt_grant_access(a, 3, 100, 0, &r1), 0);
+	ck_assert_int_eq(gnt_grant_access(b, 3, 101, 0, &r2), 0);
+	ck_assert_uint_eq(r1, 8);
+	ck_assert_uint_eq(r2, 9);
+	gnt_table_close(a);
+	ck_assert_int_eq(gnt_end_access(b, r1), 0); /* b still works */
+	gnt_table_close(b);
+	ck_assert_int_eq(gnt_table_open(h, 64, &a), 0); /* set up again */
+	hvc_close(h);					/* with the table open: it stands alone */
+	ck_assert_int_eq(gnt_grant_access(a, 3, 102, 0, &r1), 0);
+	gnt_table_close(a);
+	pthread_join(f.th, NULL);
+	close(f.fd);
+	ck_assert_int_eq(f.calls, 2);
+}
+END_TEST
+
 Suite *hvc_suite(void);
 Suite *hvc_suite(void)
 {
@@ -701,6 +742,7 @@ Suite *hvc_suite(void)
 	tcase_add_test(tc, evloop_runs_port_handlers);
 	tcase_add_test(tc, map_cache_one_mapping_per_segment);
 	tcase_add_test(tc, copy_splits_batches);
+	tcase_add_test(tc, grant_table_shared_per_domain);
 	suite_add_tcase(s, tc);
 	return s;
 }
