@@ -11,3 +11,8 @@ drvdom_SRCS += frontends/blkfront/blkfront_xenbus.c frontends/blkfront/blkfront_
 ifneq ($(wildcard backends/blkback/module.mk),)
 INTEG_SUITES += blk_e2e
 endif
+
+# A misbehaving test backend for blk_e2e (restart, bad responses, index jump).
+TEST_BINS += blkfront_evilback
+blkfront_evilback_SRCS := tests/integration/blkfront_evilback.c
+blkfront_evilback_DEPLIBS := xenstore drvdom

@@ -8,7 +8,10 @@
 // destroyed), a read-only disk refusing writes, isolation checked from /proc
 // (the guest holds no fd of the image; every shared mapping of blkdom is a
 // hv segment, and the guest's among them are only those the guest dedicated
-// to blkdom), and `drvdom down` leaving no process behind.
+// to blkdom), and `drvdom down` leaving no process behind. Then blkfront
+// against a misbehaving backend (blkfront_evilback.c): held requests and a
+// backend restart, responses with bad ids, a producer index jump — the
+// client sees only latency, the data is right, the guest lives.
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
@@ -227,6 +230,54 @@ static void setup(void)
 			 fx.dir, 'a' + i);
 		wait_export(fx.uri[i]);
 	}
+}
+
+/* The guest against blkfront_evilback in MODE (misbehaving after K
+ * requests) instead of drvdom-blkback, one disk. */
+static void setup_evil(const char *mode)
+{
+	const char *build = getenv("DRVDOM_BUILD");
+	ck_assert_msg(build, "DRVDOM_BUILD is not set");
+	snprintf(fx.drvdom, sizeof(fx.drvdom), "%s/bin/drvdom", build);
+	strcpy(fx.dir, "/tmp/drvdom-blke2e-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(fx.dir));
+	strcpy(fx.imgdir, "/tmp/drvdom-blke2e-img-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(fx.imgdir));
+	setenv("DRVDOM_RUN_DIR", fx.dir, 1);
+	snprintf(fx.img[0], sizeof(fx.img[0]), "%s/disk0.img", fx.imgdir);
+	make_img(fx.img[0]);
+	ck_assert_int_eq(drvdom("up", NULL), 0);
+	fx.up = true;
+	char cfg[PATH_MAX], text[PATH_MAX + 256];
+	snprintf(cfg, sizeof(cfg), "%s/blkdom.cfg", fx.imgdir);
+	snprintf(
+	    text, sizeof(text),
+	    "name = \"blkdom\"\ndriver_domain = 1\nkernel = \"%s/tests/bin/blkfront_evilback\"\n"
+	    "extra_args = [ \"%s\", \"40\" ]\n",
+	    build, mode);
+	write_text(cfg, text);
+	ck_assert_int_eq(drvdom("create", cfg), 0);
+	char disks[512];
+	snprintf(disks, sizeof(disks), "'target=%s, vdev=xvda, access=rw, backend=blkdom'",
+		 fx.img[0]);
+	create_guest("guest1", disks);
+	snprintf(fx.uri[0], sizeof(fx.uri[0]), "nbd+unix:///?socket=%s/guest1/xvda.nbd", fx.dir);
+	wait_export(fx.uri[0]);
+}
+
+static void setup_evil_restart(void)
+{
+	setup_evil("restart");
+}
+
+static void setup_evil_badrsp(void)
+{
+	setup_evil("badrsp");
+}
+
+static void setup_evil_jump(void)
+{
+	setup_evil("jump");
 }
 
 static void teardown(void)
@@ -651,6 +702,87 @@ START_TEST(test_down_leaves_nothing)
 }
 END_TEST
 
+/* Does the guest's console log hold `what`? */
+static bool guest_logged(const char *what)
+{
+	char p[PATH_MAX], line[1024];
+	snprintf(p, sizeof(p), "%s/console/guest1.log", fx.dir);
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return false;
+	bool found = false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, what) != NULL;
+	fclose(f);
+	return found;
+}
+
+/* Writes and reads across the backend's misbehaviour: the client sees every
+ * request answered right (only latency), the disk equals the expected image,
+ * and the guest says what it did about it. */
+static void evil_workload(const char *const *expect_logged, int nlogged)
+{
+	uint64_t seed = 12345;
+	uint8_t *expect = calloc(1, IMG_SIZE);
+	char *cmds[128];
+	int n = 0;
+	for (int i = 0; i < 24; i++) {
+		uint64_t len = 512 * (1 + rnd(&seed) % 1024);
+		uint64_t off = (rnd(&seed) % (IMG_SIZE - len)) & ~511ull;
+		unsigned pat = 1 + (unsigned)(rnd(&seed) % 255);
+		memset(expect + off, (int)pat, len);
+		ck_assert_int_gt(asprintf(&cmds[n++], "write -P 0x%02x %llu %llu", pat,
+					  (unsigned long long)off, (unsigned long long)len),
+				 0);
+		ck_assert_int_gt(asprintf(&cmds[n++], "read -P 0x%02x %llu %llu", pat,
+					  (unsigned long long)off, (unsigned long long)len),
+				 0);
+	}
+	ck_assert_int_gt(asprintf(&cmds[n++], "flush"), 0);
+	qemu_io(fx.uri[0], cmds, n);
+	for (int i = 0; i < n; i++)
+		free(cmds[i]);
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/expect.img", fx.imgdir);
+	char *cmp[] = {"qemu-img", "compare", "-f", "raw", "-F", "raw", path, fx.uri[0], NULL};
+	write_file(path, expect, IMG_SIZE);
+	ck_assert_msg(run(cmp, NULL, 0) == 0, "the disk differs from the expected image");
+	free(expect);
+	for (int i = 0; i < nlogged; i++)
+		ck_assert_msg(guest_logged(expect_logged[i]), "the guest never logged '%s'",
+			      expect_logged[i]);
+	ck_assert_int_gt(domain_pid("drvdom-guest"), 0);
+}
+
+/* The backend holds requests and acts like a restarted instance (closes its
+ * event channel, Initialising, InitWait): blkfront renegotiates and replays
+ * the shadow in order. */
+START_TEST(test_evil_restart_replay)
+{
+	const char *logged[] = {"requests kept for replay", "replaying"};
+	evil_workload(logged, 2);
+}
+END_TEST
+
+/* Responses with unknown, stale, duplicate and out-of-range ids are ignored
+ * (logged); what they stood for is replayed after the backend restarts. */
+START_TEST(test_evil_bad_responses)
+{
+	const char *logged[] = {"ignoring response", "unknown id", "stale or duplicate",
+				"replaying"};
+	evil_workload(logged, 4);
+}
+END_TEST
+
+/* A response producer index far past the requests sent resets the
+ * connection (Closing), not the guest; the new handshake replays. */
+START_TEST(test_evil_index_jump)
+{
+	const char *logged[] = {"broke the ring protocol", "replaying"};
+	evil_workload(logged, 2);
+}
+END_TEST
+
 Suite *blk_e2e_suite(void);
 
 Suite *blk_e2e_suite(void)
@@ -666,5 +798,22 @@ Suite *blk_e2e_suite(void)
 	tcase_add_test(t, test_isolation_from_proc);
 	tcase_add_test(t, test_down_leaves_nothing);
 	suite_add_tcase(s, t);
+
+	struct {
+		const char *name;
+		void (*setup)(void);
+		const TTest *test;
+	} evil[] = {
+	    {"evil-restart", setup_evil_restart, test_evil_restart_replay},
+	    {"evil-badrsp", setup_evil_badrsp, test_evil_bad_responses},
+	    {"evil-jump", setup_evil_jump, test_evil_index_jump},
+	};
+	for (size_t i = 0; i < sizeof(evil) / sizeof(evil[0]); i++) {
+		TCase *e = tcase_create(evil[i].name);
+		tcase_add_checked_fixture(e, evil[i].setup, teardown);
+		tcase_set_timeout(e, 120);
+		tcase_add_test(e, evil[i].test);
+		suite_add_tcase(s, e);
+	}
 	return s;
 }
