@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: MIT
+// drvdom-netback's internal header: the network driver domain
+// (docs/netback.md). One process, one event loop thread. A `struct netback`
+// holds the hv connection, the xenstore handle, the physical NIC (the
+// AF_PACKET socket the toolstack handed over, with a TPACKET_V2 rx ring
+// and sendmmsg batches for tx), the learning bridge's MAC table and the
+// vifs. A `struct netback_vif` is one backend directory
+// /local/domain/<self>/backend/vif/<fe>/<handle>: its XenbusState, the
+// mapped tx/rx rings, event channel(s), the staging pages of its own memory
+// that grant copies land in (tx) or leave from (rx, a bounded byte queue),
+// and counters. Packets inside netback are `struct netback_pkt`: a
+// virtio_net_hdr (the common currency of offload flags between netif, the
+// packet socket and the bridge) and contiguous bytes. Prototypes are grouped
+// by the file that defines them.
+#ifndef DRVDOM_BACKENDS_NETBACK_H
+#define DRVDOM_BACKENDS_NETBACK_H
+
+#include <linux/virtio_net.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "grant/gnt.h"
+#include "hv/evloop.h"
+#include "hv/hvc.h"
+#include "ring/netif.h"
+#include "common/netpkt.h"
+#include "ring/xenbus.h"
+#include "xenstore/include/xenstore.h"
+
+#define NETBACK_PAGE 4096u
+/* Largest frame: 64 KiB of IP plus the Ethernet header (and a VLAN tag). */
+#define NETBACK_MAX_FRAME (65535u + 18u)
+#define NETBACK_FRAME_PAGES ((NETBACK_MAX_FRAME + NETBACK_PAGE - 1) / NETBACK_PAGE + 1)
+/* Vifs one netback serves (bridge ports 1..NETBACK_MAX_VIFS; port 0 = NIC). */
+#define NETBACK_MAX_VIFS 64u
+/* Tx staging: pages of our own memory that guest tx grant copies land in. */
+#define NETBACK_TX_STAGE_PAGES 320u
+/* Rx queue per vif: bytes of our memory holding frames waiting for the
+ * guest's rx buffers, and how many frames at most (a guest that posts no
+ * rx buffers gets drops beyond this, never more memory). */
+#define NETBACK_RXQ_PAGES 512u
+#define NETBACK_RXQ_LEN 512u
+/* Packets taken from one tx ring per round. */
+#define NETBACK_TX_BATCH 64u
+/* NIC tx batch (one sendmmsg). */
+#define NETBACK_NIC_BATCH 64u
+/* NIC rx ring: TPACKET_V2 frames of one maximal frame each. */
+#define NETBACK_NIC_FRAMES 128u
+/* drvdom-stats is rewritten at most this often (ns). */
+#define NETBACK_STATS_NS 500000000ull
+/* MAC table entries (power of two) and their lifetime. */
+#define NETBACK_FDB_SIZE 1024u
+#define NETBACK_FDB_AGE_NS 300000000000ull
+
+struct netback;
+
+struct netback_pkt {
+	struct virtio_net_hdr vh;
+	const uint8_t *data;
+	uint32_t len;
+};
+
+struct netback_stats {
+	uint64_t tx_reqs, tx_pkts, tx_bytes, tx_drops, tx_errors;
+	uint64_t rx_pkts, rx_bytes, rx_drops;
+	uint64_t ntf_sent, ntf_supp, gnt_copies, gnt_copy_calls;
+};
+
+/* One queued frame for the guest: bytes [off, off+len) of the rx queue. */
+struct netback_rxq_ent {
+	uint32_t off, len;
+	struct virtio_net_hdr vh;
+};
+
+struct netback_vif {
+	struct netback *nb;
+	unsigned port;	   /* bridge port (1..) */
+	char path[128];	   /* backend directory */
+	char fe_path[128]; /* frontend directory */
+	char fe_token[64];
+	domid_t fe_domid;
+	unsigned handle;
+	int state; /* our XenbusState */
+	uint8_t mac[6];
+	bool connected;
+	bool broken; /* misbehaved: no more requests served */
+	const char *broken_why;
+	bool fail_pending;
+	bool gone; /* directory removed: free at the next deferred run */
+
+	/* frontend features */
+	bool fe_sg, fe_gso4, fe_gso6, fe_rx_notify;
+
+	/* rings */
+	struct netif_tx_ring_back tx;
+	struct netif_rx_ring_back rx;
+	void *tx_page, *rx_page;
+	gnt_handle_t tx_handle, rx_handle;
+	bool tx_mapped, rx_mapped;
+	evtchn_port_t port_tx, port_rx; /* equal without split channels */
+	bool port_bound_tx, port_bound_rx;
+	bool tx_kick, rx_kick;
+	/* set by port handlers that run outside the loop thread (hvc_dispatch
+	 * called by the xenstore ring reader), handled by the loop */
+	_Atomic bool kicked, peer_closed;
+
+	/* our memory */
+	struct gnt_seg *tx_stage;
+	struct gnt_seg *rxq_seg;
+	struct netback_rxq_ent *rxq;
+	uint32_t rxq_head, rxq_tail; /* free-running entry indices */
+	uint32_t rxq_need;	     /* rx requests the head frame needs, 0 = none */
+
+	struct netback_stats st;
+	char last_stats[512];
+	uint64_t stats_ns;
+};
+
+/* MAC table entry: port 0 = NIC, 1.. = vifs; 0xffff = empty. */
+struct netback_fdb {
+	uint8_t mac[6];
+	uint16_t port;
+	uint64_t seen_ns;
+};
+
+struct netback_nic {
+	int fd;
+	bool tap; /* a TAP fd (nic = tap:NAME) rather than a packet socket */
+	uint8_t *ring;
+	size_t ring_bytes;
+	unsigned frame_size, nframes, head, block_size, frames_per_block;
+	/* pending tx batch */
+	struct mmsghdr msgs[NETBACK_NIC_BATCH];
+	struct iovec iov[NETBACK_NIC_BATCH][2];
+	struct virtio_net_hdr vh[NETBACK_NIC_BATCH];
+	uint8_t *copybuf[NETBACK_NIC_BATCH]; /* for frames whose bytes do not stay */
+	unsigned ntx;
+	uint8_t *tapbuf;
+	uint64_t rx_pkts, tx_pkts, rx_bytes, tx_bytes, tx_drops, rx_trunc, tx_calls, rx_wakeups;
+};
+
+struct netback {
+	struct hvc *h;
+	struct xs_handle *xs;
+	struct evloop *loop;
+	domid_t self;
+	char vif_path[96];
+	char nic_key[96];
+	bool rescan;
+	pthread_t loop_thread;
+	int wake_fd;
+	_Atomic bool nic_pending;
+	struct netback_nic nic;
+	bool nic_open;
+	struct netback_vif *vifs[NETBACK_MAX_VIFS + 1]; /* by port; [0] unused */
+	struct netback_fdb fdb[NETBACK_FDB_SIZE];
+	uint64_t now_ns;
+	struct hv_gnt_copy *ops; /* HV_COPY_BATCH_MAX ops */
+	uint8_t *scratch;	 /* one maximal frame, for TAP NIC reads */
+};
+
+/* netback_main.c */
+uint64_t netback_now_ns(void);
+void netback_scan(struct netback *nb);
+bool netback_on_loop(const struct netback *nb);
+void netback_wake(struct netback *nb);
+
+/* netback_xenbus.c */
+void netback_vif_probe(struct netback *nb, domid_t fe, unsigned handle);
+void netback_vif_frontend_changed(struct netback_vif *v);
+void netback_vif_fail(struct netback_vif *v, const char *why);
+void netback_vif_free(struct netback_vif *v);
+void netback_vif_stats_publish(struct netback_vif *v, bool force);
+void netback_vif_notify_tx(struct netback_vif *v);
+void netback_vif_notify_rx(struct netback_vif *v);
+void netback_vif_run_kicks(struct netback_vif *v);
+
+/* netback_tx.c: the guest's transmit ring into the bridge. */
+int netback_tx_poll(struct netback_vif *v, unsigned flags);
+int netback_pkt_vnet(struct netback_pkt *p, uint16_t nflags, const struct netif_extra *gso);
+
+/* netback_rx.c: frames for a guest, queued, then copied into its rx buffers. */
+int netback_rxq_init(struct netback_vif *v);
+void netback_rxq_fini(struct netback_vif *v);
+void netback_rx_enqueue(struct netback_vif *v, const struct netback_pkt *p);
+int netback_rx_poll(struct netback_vif *v, unsigned flags);
+
+/* netback_nic.c: the physical NIC. */
+int netback_nic_open(struct netback *nb, int fd);
+void netback_nic_close(struct netback *nb);
+int netback_nic_poll(void *arg, unsigned flags);
+void netback_nic_send(struct netback *nb, const struct netback_pkt *p, bool stays);
+void netback_nic_flush(struct netback *nb);
+
+/* netback_bridge.c: the learning bridge. */
+void netback_bridge_input(struct netback *nb, unsigned src_port, const struct netback_pkt *p,
+			  bool stays);
+void netback_bridge_forget_port(struct netback *nb, unsigned port);
+
+#endif

@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: MIT
+// drvdom-netback, the network driver domain's kernel (docs/netback.md):
+// opens its hypercall connection and xenstore, takes the physical NIC named
+// by /local/domain/<self>/drvdom/nic (docs/devices.md), watches its
+// backend/vif directory and serves every vif found there from one event
+// loop: xenstore watch events, event channel kicks, the NIC's fd, a stats
+// timer, and adaptive pollers (one per vif, one for the NIC's rx ring).
+#include "backends/netback/netback.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "xenstore/xs_transport.h"
+
+uint64_t netback_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static bool parse_uint(const char *s, unsigned max, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v > max)
+		return false;
+	*out = (unsigned)v;
+	return true;
+}
+
+void netback_scan(struct netback *nb)
+{
+	unsigned nfe = 0;
+	char **fes = xs_directory(nb->xs, XBT_NULL, nb->vif_path, &nfe);
+	bool seen[NETBACK_MAX_VIFS + 1] = {false};
+	for (unsigned i = 0; fes && i < nfe; i++) {
+		unsigned fe;
+		if (!parse_uint(fes[i], 0x7fef, &fe))
+			continue;
+		char p[160];
+		snprintf(p, sizeof(p), "%s/%u", nb->vif_path, fe);
+		unsigned nh = 0;
+		char **hs = xs_directory(nb->xs, XBT_NULL, p, &nh);
+		for (unsigned k = 0; hs && k < nh; k++) {
+			unsigned h;
+			if (!parse_uint(hs[k], 0xffff, &h))
+				continue;
+			netback_vif_probe(nb, (domid_t)fe, h);
+			for (unsigned j = 1; j <= NETBACK_MAX_VIFS; j++) {
+				struct netback_vif *v = nb->vifs[j];
+				if (v && v->fe_domid == fe && v->handle == h)
+					seen[j] = true;
+			}
+		}
+		free(hs);
+	}
+	free(fes);
+	for (unsigned j = 1; j <= NETBACK_MAX_VIFS; j++)
+		if (nb->vifs[j] && !seen[j])
+			netback_vif_free(nb->vifs[j]);
+}
+
+static void nic_try_open(struct netback *nb)
+{
+	if (nb->nic_open)
+		return;
+	unsigned len;
+	char *name = xs_read(nb->xs, XBT_NULL, nb->nic_key, &len);
+	if (!name)
+		return;
+	int fd, r = hvc_device_get(nb->h, name, &fd);
+	if (r) {
+		if (r != -ENOENT)
+			log_warn("NIC %s: %s", name, strerror(-r));
+		free(name);
+		return;
+	}
+	if ((r = netback_nic_open(nb, fd))) {
+		log_err("NIC %s: cannot set it up: %s", name, strerror(-r));
+		close(fd);
+	} else {
+		log_info("NIC %s taken", name);
+	}
+	free(name);
+}
+
+static void xs_ready(void *arg, int fd, uint32_t events)
+{
+	struct netback *nb = arg;
+	char **ev;
+	(void)fd;
+	(void)events;
+	while ((ev = xs_check_watch(nb->xs))) {
+		const char *path = ev[XS_WATCH_PATH], *tok = ev[XS_WATCH_TOKEN];
+		if (!strcmp(tok, "be")) {
+			size_t l = strlen(nb->vif_path);
+			unsigned fe, h;
+			int off = 0;
+			/* keys inside a known vif's directory are mostly our own writes */
+			if (sscanf(path + l, "/%u/%u%n", &fe, &h, &off) == 2 &&
+			    path[l + off] == '/') {
+				bool known = false;
+				for (unsigned j = 1; j <= NETBACK_MAX_VIFS; j++)
+					if (nb->vifs[j] && nb->vifs[j]->fe_domid == fe &&
+					    nb->vifs[j]->handle == h)
+						known = true;
+				if (!known)
+					nb->rescan = true;
+			} else {
+				nb->rescan = true;
+			}
+		} else if (!strcmp(tok, "nic")) {
+			nic_try_open(nb);
+		} else if (!strncmp(tok, "fe:", 3)) {
+			for (unsigned j = 1; j <= NETBACK_MAX_VIFS; j++) {
+				struct netback_vif *v = nb->vifs[j];
+				if (v && !strcmp(v->fe_token, tok)) {
+					netback_vif_frontend_changed(v);
+					break;
+				}
+			}
+		}
+		free(ev);
+	}
+	if (nb->rescan) {
+		nb->rescan = false;
+		netback_scan(nb);
+	}
+}
+
+bool netback_on_loop(const struct netback *nb)
+{
+	return pthread_equal(pthread_self(), nb->loop_thread);
+}
+
+void netback_wake(struct netback *nb)
+{
+	uint64_t one = 1;
+	(void)!write(nb->wake_fd, &one, sizeof(one));
+}
+
+static void wake_ready(void *arg, int fd, uint32_t events)
+{
+	struct netback *nb = arg;
+	uint64_t v;
+	(void)events;
+	(void)!read(fd, &v, sizeof(v));
+	if (atomic_exchange(&nb->nic_pending, false))
+		nic_try_open(nb);
+	for (unsigned j = 1; j <= NETBACK_MAX_VIFS; j++)
+		if (nb->vifs[j])
+			netback_vif_run_kicks(nb->vifs[j]);
+}
+
+/* Runs from hvc_dispatch, possibly in the xenstore reader's thread: defer. */
+static void device_assigned(void *arg, const char *name)
+{
+	struct netback *nb = arg;
+	(void)name;
+	atomic_store(&nb->nic_pending, true);
+	netback_wake(nb);
+}
+
+static void timer_ready(void *arg, int fd, uint32_t events)
+{
+	struct netback *nb = arg;
+	uint64_t v;
+	(void)events;
+	(void)!read(fd, &v, sizeof(v));
+	for (unsigned j = 1; j <= NETBACK_MAX_VIFS; j++)
+		if (nb->vifs[j] && nb->vifs[j]->connected)
+			netback_vif_stats_publish(nb->vifs[j], false);
+}
+
+int main(int argc, char **argv)
+{
+	static struct netback nbs;
+	struct netback *nb = &nbs;
+	int r;
+	log_init("drvdom-netback");
+	if (argc > 1) {
+		fprintf(stderr, "usage: drvdom-netback\n"
+				"A driver domain kernel: started by drvdom-hv (drvdom create with\n"
+				"kernel = \"drvdom-netback\", driver_domain = 1, nic = ...).\n");
+		return strcmp(argv[1], "--help") ? 2 : 0;
+	}
+	for (unsigned i = 0; i < NETBACK_FDB_SIZE; i++)
+		nb->fdb[i].port = 0xffff;
+	nb->ops = calloc(HV_COPY_BATCH_MAX, sizeof(*nb->ops));
+	if (!nb->ops)
+		die("calloc");
+	if ((r = hvc_open_domain(&nb->h)))
+		die_err(-r, "no hypercall connection (not started by drvdom-hv?)");
+	if ((r = hvc_self_domid(nb->h, &nb->self)))
+		die_err(-r, "DOMAIN_INFO");
+	snprintf(nb->vif_path, sizeof(nb->vif_path), "/local/domain/%u/backend/vif", nb->self);
+	snprintf(nb->nic_key, sizeof(nb->nic_key), "/local/domain/%u/drvdom/nic", nb->self);
+	nb->loop_thread = pthread_self();
+	if ((r = evloop_create(nb->h, &nb->loop)))
+		die_err(-r, "evloop_create");
+	nb->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (nb->wake_fd < 0)
+		die("eventfd");
+	if ((r = evloop_add_fd(nb->loop, nb->wake_fd, EPOLLIN, wake_ready, nb)))
+		die_err(-r, "evloop_add_fd");
+	xs_ring_use_hvc(nb->h);
+	nb->xs = xs_open(0);
+	if (!nb->xs)
+		die("xs_open");
+	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (tfd < 0)
+		die("timerfd_create");
+	struct itimerspec its = {.it_interval = {0, (long)NETBACK_STATS_NS},
+				 .it_value = {0, (long)NETBACK_STATS_NS}};
+	if (timerfd_settime(tfd, 0, &its, NULL) < 0)
+		die("timerfd_settime");
+	if ((r = evloop_add_fd(nb->loop, tfd, EPOLLIN, timer_ready, nb)))
+		die_err(-r, "evloop_add_fd");
+	hvc_set_device_assigned_cb(nb->h, device_assigned, nb);
+	if (!xs_watch(nb->xs, nb->nic_key, "nic") || !xs_watch(nb->xs, nb->vif_path, "be"))
+		die("xs_watch");
+	int xfd = xs_fileno(nb->xs);
+	if (xfd < 0)
+		die("xs_fileno");
+	if ((r = evloop_add_fd(nb->loop, xfd, EPOLLIN, xs_ready, nb)))
+		die_err(-r, "evloop_add_fd");
+	log_info("domain %u serving %s", nb->self, nb->vif_path);
+	nic_try_open(nb);
+	netback_scan(nb);
+
+	r = evloop_run(nb->loop);
+	if (r)
+		log_err("event loop: %s", strerror(-r));
+	for (unsigned j = 1; j <= NETBACK_MAX_VIFS; j++)
+		if (nb->vifs[j])
+			netback_vif_free(nb->vifs[j]);
+	netback_nic_close(nb);
+	xs_close(nb->xs);
+	evloop_destroy(nb->loop);
+	hvc_close(nb->h);
+	return r ? 1 : 0;
+}

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: MIT
+// The physical NIC (docs/devices.md "The physical NIC", docs/netback.md
+// "Packet I/O"): the AF_PACKET socket the toolstack opened on phys0 in our
+// namespace, configured here with PACKET_VNET_HDR (GSO frames pass whole,
+// checksum offsets travel with them), a TPACKET_V2 receive ring read
+// without system calls by the event loop's poller (epoll only when idle),
+// and transmission in sendmmsg batches. A TAP fd (nic = tap:NAME) is served
+// with read/writev instead. Frames from the NIC go into the bridge.
+#include "backends/netback/netback.h"
+
+#include <errno.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+#define VH_LEN sizeof(struct virtio_net_hdr)
+
+static void nic_ready(void *arg, int fd, uint32_t events);
+
+static int nic_ring_setup(struct netback_nic *n)
+{
+	int one = 1, v = TPACKET_V2;
+	if (setsockopt(n->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0)
+		return -errno;
+	if (setsockopt(n->fd, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) < 0)
+		return -errno;
+	(void)setsockopt(n->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one));
+#ifdef PACKET_IGNORE_OUTGOING
+	(void)setsockopt(n->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one));
+#endif
+	/* One TPACKET_V2 frame must hold the ring header, the sockaddr_ll, the
+	 * vnet header and a 64 KiB GSO frame: three such frames per 256 KiB
+	 * block. */
+	struct tpacket_req req = {0};
+	req.tp_block_size = 256u * 1024u;
+	req.tp_frame_size = (req.tp_block_size / 3u) & ~(unsigned)(TPACKET_ALIGNMENT - 1);
+	req.tp_block_nr = NETBACK_NIC_FRAMES / 3u;
+	req.tp_frame_nr = req.tp_block_nr * 3u;
+	if (setsockopt(n->fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0)
+		return -errno;
+	n->ring_bytes = (size_t)req.tp_block_size * req.tp_block_nr;
+	void *m = mmap(NULL, n->ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, n->fd, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	n->ring = m;
+	n->frame_size = req.tp_frame_size;
+	n->block_size = req.tp_block_size;
+	n->frames_per_block = req.tp_block_size / req.tp_frame_size;
+	n->nframes = req.tp_frame_nr;
+	n->head = 0;
+	return 0;
+}
+
+int netback_nic_open(struct netback *nb, int fd)
+{
+	struct netback_nic *n = &nb->nic;
+	int type, r;
+	socklen_t sl = sizeof(type);
+	n->fd = fd;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl) < 0 && errno == ENOTSOCK) {
+		int hl = (int)VH_LEN;
+		n->tap = true;
+		if (ioctl(fd, TUNSETVNETHDRSZ, &hl) < 0)
+			return -errno;
+		(void)ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6);
+		if (!(n->tapbuf = malloc(VH_LEN + NETBACK_MAX_FRAME)))
+			return -ENOMEM;
+		log_info("NIC is a TAP: read/writev with vnet headers");
+	} else if ((r = nic_ring_setup(n))) {
+		return r;
+	} else {
+		log_info("NIC: packet socket, TPACKET_V2 rx ring of %u frames of %u bytes, "
+			 "PACKET_VNET_HDR, sendmmsg tx",
+			 n->nframes, n->frame_size);
+	}
+	for (unsigned i = 0; i < NETBACK_NIC_BATCH; i++) {
+		n->msgs[i].msg_hdr.msg_iov = n->iov[i];
+		n->msgs[i].msg_hdr.msg_iovlen = 2;
+		n->iov[i][0].iov_base = &n->vh[i];
+		n->iov[i][0].iov_len = VH_LEN;
+	}
+	if ((r = evloop_add_fd(nb->loop, fd, EPOLLIN, nic_ready, nb)))
+		return r;
+	if (!n->tap && (r = evloop_add_poller(nb->loop, netback_nic_poll, nb)))
+		return r;
+	nb->nic_open = true;
+	return 0;
+}
+
+void netback_nic_close(struct netback *nb)
+{
+	struct netback_nic *n = &nb->nic;
+	if (!nb->nic_open)
+		return;
+	evloop_del_fd(nb->loop, n->fd);
+	if (!n->tap)
+		evloop_del_poller(nb->loop, netback_nic_poll, nb);
+	if (n->ring)
+		munmap(n->ring, n->ring_bytes);
+	free(n->tapbuf);
+	close(n->fd);
+	nb->nic_open = false;
+}
+
+/* Frames the NIC received: walk the ring from head while frames are ours. */
+static int nic_rx_ring(struct netback *nb, unsigned budget)
+{
+	struct netback_nic *n = &nb->nic;
+	int done = 0;
+	while (budget--) {
+		uint8_t *f = n->ring + (size_t)(n->head / n->frames_per_block) * n->block_size +
+			     (size_t)(n->head % n->frames_per_block) * n->frame_size;
+		struct tpacket2_hdr *th = (struct tpacket2_hdr *)f;
+		_Atomic uint32_t *st = (_Atomic uint32_t *)&th->tp_status;
+		/* acquire: pairs with the kernel's smp_wmb before it sets the status. */
+		uint32_t s = atomic_load_explicit(st, memory_order_acquire);
+		if (!(s & TP_STATUS_USER))
+			break;
+		struct sockaddr_ll *sll =
+		    (struct sockaddr_ll *)(f + TPACKET_ALIGN(sizeof(struct tpacket2_hdr)));
+		if (th->tp_snaplen < th->tp_len || (s & TP_STATUS_COPY) || th->tp_mac < VH_LEN ||
+		    (size_t)th->tp_mac + th->tp_snaplen > n->frame_size) {
+			n->rx_trunc++;
+		} else if (sll->sll_pkttype != PACKET_OUTGOING) {
+			struct netback_pkt p;
+			memcpy(&p.vh, f + th->tp_mac - VH_LEN, VH_LEN);
+			p.data = f + th->tp_mac;
+			p.len = th->tp_snaplen;
+			n->rx_pkts++;
+			n->rx_bytes += p.len;
+			netback_bridge_input(nb, 0, &p, true);
+		}
+		/* release: our reads of the frame before the kernel may reuse it. */
+		atomic_store_explicit(st, TP_STATUS_KERNEL, memory_order_release);
+		n->head = (n->head + 1) % n->nframes;
+		done++;
+	}
+	return done;
+}
+
+static int nic_rx_tap(struct netback *nb, unsigned budget)
+{
+	struct netback_nic *n = &nb->nic;
+	int done = 0;
+	while (budget--) {
+		ssize_t r = read(n->fd, n->tapbuf, VH_LEN + NETBACK_MAX_FRAME);
+		if (r <= (ssize_t)VH_LEN)
+			break;
+		struct netback_pkt p;
+		memcpy(&p.vh, n->tapbuf, VH_LEN);
+		p.data = n->tapbuf + VH_LEN;
+		p.len = (uint32_t)(r - (ssize_t)VH_LEN);
+		n->rx_pkts++;
+		n->rx_bytes += p.len;
+		netback_bridge_input(nb, 0, &p, true);
+		done++;
+	}
+	return done;
+}
+
+/* Deliver what the bridge queued for the vifs after a NIC batch. */
+static void rx_kick_vifs(struct netback *nb)
+{
+	for (unsigned i = 1; i <= NETBACK_MAX_VIFS; i++) {
+		struct netback_vif *v = nb->vifs[i];
+		if (v && v->connected && !v->broken && v->rxq_head != v->rxq_tail)
+			netback_rx_poll(v, 0);
+	}
+}
+
+int netback_nic_poll(void *arg, unsigned flags)
+{
+	(void)flags;
+	struct netback *nb = arg;
+	if (!nb->nic_open)
+		return 0;
+	nb->now_ns = netback_now_ns();
+	int n = nb->nic.tap ? 0 : nic_rx_ring(nb, 64);
+	if (n > 0)
+		rx_kick_vifs(nb);
+	return n > 0;
+}
+
+static void nic_ready(void *arg, int fd, uint32_t events)
+{
+	(void)fd;
+	(void)events;
+	struct netback *nb = arg;
+	nb->nic.rx_wakeups++;
+	nb->now_ns = netback_now_ns();
+	int n = nb->nic.tap ? nic_rx_tap(nb, 64) : nic_rx_ring(nb, 256);
+	if (n > 0)
+		rx_kick_vifs(nb);
+}
+
+void netback_nic_send(struct netback *nb, const struct netback_pkt *p, bool stays)
+{
+	(void)stays; /* every source keeps its bytes until netback_nic_flush */
+	struct netback_nic *n = &nb->nic;
+	if (n->tap) {
+		struct iovec iov[2] = {{(void *)&p->vh, VH_LEN}, {(void *)p->data, p->len}};
+		if (writev(n->fd, iov, 2) < 0)
+			n->tx_drops++;
+		else
+			n->tx_pkts++, n->tx_bytes += p->len;
+		return;
+	}
+	unsigned i = n->ntx++;
+	n->vh[i] = p->vh;
+	n->iov[i][1].iov_base = (void *)p->data;
+	n->iov[i][1].iov_len = p->len;
+	n->tx_bytes += p->len;
+	if (n->ntx == NETBACK_NIC_BATCH)
+		netback_nic_flush(nb);
+}
+
+void netback_nic_flush(struct netback *nb)
+{
+	struct netback_nic *n = &nb->nic;
+	unsigned done = 0;
+	while (done < n->ntx) {
+		int r = sendmmsg(n->fd, n->msgs + done, n->ntx - done, MSG_DONTWAIT);
+		n->tx_calls++;
+		if (r <= 0) {
+			if (r < 0 && errno == EINTR)
+				continue;
+			/* a full queue or a frame the kernel refused: skip one */
+			n->tx_drops++;
+			done++;
+			continue;
+		}
+		n->tx_pkts += (unsigned)r;
+		done += (unsigned)r;
+	}
+	n->ntx = 0;
+}

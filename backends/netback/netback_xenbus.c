@@ -1,0 +1,420 @@
+// SPDX-License-Identifier: MIT
+// A vif's XenbusState machine (xen/io/netif.h; docs/devices.md "A virtual
+// network interface"): a backend directory found under our backend/vif is
+// probed (features published, InitWait); when its frontend is Initialised
+// or Connected we read its ring refs, event channel(s) and features, map
+// the two ring pages (the only guest memory netback maps), bind the
+// channels, take staging memory and go Connected; frontend Closing/Closed
+// or a misbehaving frontend disconnects; a frontend back in Initialising
+// (a reconnect) gets InitWait again. Also drvdom-stats.
+#include "backends/netback/netback.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+static char *xs_get(struct netback *nb, const char *dir, const char *key)
+{
+	char p[256];
+	unsigned len;
+	snprintf(p, sizeof(p), "%s/%s", dir, key);
+	return xs_read(nb->xs, XBT_NULL, p, &len);
+}
+
+static int xs_get_uint(struct netback *nb, const char *dir, const char *key, uint64_t def,
+		       uint64_t *out)
+{
+	char *s = xs_get(nb, dir, key);
+	if (!s) {
+		*out = def;
+		return -ENOENT;
+	}
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	int r = (errno || end == s || *end) ? -EINVAL : 0;
+	free(s);
+	*out = r ? def : v;
+	return r;
+}
+
+static bool xs_put(struct netback *nb, const char *dir, const char *key, const char *val)
+{
+	char p[256];
+	snprintf(p, sizeof(p), "%s/%s", dir, key);
+	return xs_write(nb->xs, XBT_NULL, p, val, (unsigned)strlen(val));
+}
+
+static void vif_set_state(struct netback_vif *v, int st)
+{
+	char b[8];
+	snprintf(b, sizeof(b), "%d", st);
+	if (!xs_put(v->nb, v->path, "state", b))
+		log_warn("vif %u/%u: cannot write state %d", v->fe_domid, v->handle, st);
+	v->state = st;
+}
+
+static int vif_poll(void *arg, unsigned flags);
+
+/* Port handlers may run in the xenstore reader's thread (its hvc_dispatch):
+ * outside the loop thread they only leave a flag and wake the loop. */
+static void vif_port_event(void *arg, evtchn_port_t port, enum evtchn_event ev)
+{
+	struct netback_vif *v = arg;
+	(void)port;
+	if (ev == EVTCHN_EV_CLOSED)
+		atomic_store(&v->peer_closed, true);
+	else if (ev == EVTCHN_EV_NOTIFY)
+		atomic_store(&v->kicked, true);
+	else
+		return;
+	if (netback_on_loop(v->nb))
+		netback_vif_run_kicks(v);
+	else
+		netback_wake(v->nb);
+}
+
+void netback_vif_run_kicks(struct netback_vif *v)
+{
+	if (atomic_exchange(&v->peer_closed, false) && v->connected)
+		netback_vif_fail(v, "frontend closed its event channel");
+	if (atomic_exchange(&v->kicked, false)) {
+		v->rx_kick = true;
+		vif_poll(v, 0);
+	} else if (v->fail_pending) {
+		vif_poll(v, 0);
+	}
+}
+
+void netback_vif_notify_tx(struct netback_vif *v)
+{
+	if (netif_tx_ring_back_push_responses_check_notify(&v->tx)) {
+		evtchn_notify(v->nb->h, v->port_tx);
+		v->st.ntf_sent++;
+	} else {
+		v->st.ntf_supp++;
+	}
+}
+
+void netback_vif_notify_rx(struct netback_vif *v)
+{
+	if (netif_rx_ring_back_push_responses_check_notify(&v->rx)) {
+		evtchn_notify(v->nb->h, v->port_rx);
+		v->st.ntf_sent++;
+	} else {
+		v->st.ntf_supp++;
+	}
+}
+
+static void vif_disconnect(struct netback_vif *v)
+{
+	struct netback *nb = v->nb;
+	if (v->connected) {
+		evloop_del_poller(nb->loop, vif_poll, v);
+		netback_vif_stats_publish(v, true);
+	}
+	v->connected = false;
+	if (v->port_bound_rx && v->port_rx != v->port_tx) {
+		evloop_del_port(nb->loop, v->port_rx);
+		evtchn_close(nb->h, v->port_rx);
+	}
+	if (v->port_bound_tx) {
+		evloop_del_port(nb->loop, v->port_tx);
+		evtchn_close(nb->h, v->port_tx);
+	}
+	v->port_bound_tx = v->port_bound_rx = false;
+	if (v->tx_mapped)
+		gnt_unmap(nb->h, v->tx_handle);
+	if (v->rx_mapped)
+		gnt_unmap(nb->h, v->rx_handle);
+	v->tx_mapped = v->rx_mapped = false;
+	if (v->tx_stage && gnt_seg_free(nb->h, v->tx_stage) == 0)
+		v->tx_stage = NULL;
+	netback_rxq_fini(v);
+	netback_bridge_forget_port(nb, v->port);
+	(void)xs_put(nb, v->path, "carrier", "0");
+}
+
+static int vif_read_port(struct netback_vif *v, const char *key, evtchn_port_t *out)
+{
+	uint64_t p;
+	if (xs_get_uint(v->nb, v->fe_path, key, 0, &p) || p == 0 || p >= HV_EVTCHN_PORTS)
+		return -EINVAL;
+	*out = (evtchn_port_t)p;
+	return 0;
+}
+
+static int vif_bind(struct netback_vif *v, evtchn_port_t remote, evtchn_port_t *local)
+{
+	int r = evtchn_bind_interdomain(v->nb->h, v->fe_domid, remote, local);
+	if (r)
+		return r;
+	return evloop_add_port(v->nb->loop, *local, vif_port_event, v);
+}
+
+static int vif_connect(struct netback_vif *v)
+{
+	struct netback *nb = v->nb;
+	uint64_t tx_ref, rx_ref, u;
+	const char *why = "bad ring refs";
+	int r = -EINVAL;
+	if (xs_get_uint(nb, v->fe_path, "tx-ring-ref", 0, &tx_ref) ||
+	    xs_get_uint(nb, v->fe_path, "rx-ring-ref", 0, &rx_ref) || tx_ref > UINT32_MAX ||
+	    rx_ref > UINT32_MAX)
+		goto fail;
+	why = "request-rx-copy is required (no page flipping)";
+	if (xs_get_uint(nb, v->fe_path, "request-rx-copy", 0, &u) || u != 1)
+		goto fail;
+	why = "multi-queue is not offered";
+	if (!xs_get_uint(nb, v->fe_path, "multi-queue-num-queues", 1, &u) && u != 1)
+		goto fail;
+	xs_get_uint(nb, v->fe_path, "feature-sg", 0, &u);
+	v->fe_sg = u == 1;
+	xs_get_uint(nb, v->fe_path, "feature-gso-tcpv4", 0, &u);
+	v->fe_gso4 = u == 1;
+	xs_get_uint(nb, v->fe_path, "feature-gso-tcpv6", 0, &u);
+	v->fe_gso6 = u == 1;
+	xs_get_uint(nb, v->fe_path, "feature-rx-notify", 0, &u);
+	v->fe_rx_notify = u == 1;
+
+	why = "cannot map the rings";
+	struct gnt_map_op ops[2] = {
+	    {.domid = v->fe_domid, .ref = (grant_ref_t)tx_ref},
+	    {.domid = v->fe_domid, .ref = (grant_ref_t)rx_ref},
+	};
+	r = gnt_map_batch(nb->h, ops, 2);
+	if (ops[0].status == GNTST_okay) {
+		v->tx_mapped = true;
+		v->tx_handle = ops[0].handle;
+		v->tx_page = ops[0].addr;
+	}
+	if (ops[1].status == GNTST_okay) {
+		v->rx_mapped = true;
+		v->rx_handle = ops[1].handle;
+		v->rx_page = ops[1].addr;
+	}
+	if (r)
+		goto fail;
+	netif_tx_ring_back_attach(&v->tx, v->tx_page, 0);
+	netif_rx_ring_back_attach(&v->rx, v->rx_page, 0);
+
+	why = "bad event channel";
+	evtchn_port_t rtx, rrx;
+	if (!vif_read_port(v, "event-channel-tx", &rtx)) {
+		if ((r = vif_read_port(v, "event-channel-rx", &rrx)))
+			goto fail;
+	} else if ((r = vif_read_port(v, "event-channel", &rtx))) {
+		goto fail;
+	} else {
+		rrx = rtx;
+	}
+	if ((r = vif_bind(v, rtx, &v->port_tx)))
+		goto fail;
+	v->port_bound_tx = true;
+	if (rrx != rtx) {
+		if ((r = vif_bind(v, rrx, &v->port_rx)))
+			goto fail;
+		v->port_bound_rx = true;
+	} else {
+		v->port_rx = v->port_tx;
+	}
+
+	why = "out of memory for staging";
+	if ((r = gnt_seg_alloc(nb->h, v->fe_domid, NETBACK_TX_STAGE_PAGES, &v->tx_stage)) ||
+	    (r = netback_rxq_init(v)))
+		goto fail;
+	memset(&v->st, 0, sizeof(v->st));
+	v->last_stats[0] = 0;
+	v->broken = false;
+	v->connected = true;
+	if ((r = evloop_add_poller(nb->loop, vif_poll, v)))
+		goto fail;
+	(void)xs_put(nb, v->path, "carrier", "1");
+	vif_set_state(v, XENBUS_STATE_CONNECTED);
+	log_info("vif %u/%u connected (sg %d gso4 %d gso6 %d, %s event channels)", v->fe_domid,
+		 v->handle, v->fe_sg, v->fe_gso4, v->fe_gso6, rrx != rtx ? "split" : "one");
+	return 0;
+fail:
+	log_warn("vif %u/%u: cannot connect: %s (%s)", v->fe_domid, v->handle, why, strerror(-r));
+	vif_disconnect(v);
+	vif_set_state(v, XENBUS_STATE_CLOSING);
+	return r;
+}
+
+static void vif_init_wait(struct netback_vif *v)
+{
+	static const char *const feats[][2] = {
+	    {"feature-sg", "1"},
+	    {"feature-gso-tcpv4", "1"},
+	    {"feature-gso-tcpv6", "1"},
+	    {"feature-rx-copy", "1"},
+	    {"feature-rx-flip", "0"},
+	    {"feature-split-event-channels", "1"},
+	    {"feature-ipv6-csum-offload", "1"},
+	    {"feature-multicast-control", "0"},
+	};
+	for (size_t i = 0; i < sizeof(feats) / sizeof(feats[0]); i++)
+		(void)xs_put(v->nb, v->path, feats[i][0], feats[i][1]);
+	(void)xs_put(v->nb, v->path, "carrier", "0");
+	v->broken = false;
+	vif_set_state(v, XENBUS_STATE_INIT_WAIT);
+}
+
+void netback_vif_frontend_changed(struct netback_vif *v)
+{
+	uint64_t fst;
+	xs_get_uint(v->nb, v->fe_path, "state", XENBUS_STATE_UNKNOWN, &fst);
+	switch (fst) {
+	case XENBUS_STATE_INITIALISED:
+	case XENBUS_STATE_CONNECTED:
+		if (v->state == XENBUS_STATE_INIT_WAIT && !v->connected)
+			vif_connect(v);
+		break;
+	case XENBUS_STATE_CLOSING:
+		vif_disconnect(v);
+		if (v->state != XENBUS_STATE_CLOSED)
+			vif_set_state(v, XENBUS_STATE_CLOSING);
+		break;
+	case XENBUS_STATE_CLOSED:
+		vif_disconnect(v);
+		if (v->state != XENBUS_STATE_CLOSED)
+			vif_set_state(v, XENBUS_STATE_CLOSED);
+		break;
+	case XENBUS_STATE_INITIALISING:
+	case XENBUS_STATE_UNKNOWN:
+		/* a frontend starting (again): offer ourselves */
+		if (v->state != XENBUS_STATE_INIT_WAIT) {
+			vif_disconnect(v);
+			vif_init_wait(v);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+void netback_vif_fail(struct netback_vif *v, const char *why)
+{
+	if (v->broken)
+		return;
+	log_warn("vif %u/%u: %s: disconnecting", v->fe_domid, v->handle, why);
+	v->broken = true;
+	v->broken_why = why;
+	v->fail_pending = true;
+}
+
+static void vif_deferred(struct netback_vif *v)
+{
+	if (!v->fail_pending)
+		return;
+	v->fail_pending = false;
+	vif_disconnect(v);
+	vif_set_state(v, XENBUS_STATE_CLOSING);
+}
+
+static int vif_poll(void *arg, unsigned flags)
+{
+	struct netback_vif *v = arg;
+	int w = 0;
+	if (v->connected && !v->broken) {
+		w += netback_tx_poll(v, flags);
+		if (v->rxq_head != v->rxq_tail || v->rx_kick)
+			w += netback_rx_poll(v, flags);
+		v->tx_kick = v->rx_kick = false;
+	}
+	if (v->fail_pending)
+		vif_deferred(v);
+	return w > 0;
+}
+
+void netback_vif_probe(struct netback *nb, domid_t fe, unsigned handle)
+{
+	for (unsigned i = 1; i <= NETBACK_MAX_VIFS; i++) {
+		struct netback_vif *o = nb->vifs[i];
+		if (o && o->fe_domid == fe && o->handle == handle)
+			return;
+	}
+	unsigned port = 0;
+	for (unsigned i = 1; i <= NETBACK_MAX_VIFS && !port; i++)
+		if (!nb->vifs[i])
+			port = i;
+	if (!port) {
+		log_warn("vif %u/%u: more than %u vifs: ignored", fe, handle, NETBACK_MAX_VIFS);
+		return;
+	}
+	struct netback_vif *v = calloc(1, sizeof(*v));
+	if (!v)
+		return;
+	v->nb = nb;
+	v->port = port;
+	v->fe_domid = fe;
+	v->handle = handle;
+	snprintf(v->path, sizeof(v->path), "%s/%u/%u", nb->vif_path, fe, handle);
+	char *fp = xs_get(nb, v->path, "frontend");
+	char *st = xs_get(nb, v->path, "state");
+	char *mac = xs_get(nb, v->path, "mac");
+	if (!fp || !st || strlen(fp) >= sizeof(v->fe_path)) {
+		free(fp);
+		free(st);
+		free(mac);
+		free(v);
+		return; /* not complete yet; a later watch event probes again */
+	}
+	snprintf(v->fe_path, sizeof(v->fe_path), "%s", fp);
+	unsigned m[6];
+	if (mac && sscanf(mac, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) == 6)
+		for (int i = 0; i < 6; i++)
+			v->mac[i] = (uint8_t)m[i];
+	free(fp);
+	free(st);
+	free(mac);
+	snprintf(v->fe_token, sizeof(v->fe_token), "fe:%u:%u", fe, handle);
+	nb->vifs[port] = v;
+	char p[200];
+	snprintf(p, sizeof(p), "%s/state", v->fe_path);
+	if (!xs_watch(nb->xs, p, v->fe_token))
+		log_warn("vif %u/%u: cannot watch %s", fe, handle, p);
+	log_info("vif %u/%u: probing (frontend %s, bridge port %u)", fe, handle, v->fe_path, port);
+	vif_init_wait(v);
+	netback_vif_frontend_changed(v);
+}
+
+void netback_vif_free(struct netback_vif *v)
+{
+	struct netback *nb = v->nb;
+	vif_disconnect(v);
+	char p[200];
+	snprintf(p, sizeof(p), "%s/state", v->fe_path);
+	(void)xs_unwatch(nb->xs, p, v->fe_token);
+	nb->vifs[v->port] = NULL;
+	log_info("vif %u/%u: removed", v->fe_domid, v->handle);
+	free(v);
+}
+
+void netback_vif_stats_publish(struct netback_vif *v, bool force)
+{
+	uint64_t now = netback_now_ns();
+	if (!force && now - v->stats_ns < NETBACK_STATS_NS)
+		return;
+	const struct netback_stats *s = &v->st;
+	char b[512];
+	snprintf(b, sizeof(b),
+		 "reqs=%" PRIu64 " bytes=%" PRIu64 " tx_pkts=%" PRIu64 " tx_bytes=%" PRIu64
+		 " rx_pkts=%" PRIu64 " rx_bytes=%" PRIu64 " inflight=%u drops=%" PRIu64
+		 " tx_drops=%" PRIu64 " rx_drops=%" PRIu64 " errors=%" PRIu64 " ntf_sent=%" PRIu64
+		 " ntf_supp=%" PRIu64 " gnt_copies=%" PRIu64 " gnt_copy_calls=%" PRIu64
+		 " gnt_maps=%u",
+		 s->tx_pkts + s->rx_pkts, s->tx_bytes + s->rx_bytes, s->tx_pkts, s->tx_bytes,
+		 s->rx_pkts, s->rx_bytes, v->rxq_tail - v->rxq_head, s->tx_drops + s->rx_drops,
+		 s->tx_drops, s->rx_drops, s->tx_errors, s->ntf_sent, s->ntf_supp, s->gnt_copies,
+		 s->gnt_copy_calls, (unsigned)v->tx_mapped + (unsigned)v->rx_mapped);
+	v->stats_ns = now;
+	if (!strcmp(b, v->last_stats))
+		return;
+	snprintf(v->last_stats, sizeof(v->last_stats), "%s", b);
+	(void)xs_put(v->nb, v->path, "drvdom-stats", b);
+}

@@ -1,0 +1,798 @@
+// SPDX-License-Identifier: MIT
+// netfront (docs/netfront.md): one `struct netfront_vif` per
+// device/vif/N. Memory given to the backend lives in two segments dedicated
+// to it: one of the two ring pages (the only pages the backend maps) and one
+// of data pages (256 tx pages, 256 rx pages, each granted once for the
+// life of the vif; the backend reaches them only by grant copy). Tx: readv
+// from the TAP puts the virtio_net_hdr aside and the frame straight into up
+// to 17 free tx pages, which become one request per page (plus a GSO extra
+// slot). Rx: every rx ring slot holds a request for its own page (id = ring
+// index, as Linux netfront does); responses are checked (id, offset,
+// length, slot count), then the packet is written to the TAP with one
+// writev. Anything wrong from the backend (unknown id, producer jump,
+// malformed extra) resets the connection; the TAP stays up meanwhile.
+#include "frontends/netfront/netfront.h"
+
+#include <errno.h>
+#include <linux/if_tun.h>
+#include <linux/virtio_net.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/netpkt.h"
+#include "grant/gnt.h"
+#include "hv/evloop.h"
+#include "hv/hvc.h"
+#include "ring/netif.h"
+#include "ring/xenbus.h"
+#include "xenstore/include/xenstore.h"
+
+#define NF_PAGE 4096u
+#define NF_NTX 256u
+#define NF_NRX 256u
+#define NF_MAX_FRAME (65535u + 18u)
+#define NF_FRAME_PAGES 17u /* pages a maximal frame spans */
+#define NF_VH_LEN 12u	   /* struct virtio_net_hdr_mrg_rxbuf, docs/devices.md */
+#define NF_MAX_VIFS 16u
+
+struct netfront_vif {
+	unsigned devid;
+	char path[128];	   /* our device directory */
+	char be_path[128]; /* backend directory */
+	char tok_be[48], tok_self[48];
+	domid_t be_domid;
+	int tap;
+	int state;	 /* our XenbusState */
+	bool connected;	 /* rings live */
+	bool detaching;	 /* the toolstack asked us to close */
+	bool tap_polled; /* TAP in the event loop with EPOLLIN */
+	bool be_gso4, be_gso6, be_sg;
+	unsigned offloads;
+
+	struct gnt_seg *ring_seg, *data_seg;
+	grant_ref_t ring_ref[2];
+	grant_ref_t data_ref[NF_NTX + NF_NRX];
+	bool granted;
+	struct netif_tx_ring_front tx;
+	struct netif_rx_ring_front rx;
+	evtchn_port_t port;
+	bool port_alloc;
+
+	uint16_t tx_free[NF_NTX];
+	unsigned ntx_free;
+	bool tx_busy[NF_NTX];
+
+	uint64_t tx_pkts, rx_pkts, rx_drops, tx_drops, resets;
+	_Atomic bool kicked, peer_closed; /* from port handlers off the loop thread */
+};
+
+static struct {
+	struct hvc *h;
+	struct xs_handle *xs;
+	struct evloop *l;
+	struct gnt_table *gt;
+	bool own_gt;
+	domid_t self;
+	pthread_t loop_thread;
+	int wake_fd;
+	char dir[96];
+	struct netfront_vif *vifs[NF_MAX_VIFS];
+} nf;
+
+static int vif_poll(void *arg, unsigned flags);
+static void tap_ready(void *arg, int fd, uint32_t events);
+
+/* --- xenstore helpers ------------------------------------------------------ */
+
+static char *xget(const char *dir, const char *key)
+{
+	char p[256];
+	unsigned len;
+	snprintf(p, sizeof(p), "%s/%s", dir, key);
+	return xs_read(nf.xs, XBT_NULL, p, &len);
+}
+
+static long xget_long(const char *dir, const char *key, long def)
+{
+	char *s = xget(dir, key);
+	if (!s)
+		return def;
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (end == s || *end)
+		v = def;
+	free(s);
+	return v;
+}
+
+static bool xput(const char *dir, const char *key, const char *fmt, unsigned long v)
+{
+	char p[256], b[32];
+	snprintf(p, sizeof(p), "%s/%s", dir, key);
+	snprintf(b, sizeof(b), fmt, v);
+	return xs_write(nf.xs, XBT_NULL, p, b, (unsigned)strlen(b));
+}
+
+static void set_state(struct netfront_vif *v, int st)
+{
+	v->state = st;
+	if (!xput(v->path, "state", "%lu", (unsigned long)st))
+		log_warn("vif %u: cannot write state", v->devid);
+}
+
+/* --- connection ---------------------------------------------------------- */
+
+static void tap_poll_set(struct netfront_vif *v, bool on)
+{
+	if (on == v->tap_polled || v->tap < 0)
+		return;
+	if (on)
+		evloop_add_fd(nf.l, v->tap, EPOLLIN, tap_ready, v);
+	else
+		evloop_del_fd(nf.l, v->tap);
+	v->tap_polled = on;
+}
+
+static void vif_disconnect(struct netfront_vif *v)
+{
+	if (v->connected)
+		evloop_del_poller(nf.l, vif_poll, v);
+	v->connected = false;
+	tap_poll_set(v, false);
+	if (v->port_alloc) {
+		evloop_del_port(nf.l, v->port);
+		evtchn_close(nf.h, v->port);
+		v->port_alloc = false;
+	}
+}
+
+static void port_event(void *arg, evtchn_port_t port, enum evtchn_event ev);
+
+static int vif_alloc_memory(struct netfront_vif *v)
+{
+	int r;
+	if (v->granted)
+		return 0;
+	if ((r = gnt_seg_alloc(nf.h, v->be_domid, 2, &v->ring_seg)) ||
+	    (r = gnt_seg_alloc(nf.h, v->be_domid, NF_NTX + NF_NRX, &v->data_seg)))
+		return r;
+	for (unsigned i = 0; i < 2; i++)
+		if ((r = gnt_grant_access(nf.gt, v->be_domid, gnt_seg_frame(v->ring_seg, i), 0,
+					  &v->ring_ref[i])))
+			return r;
+	for (unsigned i = 0; i < NF_NTX + NF_NRX; i++)
+		if ((r = gnt_grant_access(nf.gt, v->be_domid, gnt_seg_frame(v->data_seg, i),
+					  i >= NF_NTX ? 0 : 1, &v->data_ref[i])))
+			return r;
+	v->granted = true;
+	return 0;
+}
+
+static void rx_post(struct netfront_vif *v)
+{
+	bool any = false;
+	while (!netif_rx_ring_front_full(&v->rx)) {
+		uint32_t idx = v->rx.req_prod_pvt;
+		struct netif_rx_req *rq = netif_rx_ring_front_next_req(&v->rx);
+		uint16_t id = (uint16_t)(idx & (NF_NRX - 1));
+		rq->id = id;
+		rq->pad = 0;
+		rq->gref = v->data_ref[NF_NTX + id];
+		any = true;
+	}
+	if (any && netif_rx_ring_front_push_requests_check_notify(&v->rx))
+		evtchn_notify(nf.h, v->port);
+}
+
+/* Backend in InitWait: set up rings, post rx buffers, publish, Initialised. */
+static void vif_setup(struct netfront_vif *v)
+{
+	int r;
+	const char *why = "memory";
+	vif_disconnect(v);
+	if ((r = vif_alloc_memory(v)))
+		goto fail;
+	v->be_sg = xget_long(v->be_path, "feature-sg", 0) == 1;
+	v->be_gso4 = xget_long(v->be_path, "feature-gso-tcpv4", 0) == 1;
+	v->be_gso6 = xget_long(v->be_path, "feature-gso-tcpv6", 0) == 1;
+	why = "rx-copy not offered";
+	r = -EOPNOTSUPP;
+	if (xget_long(v->be_path, "feature-rx-copy", 0) != 1)
+		goto fail;
+	netif_tx_ring_front_init(&v->tx, gnt_seg_page(v->ring_seg, 0), 0);
+	netif_rx_ring_front_init(&v->rx, gnt_seg_page(v->ring_seg, 1), 0);
+	v->ntx_free = 0;
+	for (unsigned i = 0; i < NF_NTX; i++) {
+		v->tx_busy[i] = false;
+		v->tx_free[v->ntx_free++] = (uint16_t)(NF_NTX - 1 - i);
+	}
+	why = "event channel";
+	if ((r = evtchn_alloc_unbound(nf.h, v->be_domid, &v->port)))
+		goto fail;
+	v->port_alloc = true;
+	if ((r = evloop_add_port(nf.l, v->port, port_event, v)))
+		goto fail;
+	rx_post(v);
+	why = "xenstore";
+	r = -EIO;
+	xs_transaction_t t = XBT_NULL;
+	if (!xput(v->path, "tx-ring-ref", "%lu", v->ring_ref[0]) ||
+	    !xput(v->path, "rx-ring-ref", "%lu", v->ring_ref[1]) ||
+	    !xput(v->path, "event-channel", "%lu", v->port) ||
+	    !xput(v->path, "request-rx-copy", "%lu", 1) ||
+	    !xput(v->path, "feature-rx-notify", "%lu", 1) ||
+	    !xput(v->path, "feature-sg", "%lu", 1) ||
+	    !xput(v->path, "feature-gso-tcpv4", "%lu", 1) ||
+	    !xput(v->path, "feature-gso-tcpv6", "%lu", 1))
+		goto fail;
+	(void)t;
+	set_state(v, XENBUS_STATE_INITIALISED);
+	return;
+fail:
+	log_warn("vif %u: cannot set up: %s (%s)", v->devid, why, strerror(-r));
+	vif_disconnect(v);
+}
+
+static void vif_connected(struct netfront_vif *v)
+{
+	unsigned off = TUN_F_CSUM;
+	if (v->be_gso4)
+		off |= TUN_F_TSO4;
+	if (v->be_gso6)
+		off |= TUN_F_TSO6;
+	if (!v->be_sg)
+		off = TUN_F_CSUM; /* a frame must fit one page: no GSO */
+	if (ioctl(v->tap, TUNSETOFFLOAD, off) < 0)
+		log_warn("vif %u: TUNSETOFFLOAD: %s", v->devid, strerror(errno));
+	v->offloads = off;
+	v->connected = true;
+	evloop_add_poller(nf.l, vif_poll, v);
+	tap_poll_set(v, true);
+	set_state(v, XENBUS_STATE_CONNECTED);
+	log_info("vif %u connected to domain %u (gso4 %d gso6 %d sg %d)", v->devid, v->be_domid,
+		 v->be_gso4, v->be_gso6, v->be_sg);
+}
+
+/* The backend broke the protocol or went away: drop the rings, keep the
+ * TAP, and ask for a new handshake (the backend answers Initialising with
+ * InitWait). */
+static void vif_reset(struct netfront_vif *v, const char *why)
+{
+	log_warn("vif %u: %s: resetting the connection", v->devid, why);
+	v->resets++;
+	vif_disconnect(v);
+	if (!v->detaching)
+		set_state(v, XENBUS_STATE_INITIALISING);
+}
+
+static void backend_changed(struct netfront_vif *v)
+{
+	long bst = xget_long(v->be_path, "state", XENBUS_STATE_UNKNOWN);
+	if (v->detaching)
+		return;
+	switch (bst) {
+	case XENBUS_STATE_INIT_WAIT:
+		if (v->state == XENBUS_STATE_INITIALISING || v->state == XENBUS_STATE_CLOSED ||
+		    v->state == XENBUS_STATE_CONNECTED || v->state == XENBUS_STATE_UNKNOWN)
+			vif_setup(v);
+		break;
+	case XENBUS_STATE_CONNECTED:
+		if (v->state == XENBUS_STATE_INITIALISED && !v->connected)
+			vif_connected(v);
+		break;
+	case XENBUS_STATE_CLOSING:
+	case XENBUS_STATE_CLOSED:
+		if (v->state != XENBUS_STATE_INITIALISING) {
+			vif_disconnect(v);
+			set_state(v, XENBUS_STATE_INITIALISING);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static void self_changed(struct netfront_vif *v)
+{
+	long st = xget_long(v->path, "state", XENBUS_STATE_UNKNOWN);
+	if (st == XENBUS_STATE_CLOSING && v->state != XENBUS_STATE_CLOSING) {
+		/* the toolstack detaches us */
+		v->detaching = true;
+		vif_disconnect(v);
+		set_state(v, XENBUS_STATE_CLOSED);
+	}
+}
+
+/* --- tx: TAP -> ring ----------------------------------------------------- */
+
+static void tx_complete(struct netfront_vif *v)
+{
+	for (;;) {
+		struct netif_tx_rsp r;
+		int rc = netif_tx_ring_front_take_response(&v->tx, &r);
+		if (rc == -EAGAIN)
+			break;
+		if (rc) {
+			vif_reset(v, "tx ring: response producer index jump");
+			return;
+		}
+		if (r.status == NETIF_RSP_NULL)
+			continue;
+		if (r.id >= NF_NTX || !v->tx_busy[r.id]) {
+			vif_reset(v, "tx ring: response for an unknown id");
+			return;
+		}
+		if (r.status != NETIF_RSP_OKAY)
+			v->tx_drops++;
+		v->tx_busy[r.id] = false;
+		v->tx_free[v->ntx_free++] = r.id;
+	}
+}
+
+static int tx_from_tap(struct netfront_vif *v)
+{
+	int n = 0;
+	bool pushed = false;
+	while (v->connected && v->ntx_free >= NF_FRAME_PAGES &&
+	       netif_tx_ring_front_free_requests(&v->tx) >= NF_FRAME_PAGES + 2) {
+		struct virtio_net_hdr_mrg_rxbuf vh;
+		struct iovec iov[1 + NF_FRAME_PAGES];
+		uint16_t ids[NF_FRAME_PAGES];
+		iov[0].iov_base = &vh;
+		iov[0].iov_len = NF_VH_LEN;
+		for (unsigned i = 0; i < NF_FRAME_PAGES; i++) {
+			ids[i] = v->tx_free[v->ntx_free - 1 - i];
+			iov[1 + i].iov_base = gnt_seg_page(v->data_seg, ids[i]);
+			iov[1 + i].iov_len = NF_PAGE;
+		}
+		ssize_t r = readv(v->tap, iov, 1 + NF_FRAME_PAGES);
+		if (r < 0)
+			break;
+		if (r < (ssize_t)NF_VH_LEN + 14)
+			continue;
+		uint32_t len = (uint32_t)r - NF_VH_LEN;
+		unsigned np = (len + NF_PAGE - 1) / NF_PAGE;
+		if (len > XEN_NETIF_MAX_TX_SIZE + 14u || (np > 1 && !v->be_sg)) {
+			v->tx_drops++;
+			continue;
+		}
+		v->ntx_free -= np;
+		uint16_t fl = 0;
+		if (vh.hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)
+			fl = NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED;
+		else if (vh.hdr.flags & VIRTIO_NET_HDR_F_DATA_VALID)
+			fl = NETTXF_DATA_VALIDATED;
+		uint8_t gt = vh.hdr.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
+		bool gso = gt == VIRTIO_NET_HDR_GSO_TCPV4 || gt == VIRTIO_NET_HDR_GSO_TCPV6;
+		for (unsigned i = 0; i < np; i++) {
+			union netif_tx_req_slot *s = netif_tx_ring_front_next_req(&v->tx);
+			uint16_t id = ids[i];
+			if (!s) /* room was checked above */
+				break;
+			v->tx_busy[id] = true;
+			s->req.gref = v->data_ref[id];
+			s->req.offset = 0;
+			s->req.id = id;
+			s->req.flags =
+			    (uint16_t)((i == 0 ? fl : 0) | (i + 1 < np ? NETTXF_MORE_DATA : 0));
+			if (i == 0) {
+				s->req.size = (uint16_t)len;
+				if (gso) {
+					s->req.flags |= NETTXF_EXTRA_INFO;
+					union netif_tx_req_slot *e =
+					    netif_tx_ring_front_next_req(&v->tx);
+					if (!e) /* room was checked above */
+						break;
+					e->extra = (struct netif_extra){0};
+					e->extra.type = XEN_NETIF_EXTRA_TYPE_GSO;
+					e->extra.u.gso.size = vh.hdr.gso_size;
+					e->extra.u.gso.type = gt == VIRTIO_NET_HDR_GSO_TCPV6
+								  ? XEN_NETIF_GSO_TYPE_TCPV6
+								  : XEN_NETIF_GSO_TYPE_TCPV4;
+				}
+			} else {
+				uint32_t rest = len - i * NF_PAGE;
+				s->req.size = (uint16_t)(rest > NF_PAGE ? NF_PAGE : rest);
+			}
+		}
+		v->tx_pkts++;
+		n++;
+		pushed = true;
+		if (n % 16 == 0 && netif_tx_ring_front_push_requests_check_notify(&v->tx))
+			evtchn_notify(nf.h, v->port);
+	}
+	if (pushed && netif_tx_ring_front_push_requests_check_notify(&v->tx))
+		evtchn_notify(nf.h, v->port);
+	return n;
+}
+
+static void tap_ready(void *arg, int fd, uint32_t events)
+{
+	(void)fd;
+	(void)events;
+	struct netfront_vif *v = arg;
+	if (!v->connected)
+		return;
+	tx_complete(v);
+	if (!v->connected)
+		return;
+	tx_from_tap(v);
+	/* out of tx room: stop reading until responses free some */
+	if (v->ntx_free < NF_FRAME_PAGES ||
+	    netif_tx_ring_front_free_requests(&v->tx) < NF_FRAME_PAGES + 2)
+		tap_poll_set(v, false);
+}
+
+/* --- rx: ring -> TAP ----------------------------------------------------- */
+
+/* One packet from rsp_cons if complete: 1 handled, 0 wait, -1 reset done. */
+static int rx_one(struct netfront_vif *v, uint32_t avail)
+{
+	uint32_t cons = v->rx.rsp_cons, k = 0;
+	struct iovec iov[1 + XEN_NETIF_NR_SLOTS_MIN];
+	unsigned niov = 1;
+	struct virtio_net_hdr_mrg_rxbuf vh;
+	memset(&vh, 0, sizeof(vh));
+	bool bad = false, more = true, gso = false;
+	uint16_t first_flags = 0;
+	struct netif_extra ex;
+	uint32_t total = 0;
+	while (more) {
+		if (k >= avail)
+			return 0;
+		union netif_rx_rsp_slot s;
+		netif_rx_ring_front_copy_response(&v->rx, cons + k, &s);
+		if (s.rsp.id != ((cons + k) & (NF_NRX - 1))) {
+			vif_reset(v, "rx ring: response id not that of its slot");
+			return -1;
+		}
+		k++;
+		if (niov > XEN_NETIF_NR_SLOTS_MIN) {
+			vif_reset(v, "rx ring: packet of too many slots");
+			return -1;
+		}
+		more = (s.rsp.flags & NETRXF_MORE_DATA) != 0;
+		if (s.rsp.status < 0 || (uint32_t)s.rsp.offset + (uint32_t)s.rsp.status > NF_PAGE) {
+			bad = true;
+		} else {
+			iov[niov].iov_base =
+			    (uint8_t *)gnt_seg_page(v->data_seg, NF_NTX + s.rsp.id) + s.rsp.offset;
+			iov[niov].iov_len = (size_t)s.rsp.status;
+			total += (uint32_t)s.rsp.status;
+			niov++;
+		}
+		if (k == 1) {
+			first_flags = s.rsp.flags;
+			if (s.rsp.flags & NETRXF_EXTRA_INFO) {
+				if (k >= avail)
+					return 0;
+				union netif_rx_rsp_slot e;
+				netif_rx_ring_front_copy_response(&v->rx, cons + k, &e);
+				k++;
+				ex = e.extra;
+				if (ex.flags & NETIF_EXTRA_FLAG_MORE) {
+					vif_reset(v, "rx ring: chained extra info");
+					return -1;
+				}
+				if (ex.type == XEN_NETIF_EXTRA_TYPE_GSO)
+					gso = true;
+			}
+		}
+	}
+	v->rx.rsp_cons = cons + k;
+	if (bad || total < 14 || total > NF_MAX_FRAME) {
+		v->rx_drops++;
+		return 1;
+	}
+	if (first_flags & NETRXF_CSUM_BLANK || gso) {
+		struct netpkt_l4 l4;
+		if (netpkt_l4_parse(iov[1].iov_base, iov[1].iov_len, &l4)) {
+			v->rx_drops++;
+			return 1;
+		}
+		vh.hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+		vh.hdr.csum_start = l4.csum_start;
+		vh.hdr.csum_offset = l4.csum_offset;
+		if (gso) {
+			if (l4.proto != 6 || ex.u.gso.size == 0) {
+				v->rx_drops++;
+				return 1;
+			}
+			vh.hdr.gso_type =
+			    l4.ipv6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
+			vh.hdr.gso_size = ex.u.gso.size;
+			vh.hdr.hdr_len = l4.hdr_len;
+		}
+	} else if (first_flags & NETRXF_DATA_VALIDATED) {
+		vh.hdr.flags = VIRTIO_NET_HDR_F_DATA_VALID;
+	}
+	iov[0].iov_base = &vh;
+	iov[0].iov_len = NF_VH_LEN;
+	if (writev(v->tap, iov, (int)niov) < 0)
+		v->rx_drops++;
+	else
+		v->rx_pkts++;
+	return 1;
+}
+
+static int rx_poll(struct netfront_vif *v)
+{
+	int n = 0;
+	while (v->connected) {
+		uint32_t avail;
+		if (netif_rx_ring_front_unconsumed_responses(&v->rx, &avail)) {
+			vif_reset(v, "rx ring: response producer index jump");
+			return n;
+		}
+		if (avail == 0)
+			break;
+		int r = rx_one(v, avail);
+		if (r <= 0)
+			break;
+		n++;
+		if (n % 32 == 0)
+			rx_post(v);
+	}
+	if (v->connected && n)
+		rx_post(v);
+	return n;
+}
+
+static int vif_poll(void *arg, unsigned flags)
+{
+	struct netfront_vif *v = arg;
+	if (!v->connected)
+		return 0;
+	int w = rx_poll(v);
+	if (!v->connected)
+		return w > 0;
+	uint32_t before = v->ntx_free;
+	tx_complete(v);
+	if (!v->connected)
+		return 1;
+	if (v->ntx_free != before) {
+		w++;
+		if (!v->tap_polled && v->ntx_free >= NF_FRAME_PAGES)
+			tap_poll_set(v, true);
+	}
+	if (flags & EVLOOP_POLL_FINAL) {
+		uint32_t n;
+		if (netif_rx_ring_front_final_check_for_responses(&v->rx, &n))
+			vif_reset(v, "rx ring: response producer index jump");
+		else if (n)
+			w++;
+		if (v->connected) {
+			if (netif_tx_ring_front_final_check_for_responses(&v->tx, &n))
+				vif_reset(v, "tx ring: response producer index jump");
+			else if (n)
+				w++;
+		}
+	}
+	return w > 0;
+}
+
+static void vif_run_kicks(struct netfront_vif *v)
+{
+	if (atomic_exchange(&v->peer_closed, false) &&
+	    (v->connected || v->state == XENBUS_STATE_INITIALISED))
+		vif_reset(v, "backend closed the event channel (gone?)");
+	if (atomic_exchange(&v->kicked, false))
+		vif_poll(v, 0);
+}
+
+/* Port handlers may run in the xenstore reader's thread (its hvc_dispatch):
+ * there they only leave a flag and wake the loop. */
+static void port_event(void *arg, evtchn_port_t port, enum evtchn_event ev)
+{
+	(void)port;
+	struct netfront_vif *v = arg;
+	if (ev == EVTCHN_EV_CLOSED)
+		atomic_store(&v->peer_closed, true);
+	else if (ev == EVTCHN_EV_NOTIFY)
+		atomic_store(&v->kicked, true);
+	else
+		return;
+	if (pthread_equal(pthread_self(), nf.loop_thread)) {
+		vif_run_kicks(v);
+	} else {
+		uint64_t one = 1;
+		(void)!write(nf.wake_fd, &one, sizeof(one));
+	}
+}
+
+static void wake_ready(void *arg, int fd, uint32_t events)
+{
+	(void)arg;
+	(void)events;
+	uint64_t x;
+	(void)!read(fd, &x, sizeof(x));
+	for (unsigned i = 0; i < NF_MAX_VIFS; i++)
+		if (nf.vifs[i])
+			vif_run_kicks(nf.vifs[i]);
+}
+
+/* --- discovery ----------------------------------------------------------- */
+
+static struct netfront_vif *vif_find(unsigned devid)
+{
+	for (unsigned i = 0; i < NF_MAX_VIFS; i++)
+		if (nf.vifs[i] && nf.vifs[i]->devid == devid)
+			return nf.vifs[i];
+	return NULL;
+}
+
+static void vif_probe(unsigned devid)
+{
+	if (vif_find(devid))
+		return;
+	unsigned slot = NF_MAX_VIFS;
+	for (unsigned i = 0; i < NF_MAX_VIFS && slot == NF_MAX_VIFS; i++)
+		if (!nf.vifs[i])
+			slot = i;
+	if (slot == NF_MAX_VIFS)
+		return;
+	char dir[128];
+	snprintf(dir, sizeof(dir), "%s/%u", nf.dir, devid);
+	char *be = xget(dir, "backend"), *tapname = xget(dir, "drvdom-tap");
+	long beid = xget_long(dir, "backend-id", -1);
+	if (!be || !tapname || beid < 0 || beid >= DOMID_SELF || strlen(be) >= 128) {
+		free(be);
+		free(tapname);
+		return; /* incomplete: a later event retries */
+	}
+	int fd, r = hvc_device_get(nf.h, tapname, &fd);
+	if (r) {
+		log_warn("vif %u: TAP %s: %s", devid, tapname, strerror(-r));
+		free(be);
+		free(tapname);
+		return;
+	}
+	struct netfront_vif *v = calloc(1, sizeof(*v));
+	if (!v) {
+		close(fd);
+		free(be);
+		free(tapname);
+		return;
+	}
+	v->devid = devid;
+	v->tap = fd;
+	v->be_domid = (domid_t)beid;
+	snprintf(v->path, sizeof(v->path), "%s", dir);
+	snprintf(v->be_path, sizeof(v->be_path), "%s", be);
+	free(be);
+	free(tapname);
+	int hl = (int)NF_VH_LEN;
+	if (ioctl(fd, TUNSETVNETHDRSZ, &hl) < 0)
+		log_warn("vif %u: TUNSETVNETHDRSZ: %s", devid, strerror(errno));
+	int fl = 1;
+	ioctl(fd, FIONBIO, &fl);
+	v->state = XENBUS_STATE_INITIALISING;
+	nf.vifs[slot] = v;
+	snprintf(v->tok_be, sizeof(v->tok_be), "netfront:be:%u", devid);
+	snprintf(v->tok_self, sizeof(v->tok_self), "netfront:fe:%u", devid);
+	char p[200];
+	snprintf(p, sizeof(p), "%s/state", v->be_path);
+	xs_watch(nf.xs, p, v->tok_be);
+	snprintf(p, sizeof(p), "%s/state", v->path);
+	xs_watch(nf.xs, p, v->tok_self);
+	log_info("vif %u: backend %s (domain %u)", devid, v->be_path, v->be_domid);
+	backend_changed(v);
+}
+
+static void vif_free(struct netfront_vif *v)
+{
+	char p[200];
+	vif_disconnect(v);
+	snprintf(p, sizeof(p), "%s/state", v->be_path);
+	xs_unwatch(nf.xs, p, v->tok_be);
+	snprintf(p, sizeof(p), "%s/state", v->path);
+	xs_unwatch(nf.xs, p, v->tok_self);
+	if (v->granted) {
+		for (unsigned i = 0; i < 2; i++)
+			gnt_end_access(nf.gt, v->ring_ref[i]);
+		for (unsigned i = 0; i < NF_NTX + NF_NRX; i++)
+			gnt_end_access(nf.gt, v->data_ref[i]);
+	}
+	if (v->ring_seg)
+		gnt_seg_free(nf.h, v->ring_seg);
+	if (v->data_seg)
+		gnt_seg_free(nf.h, v->data_seg);
+	close(v->tap);
+	for (unsigned i = 0; i < NF_MAX_VIFS; i++)
+		if (nf.vifs[i] == v)
+			nf.vifs[i] = NULL;
+	free(v);
+}
+
+static void scan(void)
+{
+	unsigned n = 0;
+	char **ents = xs_directory(nf.xs, XBT_NULL, nf.dir, &n);
+	bool seen[NF_MAX_VIFS] = {false};
+	for (unsigned i = 0; ents && i < n; i++) {
+		char *end;
+		unsigned long id = strtoul(ents[i], &end, 10);
+		if (end == ents[i] || *end || id > 0xffff)
+			continue;
+		vif_probe((unsigned)id);
+		for (unsigned k = 0; k < NF_MAX_VIFS; k++)
+			if (nf.vifs[k] && nf.vifs[k]->devid == id)
+				seen[k] = true;
+	}
+	free(ents);
+	for (unsigned k = 0; k < NF_MAX_VIFS; k++)
+		if (nf.vifs[k] && !seen[k])
+			vif_free(nf.vifs[k]);
+}
+
+bool netfront_xs_event(const char *path, const char *token)
+{
+	(void)path;
+	if (strncmp(token, "netfront:", 9))
+		return false;
+	if (!strcmp(token, "netfront:dir")) {
+		scan();
+		return true;
+	}
+	for (unsigned i = 0; i < NF_MAX_VIFS; i++) {
+		struct netfront_vif *v = nf.vifs[i];
+		if (!v)
+			continue;
+		if (!strcmp(token, v->tok_be))
+			backend_changed(v);
+		else if (!strcmp(token, v->tok_self))
+			self_changed(v);
+	}
+	return true;
+}
+
+int netfront_watch_start(struct hvc *h, struct xs_handle *xs, struct evloop *l,
+			 struct gnt_table *gt)
+{
+	nf.h = h;
+	nf.xs = xs;
+	nf.l = l;
+	int r = hvc_self_domid(h, &nf.self);
+	if (r)
+		return r;
+	nf.loop_thread = pthread_self();
+	nf.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (nf.wake_fd < 0)
+		return -errno;
+	if ((r = evloop_add_fd(l, nf.wake_fd, EPOLLIN, wake_ready, NULL)))
+		return r;
+	nf.gt = gt;
+	nf.own_gt = !gt;
+	if (!gt && (r = gnt_table_open(h, 4096, &nf.gt)))
+		return r;
+	snprintf(nf.dir, sizeof(nf.dir), "/local/domain/%u/device/vif", nf.self);
+	if (!xs_watch(xs, nf.dir, "netfront:dir"))
+		return -EIO;
+	scan();
+	return 0;
+}
+
+void netfront_stop(void)
+{
+	for (unsigned k = 0; k < NF_MAX_VIFS; k++) {
+		if (nf.vifs[k]) {
+			nf.vifs[k]->detaching = true;
+			set_state(nf.vifs[k], XENBUS_STATE_CLOSED);
+			vif_free(nf.vifs[k]);
+		}
+	}
+	if (nf.own_gt)
+		gnt_table_close(nf.gt);
+	evloop_del_fd(nf.l, nf.wake_fd);
+	close(nf.wake_fd);
+	nf.gt = NULL;
+}

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+// netfront_dom: a guest domain kernel for the net suite that runs netfront
+// and nothing else (drvdom-guest runs it beside blkfront): hypercall
+// connection, event loop, xenstore over the domain's ring, and every watch
+// event handed to netfront_xs_event. Stops on SIGTERM-less exit of the hv.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "frontends/netfront/netfront.h"
+#include "hv/evloop.h"
+#include "hv/hvc.h"
+#include "xenstore/include/xenstore.h"
+#include "xenstore/xs_transport.h"
+
+static struct xs_handle *xs;
+
+static void xs_ready(void *arg, int fd, uint32_t events)
+{
+	(void)arg;
+	(void)fd;
+	(void)events;
+	char **ev;
+	while ((ev = xs_check_watch(xs))) {
+		netfront_xs_event(ev[XS_WATCH_PATH], ev[XS_WATCH_TOKEN]);
+		free(ev);
+	}
+}
+
+int main(void)
+{
+	struct hvc *h;
+	struct evloop *l;
+	int r;
+	log_init("netfront_dom");
+	if ((r = hvc_open_domain(&h)))
+		die_err(-r, "hvc_open_domain");
+	if ((r = evloop_create(h, &l)))
+		die_err(-r, "evloop_create");
+	xs_ring_use_hvc(h);
+	if (!(xs = xs_open(0)))
+		die("xs_open");
+	if ((r = evloop_add_fd(l, xs_fileno(xs), EPOLLIN, xs_ready, NULL)))
+		die_err(-r, "evloop_add_fd");
+	if ((r = netfront_watch_start(h, xs, l, NULL)))
+		die_err(-r, "netfront_watch_start");
+	r = evloop_run(l);
+	netfront_stop();
+	xs_close(xs);
+	evloop_destroy(l);
+	hvc_close(h);
+	return r ? 1 : 0;
+}
