@@ -8,6 +8,7 @@
 #ifndef DRVDOM_FRONTENDS_BLKFRONT_BLKFRONT_INT_H
 #define DRVDOM_FRONTENDS_BLKFRONT_BLKFRONT_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -152,6 +153,7 @@ struct blkfront {
 	 * loop's epoll never sees the port): wakes the loop so the poller
 	 * runs. */
 	int wake_fd;
+	pthread_t loop_thread;
 
 	/* The NBD export (blkfront_nbd.c). */
 	int nbd_fd;

@@ -738,6 +738,10 @@ static void port_event(void *arg, evtchn_port_t port, enum evtchn_event ev)
 	(void)port;
 	if (ev == EVTCHN_EV_CLOSED)
 		atomic_store_explicit(&bf->backend_lost, true, memory_order_release);
+	/* In the loop thread the pollers run at the start of the next
+	 * iteration anyway; only another thread has to wake the loop. */
+	if (pthread_equal(pthread_self(), bf->loop_thread))
+		return;
 	uint64_t one = 1;
 	(void)!write(bf->wake_fd, &one, sizeof(one));
 }
@@ -752,6 +756,7 @@ static void wake_ready(void *arg, int fd, uint32_t events)
 
 int bf_wake_setup(struct blkfront *bf)
 {
+	bf->loop_thread = pthread_self();
 	bf->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (bf->wake_fd < 0)
 		return -errno;
