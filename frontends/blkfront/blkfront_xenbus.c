@@ -312,9 +312,9 @@ void bf_backend_broken(struct blkfront *bf, const char *why)
 		why);
 	bf->broken = true;
 	bf->connected = false;
-	/* Requests stay in the shadow; a backend that comes back through
-	 * InitWait gets them again. */
-	bf_shadow_requeue_all(bf);
+	/* Requests stay in the shadow; the rings and grants go once the
+	 * backend has left Connected (it may still map them), and a backend
+	 * that comes back through InitWait gets every request again. */
 	set_state(bf, XENBUS_STATE_CLOSING);
 }
 
@@ -339,7 +339,7 @@ void blkfront_watch_event(struct blkfront *bf)
 		if (bf->state == XENBUS_STATE_CLOSED && fe == XENBUS_STATE_CLOSED && !bf->head &&
 		    !bf->ever_connected)
 			break;
-		if (lost || (bf->broken && bf->rings_up) ||
+		if (lost || (bf->broken && bf->rings_up && be != XENBUS_STATE_CONNECTED) ||
 		    ((be <= XENBUS_STATE_INITIALISING || be >= XENBUS_STATE_CLOSING) &&
 		     bf->rings_up)) {
 			int st = be >= XENBUS_STATE_CLOSING ? XENBUS_STATE_CLOSED
