@@ -6,3 +6,11 @@ netfront_SRCS := frontends/netfront/netfront.c
 TEST_BINS += netfront_dom
 netfront_dom_SRCS := tests/integration/netfront_dom.c
 netfront_dom_DEPLIBS := netfront xenstore drvdom
+
+# The net integration suite (tests/integration/check_net.c) and its
+# malicious frontend kernel.
+INTEG_SUITES += net
+net_TEST_SRCS := tests/integration/tooltest.c
+TEST_BINS += netevil_dom
+netevil_dom_SRCS := tests/integration/netevil_dom.c
+netevil_dom_DEPLIBS := xenstore drvdom

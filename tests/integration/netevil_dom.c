@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: MIT
+// A malicious netif frontend for the net suite (a static guest domain
+// kernel, started with extra_args = [MODE]): it does the netif handshake
+// itself on device/vif/0 (no TAP), then as MODE says:
+//   offset  a tx request whose offset + size runs past its page, then a good
+//           frame: the first must be answered NETIF_RSP_ERROR, the second
+//           NETIF_RSP_OKAY (the vif stays up)
+//   zero    a packet with a zero-length fragment, then a good frame: same
+//   slots   a packet of XEN_NETIF_NR_SLOTS_MIN + 1 slots: the backend must
+//           disconnect (state Closing)
+//   jump    req_prod moved 5000 slots ahead: the backend must disconnect
+//   norx    one good broadcast frame (so the bridge learns our MAC), then
+//           never post an rx buffer while the suite floods us
+// The result goes to data/result in the domain's own xenstore directory
+// ("ok ..." or "fail: ..."), read by the suite from dom0.
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "grant/gnt.h"
+#include "hv/evtchn.h"
+#include "hv/hvc.h"
+#include "ring/netif.h"
+#include "ring/xenbus.h"
+#include "xenstore/include/xenstore.h"
+#include "xenstore/xs_transport.h"
+
+static struct hvc *h;
+static struct xs_handle *xs;
+static domid_t self, be_domid;
+static char fe[128], be[128];
+static struct netif_tx_ring_front tx;
+static struct netif_rx_ring_front rx;
+static struct gnt_seg *rings, *data;
+static grant_ref_t data_ref[4];
+static evtchn_port_t port;
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+static void result(const char *fmt, ...)
+{
+	char b[256], p[128];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(b, sizeof(b), fmt, ap);
+	va_end(ap);
+	snprintf(p, sizeof(p), "/local/domain/%u/data/result", self);
+	xs_write(xs, XBT_NULL, p, b, (unsigned)strlen(b));
+	printf("RESULT %s\n", b);
+	fflush(stdout);
+}
+
+static long rd(const char *dir, const char *key)
+{
+	char p[256];
+	unsigned len;
+	snprintf(p, sizeof(p), "%s/%s", dir, key);
+	char *s = xs_read(xs, XBT_NULL, p, &len);
+	long v = s ? strtol(s, NULL, 10) : -1;
+	free(s);
+	return v;
+}
+
+static void wr(const char *key, unsigned long v)
+{
+	char p[256], b[32];
+	snprintf(p, sizeof(p), "%s/%s", fe, key);
+	snprintf(b, sizeof(b), "%lu", v);
+	xs_write(xs, XBT_NULL, p, b, (unsigned)strlen(b));
+}
+
+static int wait_be_state(int want, int ms)
+{
+	for (int i = 0; i < ms / 10; i++) {
+		if (rd(be, "state") == want)
+			return 0;
+		sleep_ms(10);
+	}
+	return -ETIMEDOUT;
+}
+
+/* A broadcast frame of len bytes in data page `page`. */
+static void frame(unsigned page, unsigned len)
+{
+	unsigned char *p = gnt_seg_page(data, page);
+	memset(p, 0xff, 6);
+	unsigned char src[6] = {0x00, 0x16, 0x3e, 0x00, 0x00, 0x66};
+	memcpy(p + 6, src, 6);
+	p[12] = 0x88, p[13] = 0xb5; /* local experimental ethertype */
+	memset(p + 14, 0xab, len - 14);
+}
+
+static void push(void)
+{
+	if (netif_tx_ring_front_push_requests_check_notify(&tx))
+		evtchn_notify(h, port);
+}
+
+static void req(uint16_t id, unsigned page, uint16_t off, uint16_t size, uint16_t flags)
+{
+	union netif_tx_req_slot *s = netif_tx_ring_front_next_req(&tx);
+	s->req.gref = data_ref[page];
+	s->req.offset = off;
+	s->req.size = size;
+	s->req.flags = flags;
+	s->req.id = id;
+}
+
+/* Wait for a response with this id; its status, or 99 on timeout. */
+static int wait_rsp(uint16_t id)
+{
+	for (int i = 0; i < 300; i++) {
+		struct netif_tx_rsp r;
+		while (netif_tx_ring_front_take_response(&tx, &r) == 0)
+			if (r.id == id && r.status != NETIF_RSP_NULL)
+				return r.status;
+		sleep_ms(10);
+	}
+	return 99;
+}
+
+static int connect_be(void)
+{
+	int r;
+	struct gnt_table *gt;
+	if ((r = gnt_table_open(h, 64, &gt)) || (r = gnt_seg_alloc(h, be_domid, 2, &rings)) ||
+	    (r = gnt_seg_alloc(h, be_domid, 4, &data)))
+		return r;
+	grant_ref_t rr[2];
+	for (unsigned i = 0; i < 2; i++)
+		if ((r = gnt_grant_access(gt, be_domid, gnt_seg_frame(rings, i), 0, &rr[i])))
+			return r;
+	for (unsigned i = 0; i < 4; i++)
+		if ((r = gnt_grant_access(gt, be_domid, gnt_seg_frame(data, i), 0, &data_ref[i])))
+			return r;
+	netif_tx_ring_front_init(&tx, gnt_seg_page(rings, 0), 0);
+	netif_rx_ring_front_init(&rx, gnt_seg_page(rings, 1), 0);
+	if ((r = evtchn_alloc_unbound(h, be_domid, &port)))
+		return r;
+	if (wait_be_state(XENBUS_STATE_INIT_WAIT, 10000))
+		return -ETIMEDOUT;
+	wr("tx-ring-ref", rr[0]);
+	wr("rx-ring-ref", rr[1]);
+	wr("event-channel", port);
+	wr("request-rx-copy", 1);
+	wr("feature-sg", 1);
+	wr("state", XENBUS_STATE_INITIALISED);
+	if (wait_be_state(XENBUS_STATE_CONNECTED, 10000))
+		return -ETIMEDOUT;
+	wr("state", XENBUS_STATE_CONNECTED);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = argc > 1 ? argv[1] : "offset";
+	int r;
+	if ((r = hvc_open_domain(&h)) || (r = hvc_self_domid(h, &self))) {
+		fprintf(stderr, "netevil: hv: %s\n", strerror(-r));
+		return 1;
+	}
+	xs_ring_use_hvc(h);
+	if (!(xs = xs_open(0))) {
+		fprintf(stderr, "netevil: xs_open failed\n");
+		return 1;
+	}
+	snprintf(fe, sizeof(fe), "/local/domain/%u/device/vif/0", self);
+	for (int i = 0; i < 500; i++) {
+		char p[200];
+		unsigned len;
+		snprintf(p, sizeof(p), "%s/backend", fe);
+		char *b = xs_read(xs, XBT_NULL, p, &len);
+		if (b) {
+			snprintf(be, sizeof(be), "%s", b);
+			free(b);
+			break;
+		}
+		sleep_ms(10);
+	}
+	be_domid = (domid_t)rd(fe, "backend-id");
+	if ((r = connect_be())) {
+		result("fail: handshake: %s", strerror(-r));
+		goto idle;
+	}
+	printf("netevil: connected, mode %s\n", mode);
+	fflush(stdout);
+	if (!strcmp(mode, "offset") || !strcmp(mode, "zero")) {
+		frame(0, 200);
+		frame(1, 60);
+		if (!strcmp(mode, "offset")) {
+			req(1, 0, 4000, 200, 0); /* 4000 + 200 > 4096 */
+		} else {
+			req(1, 0, 0, 200, NETTXF_MORE_DATA);
+			req(2, 2, 0, 0, 0); /* zero-length fragment */
+		}
+		push();
+		int bad = wait_rsp(1);
+		req(3, 1, 0, 60, 0);
+		push();
+		int good = wait_rsp(3);
+		long st = rd(be, "state");
+		if (bad == NETIF_RSP_ERROR && good == NETIF_RSP_OKAY &&
+		    st == XENBUS_STATE_CONNECTED)
+			result("ok %s: bad=%d good=%d state=%ld", mode, bad, good, st);
+		else
+			result("fail: %s: bad=%d good=%d state=%ld", mode, bad, good, st);
+	} else if (!strcmp(mode, "slots")) {
+		frame(0, 60);
+		for (unsigned i = 0; i <= XEN_NETIF_NR_SLOTS_MIN; i++)
+			req((uint16_t)i, 0, 0, i == 0 ? 1000 : 10,
+			    i < XEN_NETIF_NR_SLOTS_MIN ? NETTXF_MORE_DATA : 0);
+		push();
+		r = wait_be_state(XENBUS_STATE_CLOSING, 5000);
+		result(r ? "fail: slots: backend state %ld" : "ok slots: state %ld",
+		       rd(be, "state"));
+	} else if (!strcmp(mode, "jump")) {
+		tx.req_prod_pvt += 5000;
+		push();
+		r = wait_be_state(XENBUS_STATE_CLOSING, 5000);
+		result(r ? "fail: jump: backend state %ld" : "ok jump: state %ld", rd(be, "state"));
+	} else if (!strcmp(mode, "norx")) {
+		frame(0, 60);
+		req(1, 0, 0, 60, 0);
+		push();
+		int st = wait_rsp(1);
+		result(st == NETIF_RSP_OKAY ? "ok norx: announced" : "fail: norx: status %d", st);
+	} else {
+		result("fail: unknown mode %s", mode);
+	}
+idle:
+	for (;;)
+		sleep_ms(1000);
+}
