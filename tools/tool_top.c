@@ -197,9 +197,8 @@ int tool_cmd_top(int argc, char **argv)
 	signal(SIGTERM, on_sigint);
 	sample(h, xs, prev);
 	while (!top_stop) {
-		struct timespec ts = {
-		    (time_t)(once ? 0.5 : delay),
-		    (long)(((once ? 0.5 : delay) - (time_t)(once ? 0.5 : delay)) * 1e9)};
+		double d = once ? 0.5 : delay;
+		struct timespec ts = {(time_t)d, (long)((d - (time_t)d) * 1e9)};
 		nanosleep(&ts, NULL);
 		sample(h, xs, cur);
 		render(prev, cur, !once && isatty(STDOUT_FILENO));
