@@ -14,7 +14,8 @@ dom_hcall_SRCS := tests/integration/dom_hcall.c tests/integration/hvtest_msg.c
 
 # Hypercall decoding, without processes.
 UNIT_SUITES += hv_call
-hv_call_TEST_SRCS := hv/hv_call.c
+hv_call_TEST_SRCS := hv/hv_call.c hv/hv_grant.c
+hv_call_TEST_DEPLIBS := drvdom
 
 # The real daemon with real domains.
 INTEG_SUITES += hv

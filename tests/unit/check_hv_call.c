@@ -3,11 +3,19 @@
 // processes. Every op's well-formed payload passes; each malformed shape
 // (short header, length field, truncation, unknown op, nonzero ret, fds,
 // fixed sizes, batch counts, create strings) is refused with -EBADMSG; the
-// name and grant-copy argument checks refuse what they must.
+// name and grant-copy argument checks refuse what they must. A second case
+// races the hv's map path (hv/hv_grant.c, in-process with two fake domains)
+// against a granter thread that ends access and reuses the frame, the way a
+// domain does in its own memory: a map never yields a frame the granter had
+// already taken back, and end-access never succeeds while a map holds it.
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "hv/hv_internal.h"
 
@@ -246,6 +254,130 @@ START_TEST(test_copy_fits)
 }
 END_TEST
 
+/* --- grant pins against a live granter -------------------------------------- */
+
+/* What hv_grant.c needs from the rest of the daemon. */
+struct hv hv;
+struct hv_dom *hv_dom_get(domid_t domid)
+{
+	return domid < DOMID_FIRST_FREE ? hv.doms[domid] : NULL;
+}
+
+#define RACE_GRANTER 1
+#define RACE_MAPPER 5
+#define RACE_REF 8
+#define RACE_ROUNDS 50000
+#define RACE_SECONDS 5 /* bound the time on a loaded machine */
+
+static struct hv_dom race_g, race_m;
+static uint32_t race_good_frame;
+static atomic_int race_stop;
+static atomic_long race_ended, race_refused_while_mapped, race_violations;
+static atomic_int race_mapped; /* the hv side holds a pin now */
+static atomic_long race_granted_round, race_ended_round = -1;
+
+static void *race_granter(void *arg)
+{
+	(void)arg;
+	struct grant_entry_v1 *e = &race_g.gnt[RACE_REF];
+	_Atomic uint16_t *flags = (_Atomic uint16_t *)(void *)&e->flags;
+	time_t deadline = time(NULL) + RACE_SECONDS;
+	for (int round = 0; round < RACE_ROUNDS && !atomic_load(&race_stop); round++) {
+		if ((round & 255) == 0 && time(NULL) > deadline)
+			break;
+		e->domid = RACE_MAPPER;
+		e->frame = race_good_frame;
+		atomic_store(&race_granted_round, round);
+		atomic_store_explicit(flags, GTF_permit_access, memory_order_release);
+		/* Leave the grant up a little, a different while each round. */
+		for (volatile int spin = (int)(((unsigned)round * 7919u) % 4000u); spin > 0; spin--)
+			;
+		for (;;) {
+			uint16_t expect = GTF_permit_access;
+			bool mapped = atomic_load(&race_mapped);
+			if (atomic_compare_exchange_strong(flags, &expect, 0)) {
+				/* The hv must not have held a pin right now. */
+				if (mapped && atomic_load(&race_mapped))
+					atomic_fetch_add(&race_violations, 1);
+				break;
+			}
+			if (mapped)
+				atomic_fetch_add(&race_refused_while_mapped, 1);
+		}
+		/* Ended: reuse the page for something else. */
+		atomic_store(&race_ended_round, round);
+		e->frame = 999999;
+		atomic_fetch_add(&race_ended, 1);
+		for (volatile int spin = (int)(((unsigned)round * 104729u) % 2000u); spin > 0;
+		     spin--)
+			;
+	}
+	atomic_store(&race_stop, 1);
+	return NULL;
+}
+
+START_TEST(test_pin_race)
+{
+	memset(&hv, 0, sizeof(hv));
+	atomic_store(&race_ended_round, -1);
+	race_g = (struct hv_dom){.domid = RACE_GRANTER, .memory = 1u << 20, .next_frame = 1};
+	race_m = (struct hv_dom){.domid = RACE_MAPPER, .memory = 1u << 20, .next_frame = 1};
+	ck_assert_int_eq(hv_gnttab_init(&race_g), 0);
+	ck_assert_int_eq(hv_gnttab_init(&race_m), 0);
+	hv.doms[RACE_GRANTER] = &race_g;
+	hv.doms[RACE_MAPPER] = &race_m;
+	struct hv_conn c = {.fd = -1, .dom = &race_m};
+	struct hv_seg *seg;
+	ck_assert_int_eq(hv_seg_alloc(&race_g, NULL, RACE_MAPPER, 4, &seg), 0);
+	race_good_frame = seg->first_frame + 2;
+
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, race_granter, NULL), 0);
+	long ok = 0, refused = 0;
+	struct hv_gnt_map_op op = {.domid = RACE_GRANTER, .ref = RACE_REF};
+	while (!atomic_load(&race_stop)) {
+		struct hv_gnt_map_res res;
+		int fds[HV_MAX_FDS];
+		unsigned nfds;
+		hv_gnt_map(&c, &op, 1, &res, fds, &nfds);
+		if (res.status == GNTST_okay) {
+			atomic_store(&race_mapped, 1);
+			ok++;
+			/* the frame read after the pin is the granted one */
+			ck_assert_uint_eq(res.offset, 2 * HV_PAGE_SIZE);
+			ck_assert_uint_eq(nfds, 1);
+			uint16_t f =
+			    atomic_load((_Atomic uint16_t *)(void *)&race_g.gnt[RACE_REF].flags);
+			ck_assert_uint_eq(f & (GTF_reading | GTF_writing),
+					  GTF_reading | GTF_writing);
+			/* hold it a while: the granter cannot end this round */
+			for (volatile int spin = 0; spin < 300; spin++)
+				;
+			ck_assert_int_lt(atomic_load(&race_ended_round),
+					 atomic_load(&race_granted_round));
+			atomic_store(&race_mapped, 0);
+			ck_assert_int_eq(hv_gnt_unmap_one(&race_m, &c, res.handle), GNTST_okay);
+		} else {
+			/* ended or not yet granted: never a stale frame */
+			ck_assert_int_eq(res.status, GNTST_general_error);
+			refused++;
+		}
+	}
+	pthread_join(t, NULL);
+	ck_assert_int_eq(atomic_load(&race_violations), 0);
+	ck_assert_int_gt(atomic_load(&race_refused_while_mapped), 0);
+	ck_assert_int_ge(atomic_load(&race_ended), 256);
+	ck_assert_int_gt(ok, 0);
+	ck_assert_uint_eq(seg->pins, 0);
+	uint16_t f = race_g.gnt[RACE_REF].flags;
+	ck_assert_uint_eq(f & (GTF_reading | GTF_writing), 0);
+	(void)refused;
+	hv_seg_free_all(&race_g, NULL);
+	hv_gnttab_free(&race_g);
+	hv_gnttab_free(&race_m);
+}
+END_TEST
+
 Suite *hv_call_suite(void);
 Suite *hv_call_suite(void)
 {
@@ -260,5 +392,9 @@ Suite *hv_call_suite(void)
 	tcase_add_test(tc, test_names);
 	tcase_add_test(tc, test_copy_fits);
 	suite_add_tcase(s, tc);
+	TCase *race = tcase_create("pins");
+	tcase_set_timeout(race, 60);
+	tcase_add_test(race, test_pin_race);
+	suite_add_tcase(s, race);
 	return s;
 }
