@@ -145,6 +145,9 @@ struct blkfront {
 	bool want_kick;
 	void (*kick)(void *arg);
 	void *kick_arg;
+	void (*batch_begin)(void *arg); /* around a pass of completions */
+	void (*batch_end)(void *arg);
+	void *batch_arg;
 	void (*connected_cb)(void *arg, struct blkfront *bf);
 	void *connected_arg;
 

@@ -21,6 +21,26 @@
 #include "hv/hvc.h"
 #include "xenstore/include/xenstore.h"
 
+/* Reply batching of the NBD server (one sendmsg per client per pass over
+ * the response rings). Weak: a server without it writes each reply at
+ * once, which is correct, only slower. */
+void nbd_server_batch_begin(struct nbd_server *srv) __attribute__((weak));
+void nbd_server_batch_end(struct nbd_server *srv) __attribute__((weak));
+
+static void nbd_batch_begin(void *arg)
+{
+	struct blkfront *bf = arg;
+	if (bf->nbd)
+		nbd_server_batch_begin(bf->nbd);
+}
+
+static void nbd_batch_end(void *arg)
+{
+	struct blkfront *bf = arg;
+	if (bf->nbd)
+		nbd_server_batch_end(bf->nbd);
+}
+
 static void nbd_done(void *arg, int err)
 {
 	nbd_io_complete(arg, err);
@@ -120,6 +140,11 @@ int bf_nbd_start(struct blkfront *bf)
 		return r;
 	}
 	blkfront_set_kick(bf, nbd_kick, bf);
+	if (nbd_server_batch_begin && nbd_server_batch_end) {
+		bf->batch_begin = nbd_batch_begin;
+		bf->batch_end = nbd_batch_end;
+		bf->batch_arg = bf;
+	}
 	log_info("vbd %u: serving NBD export '%s' (%llu bytes%s)", bf->devid, bf->vdev,
 		 (unsigned long long)exp.size, exp.read_only ? ", read-only" : "");
 	return 0;
@@ -132,6 +157,7 @@ void bf_nbd_stop(struct blkfront *bf)
 	evloop_del_fd(bf->env.loop, nbd_server_fd(bf->nbd));
 	nbd_server_destroy(bf->nbd);
 	bf->nbd = NULL;
+	bf->batch_begin = bf->batch_end = NULL;
 	if (bf->kick == nbd_kick)
 		blkfront_set_kick(bf, NULL, NULL);
 }

@@ -703,12 +703,18 @@ int bf_poll(void *arg, unsigned flags)
 	}
 	if (!bf->rings_up || bf->broken)
 		return work;
+	bool batch = false;
 	for (unsigned i = 0; i < bf->nr_queues && !bf->broken; i++) {
 		struct bf_queue *q = &bf->queues[i];
 		if (!q->ring.sring)
 			continue;
 		if (!(flags & EVLOOP_POLL_FINAL) && !blkif_ring_front_poll_responses(&q->ring, 0))
 			continue;
+		if (!batch && bf->batch_begin) {
+			/* The completions of this pass go out together. */
+			bf->batch_begin(bf->batch_arg);
+			batch = true;
+		}
 		work += queue_responses(bf, q);
 		if (flags & EVLOOP_POLL_FINAL) {
 			uint32_t n = 0;
@@ -723,6 +729,8 @@ int bf_poll(void *arg, unsigned flags)
 		bf_pump(bf);
 		bf_kick(bf);
 	}
+	if (batch)
+		bf->batch_end(bf->batch_arg);
 	return work;
 }
 

@@ -5,7 +5,8 @@
 // the toolstack gives it (each exported over NBD on the socket the toolstack
 // assigned). Everything happens in the one loop thread: xenstore watch
 // events, hv events, event channels, ring polling, NBD clients. It runs
-// until the hv ends the domain. See docs/blkfront.md.
+// until the hv ends the domain. `--loadgen SPEC` also runs an in-guest
+// load generator on the first disk (guest_loadgen.c). See docs/blkfront.md.
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 
 #include "common/log.h"
 #include "frontends/blkfront/blkfront.h"
+#include "frontends/guest/guest.h"
 #include "grant/gnt.h"
 #include "hv/evloop.h"
 #include "hv/hvc.h"
@@ -23,15 +25,6 @@
  * share our hypercall connection instead of opening a second one on the
  * same socket. Weak, so the guest builds against a library without it. */
 void xs_ring_use_hvc(struct hvc *h) __attribute__((weak));
-
-#define GUEST_MAX_VBDS 64
-
-struct guest {
-	struct blkfront_env env;
-	char vbd_dir[64];
-	struct blkfront *vbds[GUEST_MAX_VBDS];
-	unsigned nvbds;
-};
 
 static struct blkfront *find_vbd(struct guest *g, unsigned devid, unsigned *idx)
 {
@@ -118,9 +111,15 @@ static void xs_ready(void *arg, int fd, uint32_t events)
 
 int main(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
 	log_init("drvdom-guest");
+	const char *loadgen = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--loadgen") && i + 1 < argc)
+			loadgen = argv[++i];
+		else
+			log_warn("ignoring argument '%s' (usage: drvdom-guest [--loadgen SPEC])",
+				 argv[i]);
+	}
 	signal(SIGPIPE, SIG_IGN);
 	struct guest g = {0};
 	int r = hvc_open_domain(&g.env.h);
@@ -146,6 +145,11 @@ int main(int argc, char **argv)
 	r = evloop_add_fd(g.env.loop, xs_fileno(g.env.xs), EPOLLIN, xs_ready, &g);
 	if (r)
 		die_err(-r, "event loop: xenstore watches");
+	if (loadgen) {
+		r = guest_loadgen_start(&g, loadgen);
+		if (r)
+			log_err("--loadgen %s: %s", loadgen, strerror(-r));
+	}
 	log_info("domain %u up, watching %s", g.env.self, g.vbd_dir);
 	r = evloop_run(g.env.loop);
 	log_err("event loop ended: %s", strerror(-r));
