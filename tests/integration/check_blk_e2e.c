@@ -702,6 +702,65 @@ START_TEST(test_down_leaves_nothing)
 }
 END_TEST
 
+/* xenstore-read PATH through the run dir's xenstored; NULL if missing. */
+static char *xs_read_cmd(const char *path)
+{
+	char sock[PATH_MAX], out[4096];
+	snprintf(sock, sizeof(sock), "%s/xenstored/socket", fx.dir);
+	setenv("XENSTORED_PATH", sock, 1);
+	char *argv[] = {"xenstore-read", (char *)path, NULL};
+	if (run(argv, out, sizeof(out)) != 0)
+		return NULL;
+	out[strcspn(out, "\n")] = 0;
+	return strdup(out);
+}
+
+/* drvdom-guest --loadgen drives blkfront with no NBD hop and reports its
+ * results in its xenstore data directory. */
+START_TEST(test_loadgen)
+{
+	char disks[512], text[1024], cfg[PATH_MAX];
+	snprintf(disks, sizeof(disks), "'target=%s, vdev=xvda, access=rw, backend=blkdom'",
+		 fx.img[2]);
+	snprintf(cfg, sizeof(cfg), "%s/lg.cfg", fx.imgdir);
+	snprintf(text, sizeof(text),
+		 "name = \"lg\"\ndisk = [ %s ]\nextra_args = [ \"--loadgen\", "
+		 "\"randwrite:4096:8:0.3;randread:4096:16:0.3;seqwrite:1048576:4:0.3\" ]\n",
+		 disks);
+	write_text(cfg, text);
+	ck_assert_int_eq(drvdom("create", cfg), 0);
+	int domid = -1;
+	for (int d = 1; d < 16 && domid < 0; d++) {
+		char p[64];
+		snprintf(p, sizeof(p), "/local/domain/%d/name", d);
+		char *n = xs_read_cmd(p);
+		if (n && !strcmp(n, "lg"))
+			domid = d;
+		free(n);
+	}
+	ck_assert_int_gt(domid, 0);
+	char p[128], *done = NULL;
+	snprintf(p, sizeof(p), "/local/domain/%d/data/loadgen/done", domid);
+	for (int i = 0; i < 200 && !done; i++) {
+		done = xs_read_cmd(p);
+		if (!done)
+			usleep(50000);
+	}
+	ck_assert_msg(done && !strcmp(done, "ok"), "loadgen: %s", done ? done : "no result");
+	free(done);
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "/local/domain/%d/data/loadgen/%d", domid, i);
+		char *r = xs_read_cmd(p);
+		ck_assert_ptr_nonnull(r);
+		unsigned long long ops = 0;
+		const char *o = strstr(r, "ops=");
+		ck_assert_msg(o && sscanf(o, "ops=%llu", &ops) == 1 && ops > 0, "loadgen %d: %s", i,
+			      r);
+		free(r);
+	}
+}
+END_TEST
+
 /* Does the guest's console log hold `what`? */
 static bool guest_logged(const char *what)
 {
@@ -796,6 +855,7 @@ Suite *blk_e2e_suite(void)
 	tcase_add_test(t, test_flush_reaches_file);
 	tcase_add_test(t, test_read_only_disk);
 	tcase_add_test(t, test_isolation_from_proc);
+	tcase_add_test(t, test_loadgen);
 	tcase_add_test(t, test_down_leaves_nothing);
 	suite_add_tcase(s, t);
 
