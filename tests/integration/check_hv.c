@@ -779,7 +779,17 @@ START_TEST(test_device)
 	q.domid = 0x7000;
 	ck_assert_int_eq(hvt_call(H.fd, HV_OP_DOMCTL_ASSIGN_DEVICE, &q, sizeof(q), &fd, 1, NULL),
 			 -ESRCH);
+	/* revoke: takes back what was not taken, once */
+	ck_assert_int_eq(hvt_call(H.fd, HV_OP_DOMCTL_REVOKE_DEVICE, &q, sizeof(q), NULL, 0, NULL),
+			 -ESRCH);
 	q.domid = d;
+	ck_assert_int_eq(hvt_call(H.fd, HV_OP_DOMCTL_REVOKE_DEVICE, &q, sizeof(q), NULL, 0, NULL),
+			 0);
+	ck_assert_int_eq(hvt_call(H.fd, HV_OP_DOMCTL_REVOKE_DEVICE, &q, sizeof(q), NULL, 0, NULL),
+			 -ENOENT);
+	strcpy(q.name, "vbd/3/51712");
+	ck_assert_int_eq(hvt_call(H.fd, HV_OP_DOMCTL_ASSIGN_DEVICE, &q, sizeof(q), &fd, 1, NULL),
+			 0);
 	strcpy(q.name, "../x");
 	ck_assert_int_eq(hvt_call(H.fd, HV_OP_DOMCTL_ASSIGN_DEVICE, &q, sizeof(q), &fd, 1, NULL),
 			 -EINVAL);
@@ -853,6 +863,7 @@ START_TEST(test_fuzz_arguments)
 	    HV_OP_DOMCTL_UNPAUSE,
 	    HV_OP_DOMCTL_LIST,
 	    HV_OP_DOMCTL_ASSIGN_DEVICE,
+	    HV_OP_DOMCTL_REVOKE_DEVICE,
 	};
 	static const uint8_t small[] = {0, 1, 2, 3, 8, 9, 11, 12, 0xF0, 0x7F, 0xFF};
 	start();

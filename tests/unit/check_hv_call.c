@@ -105,6 +105,7 @@ START_TEST(test_dom0_only_flags)
 	ck_assert(!hv_call_desc(HV_OP_DOMAIN_INFO)->dom0_only);
 	ck_assert(!hv_call_desc(HV_OP_GNT_MAP)->dom0_only);
 	ck_assert(hv_call_desc(HV_OP_DOMCTL_CREATE)->dom0_only);
+	ck_assert(hv_call_desc(HV_OP_DOMCTL_REVOKE_DEVICE)->dom0_only);
 	ck_assert(hv_call_desc(HV_OP_DOMCTL_ASSIGN_DEVICE)->dom0_only);
 	ck_assert(hv_call_desc(HV_OP_DOMCTL_SUBSCRIBE)->dom0_only);
 	ck_assert_ptr_null(hv_call_desc(0));
