@@ -10,6 +10,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -908,18 +909,31 @@ START_TEST(test_as_ordinary_user)
 		/* Every other case already runs as an ordinary user. */
 		return;
 	}
+	/* Can nobody reach the build tree at all? (CI may build under /root.) */
+	char prog[PATH_MAX], kern[PATH_MAX];
+	snprintf(prog, sizeof(prog), "%s/bin/drvdom-hv", getenv("DRVDOM_BUILD"));
+	snprintf(kern, sizeof(kern), "%s/tests/bin/dom_sandbox", getenv("DRVDOM_BUILD"));
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
+		    setresuid(65534, 65534, 65534))
+			_exit(2);
+		_exit(access(prog, X_OK) || access(kern, R_OK | X_OK) ? 1 : 0);
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "hv: test_as_ordinary_user: skipped, build tree unreachable "
+				"by nobody\n");
+		return;
+	}
 	int r = hvt_hv_start(&H, 65534);
 	ck_assert_msg(r == 0, "drvdom-hv as nobody did not start: %s", strerror(-r));
 	struct hv_create_rep rep;
 	const char *args[] = {"sleep", NULL};
 	domid_t d;
 	r = hvt_create(H.fd, "u", "dom_sandbox", args, &d, &rep);
-	if (r == -EACCES) {
-		/* The build tree is not readable by nobody here. */
-		fprintf(stderr, "hv: test_as_ordinary_user: skipped, kernels unreadable\n");
-		hvt_hv_stop(&H);
-		return;
-	}
 	ck_assert_int_eq(r, 0);
 	log_expect("u", "sandbox: mode sleep");
 	hvt_log_read(&H, "u", logbuf, sizeof(logbuf));
