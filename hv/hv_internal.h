@@ -205,61 +205,96 @@ int hv_call_devname_check(const char *name, size_t cap);
 /* One grant-copy side: offset and length inside a page. */
 bool hv_call_copy_fits(uint16_t offset, uint16_t len);
 
+/* Everything below runs on the hv's one thread, from the event loop; none
+ * of it blocks except hv_sandbox_spawn (until the child has exec'd) and
+ * hv_dom_kill_all (until every domain is reaped). */
+
 /* --- hv_main.c ----------------------------------------------------------- */
 
 /* Send a message (header + payload + fds) on c without blocking. A peer
  * that does not read its socket is a faulty domain: it is killed (dom0: the
- * connection is closed). Returns 0 or -errno. */
+ * connection is closed). Returns 0 or -errno (-EPIPE: c is dead). */
 int hv_send(struct hv_conn *c, uint32_t op, uint32_t id, int32_t ret, const void *p, size_t len,
 	    const int *fds, unsigned nfds);
+/* Watch fd for input; ev says what it is. Dies on failure (host error). */
 void hv_epoll_add(int fd, struct hv_ev *ev);
+/* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t hv_now_ns(void);
 
 /* --- hv_dispatch.c: one decoded hypercall ------------------------------ */
+
+/* Read one message from c, check it, run it, answer it. */
 void hv_conn_readable(struct hv_conn *c);
+/* Close a dom0 connection and release what it owns. */
 void hv_conn_close(struct hv_conn *c);
 /* Close the dom0 connections marked dead (from the main loop only). */
 void hv_conns_reap(void);
-/* Kill the domain behind c (or close a dom0 connection) for a malformed
- * message, logging why. */
+/* Kill the domain behind c (or mark a dom0 connection for closing) for a
+ * malformed message, logging why. Safe in the middle of any operation. */
 void hv_conn_malformed(struct hv_conn *c, const char *opname, const char *why);
 
 /* --- hv_domain.c ------------------------------------------------------------ */
+
+/* Make domain 0 (grant table, ports). Returns 0 or -errno. */
 int hv_dom0_init(void);
+/* The live domain with that id (dom0 included), or NULL. */
 struct hv_dom *hv_dom_get(domid_t domid);
+/* DOMCTL_CREATE: checks, start info, sandboxed process. strs: kernel path
+ * then argv[1..], NULL-terminated. Returns 0 (rep filled) or -errno. */
 int hv_domctl_create(struct hv_conn *c, const struct hv_create_req *req, const char **strs,
 		     struct hv_create_rep *rep);
+/* Signal the domain's process through its pidfd. Returns 0 or -errno. */
 int hv_dom_signal(struct hv_dom *d, int sig);
+/* Its pidfd is readable: reap it, log why, clean up (docs/hv.md order). */
 void hv_dom_exited(struct hv_dom *d);
+/* Its console pipe is readable: copy whole lines to the log. */
 void hv_dom_console(struct hv_dom *d);
 void hv_dom_fill_info(const struct hv_dom *d, bool for_dom0, struct hv_domain_info *out);
+/* Shutdown: SIGKILL every domain, then reap and clean up each. Blocks. */
 void hv_dom_kill_all(void);
 /* Release what connection c owns in its domain (dom0 disconnect). */
 void hv_conn_release(struct hv_conn *c);
+/* Store a device fd for d (taking it over on success) and tell d.
+ * Returns 0, -EEXIST, -ENOSPC or -ENOMEM. */
 int hv_device_assign(struct hv_dom *d, const char *name, int fd);
+/* Hand over a device fd once (the caller owns it). 0 or -ENOENT. */
 int hv_device_get(struct hv_dom *d, const char *name, int *fd);
 
 /* --- hv_sandbox.c --------------------------------------------------------- */
+
+/* Build the seccomp filter every domain gets. Call once at start. */
 int hv_sandbox_init(void);
 /* Check that the kernel at kfd is a static ELF executable (-ENOEXEC else). */
 int hv_sandbox_check_kernel(int kfd, const char *path);
-/* Start the domain process; fills *pid and *pidfd. */
+/* Start the domain process with sock as its fd 3 and con as 1 and 2;
+ * fills *pid and *pidfd. Blocks until the child has exec'd the kernel or
+ * failed (its errno is returned, the failing step logged). */
 int hv_sandbox_spawn(int kfd, int sock, int con, const char *const *argv, domid_t domid,
 		     uint64_t memory, pid_t *pid, int *pidfd);
 
 /* --- hv_grant.c ------------------------------------------------------------- */
+
+/* d's grant table: a sealed memfd of HV_GNTTAB_ENTRIES, mapped by the hv. */
 int hv_gnttab_init(struct hv_dom *d);
+/* Unmap and close it, free pins and handles. Idempotent. */
 void hv_gnttab_free(struct hv_dom *d);
+/* A segment of npages for peer, charged to d's memory. 0, -EINVAL,
+ * -ENOMEM (over memory), -ENOSPC or a host -errno. */
 int hv_seg_alloc(struct hv_dom *d, struct hv_conn *owner, domid_t peer, uint32_t npages,
 		 struct hv_seg **out);
+/* SEG_FREE: 0, -ENOENT (not owner's) or -EBUSY (mapped). */
 int hv_seg_free(struct hv_dom *d, struct hv_conn *owner, uint32_t seg_id);
-/* Free every segment (owner NULL) or those owner made. */
+/* Free every segment (owner NULL) or those owner made, mapped or not. */
 void hv_seg_free_all(struct hv_dom *d, struct hv_conn *owner);
 /* Grant ref on d's own table to peer for frame (hv-made grants only). */
 void hv_gnt_grant(struct hv_dom *d, grant_ref_t ref, domid_t peer, uint32_t frame);
+/* GNT_MAP for caller c: n ops, n results; fds gets each distinct segment
+ * fd once (*nfds of them, owned by the hv: send, do not close). */
 void hv_gnt_map(struct hv_conn *c, const struct hv_gnt_map_op *op, uint32_t n,
 		struct hv_gnt_map_res *res, int *fds, unsigned *nfds);
+/* GNT_UNMAP of one handle of d made by c: a GNTST_* status. */
 int16_t hv_gnt_unmap_one(struct hv_dom *d, struct hv_conn *c, uint32_t handle);
+/* GNT_COPY for caller c: fills each op's status. */
 void hv_gnt_copy(struct hv_conn *c, struct hv_gnt_copy *ops, uint32_t n);
 /* Drop every mapping d holds (owner NULL) or owner holds. */
 void hv_gnt_revoke_all(struct hv_dom *d, struct hv_conn *owner);
@@ -268,12 +303,21 @@ void hv_gnt_revoke_all(struct hv_dom *d, struct hv_conn *owner);
 void hv_gnt_forget_granter(struct hv_dom *d);
 
 /* --- hv_evtchn.c ------------------------------------------------------------ */
+
+/* d's port table (HV_EVTCHN_PORTS entries, all free). */
 int hv_evtchn_init(struct hv_dom *d);
+/* A free port of d, unbound, that remote may bind; owner gets its events.
+ * 0 or -ENOSPC. */
 int hv_evtchn_alloc_unbound(struct hv_dom *d, struct hv_conn *owner, domid_t remote,
 			    evtchn_port_t *port);
+/* BIND_INTERDOMAIN for c: *port and fds {wait, kick} (the caller sends
+ * and then closes them); the remote's owner gets HV_EVT_PORT_BOUND. 0,
+ * -ESRCH, -EINVAL, -ENOSPC or a host -errno. */
 int hv_evtchn_bind(struct hv_conn *c, domid_t remote, evtchn_port_t rport, evtchn_port_t *port,
 		   int fds[2]);
+/* CLOSE: the remote end goes back to unbound and is told. 0 or -EINVAL. */
 int hv_evtchn_close(struct hv_dom *d, struct hv_conn *c, evtchn_port_t port);
+/* STATUS of d's port. 0 or -EINVAL (out of range). */
 int hv_evtchn_status(struct hv_dom *d, evtchn_port_t port, struct hv_evtchn_status_rep *rep);
 /* Close every port of d (owner NULL) or those owner holds. */
 void hv_evtchn_close_all(struct hv_dom *d, struct hv_conn *owner);
