@@ -95,8 +95,14 @@ void blkfront_set_connected_cb(struct blkfront *bf, void (*fn)(void *arg, struct
 /* Counters. */
 struct blkfront_stats {
 	uint64_t requests, responses, bad_responses, replayed, notifies, reconnects;
+	uint64_t bytes_rd, bytes_wr, flushes, discards, errors;
 	uint32_t shadow_live;
 };
 void blkfront_get_stats(const struct blkfront *bf, struct blkfront_stats *out);
+
+/* Write the counters (and the NBD server's) as one line to the frontend's
+ * `drvdom-stats` key, for drvdom top, if they changed since the last call.
+ * Loop thread; one xenstore round trip when they changed. */
+void blkfront_publish_stats(struct blkfront *bf);
 
 #endif

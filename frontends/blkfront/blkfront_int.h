@@ -164,6 +164,7 @@ struct blkfront {
 
 	struct blkfront_stats stats;
 	uint64_t bad_logged;
+	char stats_last[512];
 };
 
 /* blkfront_ring.c: queues, pool, shadow, the data path. */

@@ -161,3 +161,33 @@ void bf_nbd_stop(struct blkfront *bf)
 	if (bf->kick == nbd_kick)
 		blkfront_set_kick(bf, NULL, NULL);
 }
+
+void blkfront_publish_stats(struct blkfront *bf)
+{
+	if (!bf->ever_connected || bf->detached)
+		return;
+	struct nbd_server_stats ns = {0};
+	if (bf->nbd)
+		nbd_server_get_stats(bf->nbd, &ns);
+	const struct blkfront_stats *st = &bf->stats;
+	unsigned sent = 0;
+	for (unsigned i = 0; bf->rings_up && i < bf->nr_queues; i++)
+		sent += bf->queues[i].sent;
+	char buf[sizeof(bf->stats_last)];
+	snprintf(buf, sizeof(buf),
+		 "state=%d queues=%u requests=%llu bytes_rd=%llu bytes_wr=%llu flush=%llu "
+		 "discard=%llu errors=%llu inflight=%u shadow=%u notify_sent=%llu "
+		 "bad_responses=%llu replayed=%llu reconnects=%llu nbd_clients=%u",
+		 bf->state, bf->nr_queues, (unsigned long long)st->requests,
+		 (unsigned long long)st->bytes_rd, (unsigned long long)st->bytes_wr,
+		 (unsigned long long)st->flushes, (unsigned long long)st->discards,
+		 (unsigned long long)st->errors, sent, st->shadow_live,
+		 (unsigned long long)st->notifies, (unsigned long long)st->bad_responses,
+		 (unsigned long long)st->replayed, (unsigned long long)st->reconnects, ns.clients);
+	if (!strcmp(buf, bf->stats_last))
+		return;
+	char p[384];
+	snprintf(p, sizeof(p), "%s/drvdom-stats", bf->fe_path);
+	if (xs_write(bf->env.xs, XBT_NULL, p, buf, (unsigned)strlen(buf)))
+		memcpy(bf->stats_last, buf, sizeof(buf));
+}

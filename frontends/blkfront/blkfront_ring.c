@@ -283,6 +283,16 @@ static void io_finish(struct blkfront *bf, struct bf_io *io)
 		bf->want_kick = true;
 		return;
 	}
+	if (io->err)
+		bf->stats.errors++;
+	else if (io->op == BLKFRONT_READ)
+		bf->stats.bytes_rd += io->length;
+	else if (io->op == BLKFRONT_WRITE)
+		bf->stats.bytes_wr += io->length;
+	else if (io->op == BLKFRONT_FLUSH)
+		bf->stats.flushes++;
+	else
+		bf->stats.discards++;
 	io->done(io->arg, io->err);
 	free(io);
 	bf->want_kick = true;

@@ -3,19 +3,21 @@
 // its xenstore (over the domain's xenstore ring) and one event loop, watches
 // /local/domain/<self>/device/vbd and runs a blkfront for every virtual disk
 // the toolstack gives it (each exported over NBD on the socket the toolstack
-// assigned). Everything happens in the one loop thread: xenstore watch
-// events, hv events, event channels, ring polling, NBD clients. It runs
-// until the hv ends the domain. `--loadgen SPEC` also runs an in-guest
-// load generator on the first disk (guest_loadgen.c). See docs/blkfront.md.
+// assigned), and netfront for every vif (docs/netfront.md: its TAP ethN). Everything happens in the
+// one loop thread: xenstore watch events, hv events, event channels, ring polling, NBD clients. It
+// runs until the hv ends the domain. `--loadgen SPEC` also runs an in-guest load generator on the
+// first disk (guest_loadgen.c). See docs/blkfront.md.
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
 
 #include "common/log.h"
 #include "frontends/blkfront/blkfront.h"
 #include "frontends/guest/guest.h"
+#include "frontends/netfront/netfront.h"
 #include "grant/gnt.h"
 #include "hv/evloop.h"
 #include "hv/hvc.h"
@@ -86,6 +88,17 @@ static void scan_vbds(struct guest *g)
 	free(ids);
 }
 
+/* Every 0.5 s: counters for drvdom top. */
+static void stats_tick(void *arg, int fd, uint32_t events)
+{
+	struct guest *g = arg;
+	uint64_t n;
+	(void)events;
+	(void)!read(fd, &n, sizeof(n));
+	for (unsigned i = 0; i < g->nvbds; i++)
+		blkfront_publish_stats(g->vbds[i]);
+}
+
 static void xs_ready(void *arg, int fd, uint32_t events)
 {
 	struct guest *g = arg;
@@ -96,7 +109,9 @@ static void xs_ready(void *arg, int fd, uint32_t events)
 	while ((ev = xs_check_watch(g->env.xs))) {
 		const char *tok = ev[XS_WATCH_TOKEN];
 		unsigned devid;
-		if (strcmp(tok, "vbd") == 0) {
+		if (netfront_xs_event(ev[XS_WATCH_PATH], tok)) {
+			/* a vif event: netfront's (docs/netfront.md) */
+		} else if (strcmp(tok, "vbd") == 0) {
 			rescan = true;
 		} else if (strncmp(tok, "vbd-", 4) == 0 && parse_devid(tok + 4, &devid)) {
 			struct blkfront *bf = find_vbd(g, devid, NULL);
@@ -145,6 +160,14 @@ int main(int argc, char **argv)
 	r = evloop_add_fd(g.env.loop, xs_fileno(g.env.xs), EPOLLIN, xs_ready, &g);
 	if (r)
 		die_err(-r, "event loop: xenstore watches");
+	r = netfront_watch_start(g.env.h, g.env.xs, g.env.loop, g.env.gt);
+	if (r)
+		log_err("netfront: %s (no network interfaces)", strerror(-r));
+	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	struct itimerspec its = {.it_interval = {0, 500000000}, .it_value = {0, 500000000}};
+	if (tfd < 0 || timerfd_settime(tfd, 0, &its, NULL) ||
+	    evloop_add_fd(g.env.loop, tfd, EPOLLIN, stats_tick, &g))
+		log_warn("no statistics timer: drvdom top will not see this guest's disks");
 	if (loadgen) {
 		r = guest_loadgen_start(&g, loadgen);
 		if (r)
@@ -155,6 +178,7 @@ int main(int argc, char **argv)
 	log_err("event loop ended: %s", strerror(-r));
 	for (unsigned i = 0; i < g.nvbds; i++)
 		blkfront_destroy(g.vbds[i]);
+	netfront_stop();
 	xs_close(g.env.xs);
 	gnt_table_close(g.env.gt);
 	evloop_destroy(g.env.loop);

@@ -3,4 +3,4 @@
 # NBD. See docs/blkfront.md.
 STATIC_BINS += drvdom-guest
 drvdom-guest_SRCS := frontends/guest/guest_main.c frontends/guest/guest_loadgen.c
-drvdom-guest_DEPLIBS := drvdom xenstore
+drvdom-guest_DEPLIBS := netfront drvdom xenstore

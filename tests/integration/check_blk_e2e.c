@@ -423,6 +423,23 @@ static bool has_inode(const struct smap *m, int n, unsigned long ino)
 	return false;
 }
 
+static char *xs_read_cmd(const char *path);
+
+/* The domain id of a domain name, from xenstore; -1 if none. */
+static int domid_of(const char *name)
+{
+	for (int d = 1; d < 32; d++) {
+		char p[64];
+		snprintf(p, sizeof(p), "/local/domain/%d/name", d);
+		char *n = xs_read_cmd(p);
+		bool match = n && !strcmp(n, name);
+		free(n);
+		if (match)
+			return d;
+	}
+	return -1;
+}
+
 /* --- tests -------------------------------------------------------------- */
 
 /* Random writes (each read back at once) on both disks, 32 pipelined aio
@@ -528,6 +545,26 @@ START_TEST(test_concurrent_clients)
 		ck_assert_int_eq(waitpid(kids[k], &st, 0), kids[k]);
 		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client %d failed", k);
 	}
+	/* The guest publishes its counters for drvdom top (every 0.5 s). */
+	int g = domid_of("guest1");
+	ck_assert_int_gt(g, 0);
+	char p[128];
+	snprintf(p, sizeof(p), "/local/domain/%d/device/vbd/51712/drvdom-stats", g);
+	unsigned long long wr = 0, rd = 0;
+	for (int i = 0; i < 40 && wr < (32ull << 20); i++) {
+		usleep(100000);
+		char *v = xs_read_cmd(p);
+		const char *w = v ? strstr(v, "bytes_wr=") : NULL,
+			   *r = v ? strstr(v, "bytes_rd=") : NULL;
+		if (w && r) {
+			sscanf(w, "bytes_wr=%llu", &wr);
+			sscanf(r, "bytes_rd=%llu", &rd);
+		}
+		free(v);
+	}
+	/* Clients 0 and 2 wrote and read 16 MiB each on xvda. */
+	ck_assert_uint_ge(wr, 32ull << 20);
+	ck_assert_uint_ge(rd, 32ull << 20);
 }
 END_TEST
 
@@ -729,15 +766,7 @@ START_TEST(test_loadgen)
 		 disks);
 	write_text(cfg, text);
 	ck_assert_int_eq(drvdom("create", cfg), 0);
-	int domid = -1;
-	for (int d = 1; d < 16 && domid < 0; d++) {
-		char p[64];
-		snprintf(p, sizeof(p), "/local/domain/%d/name", d);
-		char *n = xs_read_cmd(p);
-		if (n && !strcmp(n, "lg"))
-			domid = d;
-		free(n);
-	}
+	int domid = domid_of("lg");
 	ck_assert_int_gt(domid, 0);
 	char p[128], *done = NULL;
 	snprintf(p, sizeof(p), "/local/domain/%d/data/loadgen/done", domid);
