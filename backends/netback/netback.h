@@ -52,6 +52,10 @@
 #define NETBACK_NIC_FRAMES 128u
 /* drvdom-stats is rewritten at most this often (ns). */
 #define NETBACK_STATS_NS 500000000ull
+/* Adaptive polling: how long the loop spins after the last work (ns). */
+#ifndef NETBACK_SPIN_NS
+#define NETBACK_SPIN_NS 200000u
+#endif
 /* MAC table entries (power of two) and their lifetime. */
 #define NETBACK_FDB_SIZE 1024u
 #define NETBACK_FDB_AGE_NS 300000000000ull

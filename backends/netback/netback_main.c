@@ -207,6 +207,7 @@ int main(int argc, char **argv)
 	nb->loop_thread = pthread_self();
 	if ((r = evloop_create(nb->h, &nb->loop)))
 		die_err(-r, "evloop_create");
+	evloop_set_spin_ns(nb->loop, NETBACK_SPIN_NS);
 	nb->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (nb->wake_fd < 0)
 		die("eventfd");

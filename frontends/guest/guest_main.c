@@ -3,10 +3,11 @@
 // its xenstore (over the domain's xenstore ring) and one event loop, watches
 // /local/domain/<self>/device/vbd and runs a blkfront for every virtual disk
 // the toolstack gives it (each exported over NBD on the socket the toolstack
-// assigned), and netfront for every vif (docs/netfront.md: its TAP ethN). Everything happens in the
-// one loop thread: xenstore watch events, hv events, event channels, ring polling, NBD clients. It
-// runs until the hv ends the domain. `--loadgen SPEC` also runs an in-guest load generator on the
-// first disk (guest_loadgen.c). See docs/blkfront.md.
+// assigned), and netfront for every vif (docs/netfront.md: its TAP ethN).
+// Everything happens in the one loop thread: xenstore watch events, hv
+// events, event channels, ring polling, NBD clients. It runs until the hv
+// ends the domain. `--loadgen SPEC` also runs an in-guest load generator on
+// the first disk (guest_loadgen.c). See docs/blkfront.md.
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>

@@ -2,8 +2,8 @@
 // Integration suite "net": the real drvdom-hv, drvdom-xenstored, the drvdom
 // toolstack, drvdom-netback as the driver domain of a veth "physical NIC"
 // whose other end is the run dir's wire namespace, and guests running
-// netfront (netfront_dom, a netfront-only guest kernel) or the malicious
-// frontend netevil_dom. Real traffic through real programs: ping between a
+// netfront (drvdom-guest, or netfront_dom, a netfront-only guest kernel) or
+// the malicious frontend netevil_dom. Real traffic through real programs: ping between a
 // guest and the wire and between two guests, 100 MiB over TCP each way with
 // SHA-256 compared at both ends; bad tx requests (dropped, or the vif
 // disconnected) and a guest that posts no rx buffers under a flood (drops,
@@ -50,13 +50,14 @@ static void net_up(void)
 /* A guest named name with one vif (mac suffix, ip 10.77.0.<host>). */
 static void guest(const char *name, unsigned host, const char *kernel, const char *mode)
 {
-	char cfg[1024], rel[64];
+	char cfg[1024], rel[64], args[64] = "";
+	if (mode)
+		snprintf(args, sizeof(args), "extra_args = [ '%s' ]\n", mode);
 	snprintf(cfg, sizeof(cfg),
 		 "name = \"%s\"\n"
-		 "kernel = \"%s/%s\"\n"
-		 "extra_args = [ '%s' ]\n"
+		 "kernel = \"%s/%s\"\n%s"
 		 "vif = [ 'mac=00:16:3e:00:00:%02x, ip=10.77.0.%u/24, backend=netdom' ]\n",
-		 name, T.tbin, kernel, mode ? mode : "-", host, host);
+		 name, strncmp(kernel, "drvdom-", 7) ? T.tbin : T.bin, kernel, args, host, host);
 	snprintf(rel, sizeof(rel), "%s.cfg", name);
 	SH_OK("drvdom create %s", tt_file(&T, rel, cfg));
 }
@@ -163,7 +164,7 @@ static void ping_ok(const char *from, const char *to)
 START_TEST(test_ping_wire)
 {
 	net_up();
-	guest("g1", 2, "netfront_dom", NULL);
+	guest("g1", 2, "drvdom-guest", NULL);
 	wait_connected("g1");
 	ping_ok("g1", "10.77.0.1");
 	ping_ok("wire", "10.77.0.2");
@@ -182,7 +183,7 @@ END_TEST
 START_TEST(test_two_guests)
 {
 	net_up();
-	guest("g1", 2, "netfront_dom", NULL);
+	guest("g1", 2, "drvdom-guest", NULL);
 	guest("g2", 3, "netfront_dom", NULL);
 	wait_connected("g1");
 	wait_connected("g2");
@@ -230,7 +231,7 @@ static void transfer(const char *src, const char *dst, const char *dst_ip, int p
 START_TEST(test_tcp_100mib)
 {
 	net_up();
-	guest("g1", 2, "netfront_dom", NULL);
+	guest("g1", 2, "drvdom-guest", NULL);
 	wait_connected("g1");
 	transfer("g1", "wire", "10.77.0.1", 5001, 100); /* guest -> wire: netif tx */
 	transfer("wire", "g1", "10.77.0.2", 5002, 100); /* wire -> guest: netif rx */

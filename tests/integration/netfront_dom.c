@@ -38,6 +38,7 @@ int main(void)
 		die_err(-r, "hvc_open_domain");
 	if ((r = evloop_create(h, &l)))
 		die_err(-r, "evloop_create");
+	evloop_set_spin_ns(l, 200000);
 	xs_ring_use_hvc(h);
 	if (!(xs = xs_open(0)))
 		die("xs_open");

@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: MIT
+// drvdom bench net (drvdom-bench-net): the network path measured against a
+// direct veth pair in the same run (docs/bench-net.md). It brings up its own
+// drvdom instance in a temporary run dir (hv, xenstored, a netback driver
+// domain whose NIC is a veth into the wire namespace, one guest with a vif)
+// and, beside it, two network namespaces joined by a plain veth pair (the
+// baseline "veth": the limit, no isolation). In each it runs iperf3 TCP with
+// 1 and 4 streams both directions, iperf3 UDP 64-byte datagrams (packets
+// per second received) and ping round trips, then prints a table of ratios
+// (> 1: drvdom better) with the issue's targets as pass/miss, and writes
+// --json FILE. Root only (veth pairs, namespaces). Not a test: it asserts
+// nothing and exits 0 once it measured.
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tools/bench/benchjson.h"
+
+static char bindir[PATH_MAX], run[64], out[1 << 20];
+static int secs = 5;
+static pid_t ns_a, ns_b; /* holders of the baseline's two namespaces */
+
+/* Run a shell command, output (stdout+stderr) in out; exit status. */
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd) - 8, fmt, ap);
+	va_end(ap);
+	strcat(cmd, " 2>&1");
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	size_t n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static pid_t ns_holder(void)
+{
+	pid_t p = fork();
+	if (p == 0) {
+		execlp("unshare", "unshare", "-n", "sleep", "100000", (char *)NULL);
+		_exit(127);
+	}
+	return p;
+}
+
+static void cleanup(void)
+{
+	if (run[0]) {
+		sh("drvdom down; rm -rf '%s'", run);
+		run[0] = 0;
+	}
+	if (ns_a > 0)
+		kill(ns_a, SIGKILL), waitpid(ns_a, NULL, 0), ns_a = 0;
+	if (ns_b > 0)
+		kill(ns_b, SIGKILL), waitpid(ns_b, NULL, 0), ns_b = 0;
+}
+
+static void fail(const char *what)
+{
+	fprintf(stderr, "drvdom-bench-net: %s\n%s\n", what, out);
+	cleanup();
+	exit(1);
+}
+
+/* How to run a command on each side of a setup. */
+struct side {
+	char client[128], server[128]; /* command prefixes */
+	char server_ip[32];
+};
+
+static int setup_drvdom(struct side *s, const char *kernel)
+{
+	snprintf(run, sizeof(run), "/tmp/drvdom-bench-net-XXXXXX");
+	if (!mkdtemp(run))
+		return -errno;
+	setenv("DRVDOM_RUN_DIR", run, 1);
+	FILE *f;
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/netdom.cfg", run);
+	if (!(f = fopen(p, "w")))
+		return -errno;
+	fprintf(f, "name = \"netdom\"\nkernel = \"drvdom-netback\"\ndriver_domain = 1\n"
+		   "nic = \"veth:phys0, wire_ip=10.77.0.1/24\"\n");
+	fclose(f);
+	snprintf(p, sizeof(p), "%s/guest.cfg", run);
+	if (!(f = fopen(p, "w")))
+		return -errno;
+	fprintf(f,
+		"name = \"guest\"\nkernel = \"%s\"\n"
+		"vif = [ 'mac=00:16:3e:00:00:02, ip=10.77.0.2/24, backend=netdom' ]\n",
+		kernel);
+	fclose(f);
+	if (sh("drvdom up && drvdom create %s/netdom.cfg && drvdom create %s/guest.cfg", run, run))
+		fail("cannot start drvdom");
+	for (int i = 0; i < 100; i++) {
+		if (!sh("drvdom exec guest -- ping -c 1 -W 1 10.77.0.1"))
+			break;
+		if (i == 99)
+			fail("the guest never reached the wire");
+	}
+	snprintf(s->client, sizeof(s->client), "drvdom exec guest --");
+	snprintf(s->server, sizeof(s->server), "drvdom exec wire --");
+	snprintf(s->server_ip, sizeof(s->server_ip), "10.77.0.1");
+	return 0;
+}
+
+static int setup_veth(struct side *s)
+{
+	ns_a = ns_holder();
+	ns_b = ns_holder();
+	for (int i = 0; i < 100; i++) {
+		if (!sh("[ $(readlink /proc/%d/ns/net) != $(readlink /proc/self/ns/net) ] && "
+			"[ $(readlink /proc/%d/ns/net) != $(readlink /proc/self/ns/net) ]",
+			(int)ns_a, (int)ns_b))
+			break;
+		usleep(10000);
+	}
+	if (sh("ip link add bvA netns %d type veth peer name bvB netns %d && "
+	       "nsenter -t %d -n sh -c 'ip addr add 10.78.0.2/24 dev bvA && ip link set bvA up "
+	       "&& ip link set lo up' && "
+	       "nsenter -t %d -n sh -c 'ip addr add 10.78.0.1/24 dev bvB && ip link set bvB up "
+	       "&& ip link set lo up'",
+	       (int)ns_a, (int)ns_b, (int)ns_a, (int)ns_b))
+		fail("cannot set up the baseline veth pair");
+	snprintf(s->client, sizeof(s->client), "nsenter -t %d -n", (int)ns_a);
+	snprintf(s->server, sizeof(s->server), "nsenter -t %d -n", (int)ns_b);
+	snprintf(s->server_ip, sizeof(s->server_ip), "10.78.0.1");
+	for (int i = 0; i < 100 && sh("%s ping -c 1 -W 1 %s", s->client, s->server_ip); i++)
+		;
+	return 0;
+}
+
+/* A number after "key": at or after from in out; NAN if absent. */
+static double json_num(const char *from, const char *key)
+{
+	char k[64];
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	const char *p = from ? strstr(from, k) : NULL;
+	return p ? strtod(p + strlen(k), NULL) : -1;
+}
+
+/* One iperf3 run; TCP: Gbit/s received; UDP: packets/s received. */
+static double iperf(const struct side *s, const char *args, bool udp)
+{
+	static int port = 5300;
+	port++;
+	if (sh("%s iperf3 -s -1 -p %d >/dev/null 2>&1 & sleep 0.3; "
+	       "%s iperf3 -c %s -p %d -t %d -J %s; wait",
+	       s->server, port, s->client, s->server_ip, port, secs, args))
+		fail("iperf3 failed");
+	const char *end = strstr(out, "\"end\":");
+	if (!udp)
+		return json_num(end ? strstr(end, "\"sum_received\":") : NULL, "bits_per_second") /
+		       1e9;
+	const char *sum = end ? strstr(end, "\"sum\":") : NULL;
+	double pk = json_num(sum, "packets"), lost = json_num(sum, "lost_packets"),
+	       t = json_num(sum, "seconds");
+	return t > 0 ? (pk - lost) / t : -1;
+}
+
+/* Average ping round trip in microseconds. */
+static double ping_us(const struct side *s)
+{
+	if (sh("%s ping -q -c %d -i 0.002 %s", s->client, secs * 100, s->server_ip))
+		fail("ping failed");
+	const char *p = strstr(out, "rtt min/avg/max/mdev = ");
+	double mn, avg;
+	if (!p || sscanf(p, "rtt min/avg/max/mdev = %lf/%lf", &mn, &avg) != 2)
+		return -1;
+	return avg * 1000.0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"json", required_argument, NULL, 'j'},
+					     {"time", required_argument, NULL, 't'},
+					     {"guest-kernel", required_argument, NULL, 'g'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	const char *json = NULL, *kernel = NULL;
+	int c;
+	while ((c = getopt_long(argc, argv, "j:t:g:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = optarg;
+			break;
+		case 't':
+			secs = atoi(optarg) > 0 ? atoi(optarg) : 5;
+			break;
+		case 'g':
+			kernel = optarg;
+			break;
+		default:
+			printf(
+			    "usage: drvdom-bench-net [--time SECONDS] [--json FILE] "
+			    "[--guest-kernel PATH]\n"
+			    "TCP (1 and 4 streams, both ways), UDP 64-byte packet rate and ping\n"
+			    "round trips from a guest through netback to the wire, beside a "
+			    "direct\n"
+			    "veth pair. Root only.\n");
+			return c == 'h' ? 0 : 2;
+		}
+	}
+	if (geteuid() != 0) {
+		fprintf(stderr, "drvdom-bench-net: needs root (veth pairs, namespaces)\n");
+		return 1;
+	}
+	ssize_t n = readlink("/proc/self/exe", bindir, sizeof(bindir) - 1);
+	if (n <= 0)
+		return 1;
+	bindir[n] = 0;
+	*strrchr(bindir, '/') = 0;
+	char path[PATH_MAX + 4096], kpath[PATH_MAX + 64];
+	snprintf(path, sizeof(path), "%s:%s", bindir, getenv("PATH") ? getenv("PATH") : "");
+	setenv("PATH", path, 1);
+	if (!kernel) {
+		snprintf(kpath, sizeof(kpath), "%s/drvdom-guest", bindir);
+		if (access(kpath, X_OK))
+			snprintf(kpath, sizeof(kpath), "%s/../tests/bin/netfront_dom", bindir);
+		kernel = kpath;
+	}
+	if (sh("command -v iperf3 ping nsenter unshare ip"))
+		fail("needs iperf3, ping, nsenter, unshare and ip (scripts/install-deps.sh)");
+
+	struct side d, v;
+	setup_drvdom(&d, kernel);
+	setup_veth(&v);
+	struct bench_report rep;
+	bench_report_init(&rep, "net");
+	static const struct {
+		const char *name, *args;
+		bool udp;
+		double target;
+	} tests[] = {
+	    {"tcp 1 stream guest->wire", "", false, 0.5},
+	    {"tcp 1 stream wire->guest", "-R", false, 0.5},
+	    {"tcp 4 streams guest->wire", "-P 4", false, 0},
+	    {"tcp 4 streams wire->guest", "-P 4 -R", false, 0},
+	    {"udp 64 B guest->wire", "-u -b 0 -l 64", true, 0},
+	    {"udp 64 B wire->guest", "-u -b 0 -l 64 -R", true, 0},
+	};
+	printf("drvdom bench net: %d s per run, guest kernel %s\n", secs, kernel);
+	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		double a = iperf(&d, tests[i].args, tests[i].udp);
+		double b = iperf(&v, tests[i].args, tests[i].udp);
+		printf("  %-28s drvdom %10.3f  veth %10.3f %s\n", tests[i].name, a, b,
+		       tests[i].udp ? "pkt/s" : "Gbit/s");
+		fflush(stdout);
+		bench_report_add(&rep, tests[i].name, tests[i].udp ? "pkt/s" : "Gbit/s", a, "veth",
+				 b, BENCH_HIGHER_BETTER, tests[i].target);
+	}
+	double a = ping_us(&d), b = ping_us(&v);
+	bench_report_add(&rep, "ping rtt guest->wire", "us", a, "veth", b, BENCH_LOWER_BETTER, 0.1);
+	sh("drvdom exec guest -- ping -q -c 1000 -i 0 10.77.0.1");
+	const char *p = strstr(out, "rtt min/avg/max/mdev = ");
+	double mn, avg;
+	if (p && sscanf(p, "rtt min/avg/max/mdev = %lf/%lf", &mn, &avg) == 2)
+		bench_report_add(&rep, "ping rtt back-to-back (-i 0)", "us", avg * 1000, NULL, 0,
+				 BENCH_LOWER_BETTER, 0);
+	sh("XENSTORED_PATH=%s/xenstored/socket xenstore-read "
+	   "/local/domain/1/backend/vif/2/0/drvdom-stats",
+	   run);
+	printf("netback counters: %s", out);
+	cleanup();
+	bench_report_print(&rep, stdout);
+	int r = 0;
+	if (json && (r = bench_report_write_json(&rep, json)))
+		fprintf(stderr, "drvdom-bench-net: %s: %s\n", json, strerror(-r));
+	bench_report_free(&rep);
+	return r ? 1 : 0;
+}
