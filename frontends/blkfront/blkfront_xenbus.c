@@ -293,7 +293,12 @@ static void blkfront_close(struct blkfront *bf)
 	bf_queues_teardown(bf);
 	bf->rings_up = false;
 	bf_pool_teardown(bf);
-	set_state(bf, XENBUS_STATE_CLOSED);
+	/* Only if our directory is still there: a write would create it again
+	 * (and the guest would see a new disk) after the toolstack removed it. */
+	char *be = xs_read_key(bf, XBT_NULL, bf->fe_path, "backend");
+	if (be)
+		set_state(bf, XENBUS_STATE_CLOSED);
+	free(be);
 }
 
 /* A port of ours was closed under us (poller, loop thread). */
