@@ -36,6 +36,8 @@
 #define BLKBACK_PGRANTS_MAX 1056u
 /* Requests taken from one ring before their grants are mapped in one batch. */
 #define BLKBACK_BATCH 32u
+/* Rings whose responses wait for one push per round. */
+#define BLKBACK_DIRTY_MAX 64u
 /* Sectors are 512 bytes on the wire; the disk's own are published apart. */
 #define BLKBACK_SECTOR_SHIFT 9
 /* drvdom-stats is rewritten at most this often (ns). */
@@ -50,6 +52,7 @@ struct blkback_stats {
 	uint64_t bytes_rd, bytes_wr;
 	uint64_t notify_sent, notify_suppressed;
 	uint64_t grant_maps, pgrant_hits;
+	uint64_t inline_io; /* done at once with RWF_NOWAIT */
 	uint32_t inflight, inflight_max;
 };
 
@@ -63,6 +66,7 @@ struct blkback_ring {
 	evtchn_port_t port;
 	bool port_bound, polling;
 	bool broken;		   /* the frontend misbehaved: no more requests */
+	bool rsp_dirty;		   /* responses written, not yet pushed */
 	_Atomic bool kicked;	   /* the event channel fired (any thread) */
 	struct gnt_pcache *pcache; /* NULL without feature-persistent */
 	struct blkback_stats st;
@@ -80,7 +84,8 @@ struct blkback_dev {
 	int state; /* our XenbusState */
 	int disk_fd;
 	bool readonly, can_discard, fe_watched, seen;
-	uint64_t sectors; /* 512-byte sectors */
+	bool no_nowait_write; /* pwritev2(RWF_NOWAIT) said EOPNOTSUPP */
+	uint64_t sectors;     /* 512-byte sectors */
 	uint32_t phys_sector_size;
 	bool persistent;
 	bool fail_pending;
@@ -131,7 +136,10 @@ struct blkback {
 	int timer_fd;		/* stats */
 	pthread_t loop_thread;
 	struct blkback_crash crash;
+	struct blkback_ring *dirty[BLKBACK_DIRTY_MAX]; /* rings with unpushed responses */
+	unsigned ndirty;
 	bool rescan;
+	bool no_inline_io;     /* --no-inline-io */
 	_Atomic bool deferred; /* a device failed, a device was assigned */
 };
 
@@ -155,11 +163,16 @@ int blkback_ring_connect(struct blkback_ring *r, const grant_ref_t *refs, unsign
 void blkback_ring_disconnect(struct blkback_ring *r);
 int blkback_ring_poll(void *arg, unsigned flags);
 void blkback_req_complete(struct blkback_req *q, int res);
+void blkback_push_responses(struct blkback *bb);
 
 /* blkback_io.c */
 int blkback_io_init(struct blkback *bb);
 void blkback_io_fini(struct blkback *bb);
+/* Try a read/write inline without waiting (0: done, -EAGAIN: submit it). */
+int blkback_io_try_inline(struct blkback *bb, struct blkback_req *q);
 int blkback_io_submit(struct blkback *bb, struct blkback_req *q);
+void blkback_io_finish(struct blkback *bb, struct blkback_req *const *done, const int *res,
+		       unsigned n);
 void blkback_io_flush(struct blkback *bb);
 int blkback_io_reap(struct blkback *bb);
 void blkback_io_drain_ring(struct blkback *bb, struct blkback_ring *r);

@@ -182,7 +182,7 @@ static void timer_ready(void *arg, int fd, uint32_t events)
 static void usage(void)
 {
 	fprintf(stderr, "usage: drvdom-blkback [--crash-at request:N|mid-batch:N|"
-			"before-publish:N|after-io:N]\n"
+			"before-publish:N|after-io:N] [--no-inline-io]\n"
 			"A driver domain kernel: started by drvdom-hv (drvdom create with\n"
 			"kernel = \"drvdom-blkback\", driver_domain = 1), not by hand.\n");
 }
@@ -199,6 +199,8 @@ int main(int argc, char **argv)
 			crash = argv[++i];
 		} else if (!strncmp(argv[i], "--crash-at=", 11)) {
 			crash = argv[i] + 11;
+		} else if (!strcmp(argv[i], "--no-inline-io")) {
+			bb->no_inline_io = true; /* tests: every read/write via io_uring */
 		} else {
 			usage();
 			return strcmp(argv[i], "--help") ? 2 : 0;

@@ -19,8 +19,33 @@
 
 /* --- responses ------------------------------------------------------------ */
 
-/* PRODUCER of responses: write one and push it, notifying if the
- * frontend's rsp_event asks for it. */
+/* PRODUCER of responses: push every response written so far and notify
+ * the frontend if its rsp_event asks for it. */
+static void ring_push(struct blkback_ring *r)
+{
+	struct blkback *bb = r->dev->bb;
+	r->rsp_dirty = false;
+	if (r->broken || !r->back.sring)
+		return;
+	if (blkif_ring_back_push_responses_check_notify(&r->back)) {
+		evtchn_notify(bb->h, r->port);
+		r->st.notify_sent++;
+	} else {
+		r->st.notify_suppressed++;
+	}
+}
+
+void blkback_push_responses(struct blkback *bb)
+{
+	for (unsigned i = 0; i < bb->ndirty; i++)
+		if (bb->dirty[i]->rsp_dirty)
+			ring_push(bb->dirty[i]);
+	bb->ndirty = 0;
+}
+
+/* PRODUCER of responses: write one in its slot; it is published with the
+ * others of the same round by blkback_push_responses (one index store and
+ * at most one notification per ring and round). */
 static void ring_respond(struct blkback_ring *r, uint64_t id, uint8_t op, int16_t status)
 {
 	struct blkback *bb = r->dev->bb;
@@ -35,12 +60,14 @@ static void ring_respond(struct blkback_ring *r, uint64_t id, uint8_t op, int16_
 	rsp->operation = op;
 	rsp->status = status;
 	blkback_crash_point(bb, CRASH_BEFORE_PUBLISH);
-	if (blkif_ring_back_push_responses_check_notify(&r->back)) {
-		evtchn_notify(bb->h, r->port);
-		r->st.notify_sent++;
-	} else {
-		r->st.notify_suppressed++;
+	if (r->rsp_dirty)
+		return;
+	if (bb->ndirty == BLKBACK_DIRTY_MAX) {
+		ring_push(r);
+		return;
 	}
+	r->rsp_dirty = true;
+	bb->dirty[bb->ndirty++] = r;
 }
 
 static void req_free(struct blkback_req *q)
@@ -361,13 +388,21 @@ static unsigned ring_process(struct blkback_ring *r)
 		if (failed_all)
 			log_warn("%s: grant map: %s", r->dev->name, strerror(-mr));
 	}
-	unsigned submitted = 0;
+	unsigned submitted = 0, ninline = 0;
+	struct blkback_req *done[BLKBACK_BATCH];
+	int res[BLKBACK_BATCH];
 	for (unsigned i = 0; i < nq; i++) {
 		struct blkback_req *q = reqs[i];
 		int16_t st = req_take_maps(r, q, &b, failed_all);
 		if (st == BLKIF_RSP_OKAY && !r->broken) {
 			if (submitted == 1 && nq > 1)
 				blkback_crash_point(bb, CRASH_MID_BATCH);
+			if (blkback_io_try_inline(bb, q) == 0) {
+				done[ninline] = q;
+				res[ninline++] = (int)(q->nr_sectors << BLKBACK_SECTOR_SHIFT);
+				submitted++;
+				continue;
+			}
 			if (blkback_io_submit(bb, q) == 0) {
 				submitted++;
 				continue;
@@ -379,6 +414,9 @@ static unsigned ring_process(struct blkback_ring *r)
 		req_free(q);
 	}
 	blkback_io_flush(bb);
+	if (ninline)
+		blkback_io_finish(bb, done, res, ninline);
+	blkback_push_responses(bb);
 	return taken;
 }
 
@@ -485,6 +523,7 @@ void blkback_ring_disconnect(struct blkback_ring *r)
 	/* In-flight I/O writes into mapped grants: wait for it before
 	 * unmapping (its responses still go out unless the ring is broken). */
 	blkback_io_drain_ring(bb, r);
+	blkback_push_responses(bb);
 	if (r->port_bound) {
 		evloop_del_port(bb->loop, r->port);
 		evtchn_close(bb->h, r->port);

@@ -293,7 +293,9 @@ static bool disk_has_pattern(const char *rel, unsigned devid)
 START_TEST(test_good_two_guests)
 {
 	env_up();
-	create_blkdom(NULL);
+	/* Every read and write through the io_uring here; the other tests use
+	 * the inline RWF_NOWAIT path as well. */
+	create_blkdom("extra_args = [ '--no-inline-io' ]");
 	make_disk("g1.img", 8);
 	make_disk("g2.img", 8);
 	char disks[512];
@@ -313,7 +315,8 @@ START_TEST(test_good_two_guests)
 	char rel[128];
 	snprintf(rel, sizeof(rel), "backend/vbd/%d/51712/drvdom-stats", g1);
 	char *stats = dom_read("blkdom", rel);
-	T_ASSERT(stats && strstr(stats, "requests=") && strstr(stats, "queues=2"),
+	T_ASSERT(stats && strstr(stats, "requests=") && strstr(stats, "queues=2") &&
+		     strstr(stats, " inline_io=0"),
 		 "drvdom-stats: %s", stats ? stats : "(none)");
 	free(stats);
 
@@ -362,6 +365,19 @@ START_TEST(test_evil_frontend)
 	bool ok = r && !strcmp(r, "ok");
 	free(r);
 	T_ASSERT(ok, "other guest saw no error");
+	int oid = domid_of("other");
+	char rel[128];
+	snprintf(rel, sizeof(rel), "backend/vbd/%d/51712/drvdom-stats", oid);
+	char *stats = NULL;
+	bool inl = false;
+	for (int t = 0; t < 40 && !inl; t++) { /* rewritten every 0.5 s */
+		free(stats);
+		sleep_ms(100);
+		stats = dom_read("blkdom", rel);
+		inl = stats && strstr(stats, " inline_io=") && !strstr(stats, " inline_io=0");
+	}
+	T_ASSERT(inl, "cached reads and writes done inline: %s: %s", rel, stats ? stats : "(none)");
+	free(stats);
 
 	/* A guest crash (SIGKILL) does not disturb blkdom or the other guest. */
 	T_ASSERT(drvdom("kill evil") == 0, "drvdom kill evil");
