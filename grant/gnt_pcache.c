@@ -61,8 +61,9 @@ void gnt_pcache_destroy(struct gnt_pcache *c)
 	for (uint32_t i = 0; i <= c->mask; i++) {
 		if (!c->tab[i].addr)
 			continue;
-		batch[n++] = c->tab[i].handle;
-		if (n == HV_BATCH_MAX || c->count == 1) {
+		if (c->h)
+			batch[n++] = c->tab[i].handle;
+		if (c->h && (n == HV_BATCH_MAX || c->count == 1)) {
 			int r = gnt_unmap_batch(c->h, batch, n, NULL);
 			if (r)
 				log_warn("pcache: unmap of %u grants of domain %u: %d", n, c->domid,

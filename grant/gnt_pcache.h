@@ -16,7 +16,8 @@
 struct gnt_pcache;
 
 /* A cache for grants of domain `domid`, holding at most max entries (1 ..
- * 65536). Does not block. Returns 0 and *out, or -EINVAL / -ENOMEM. */
+ * 65536). h may be NULL (tests): destroying then only forgets the entries.
+ * Does not block. Returns 0 and *out, or -EINVAL / -ENOMEM. */
 int gnt_pcache_create(struct hvc *h, domid_t domid, uint32_t max, struct gnt_pcache **out);
 
 /* Unmap every cached grant (batched GNT_UNMAP; blocks for those round
