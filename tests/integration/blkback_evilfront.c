@@ -10,6 +10,9 @@
 //            persistent grants: the same I/O
 //   loop     like simple, then write/read/verify forever, counting
 //            iterations in data/iter (the "other guest" of the evil test)
+//   badhs    handshakes the backend must refuse (ring-page-order, queues,
+//            protocol, ring-ref, event-channel), each followed by a
+//            reconnect, then the simple I/O on the same device
 //   evil     bad requests on disk 0 (read-write) and disk 1 (read-only):
 //            each must be refused with the right status, a request is
 //            rewritten while the backend reads it, and at last disk 0's
@@ -254,6 +257,95 @@ static int tf_connect(struct tf_dev *d, unsigned want_order, unsigned want_nq, b
 	say("vbd %u connected: order %u, %u queue(s)%s, %" PRIu64 " sectors, info %u", d->devid,
 	    d->order, d->nq, d->persistent ? ", persistent" : "", d->sectors, d->info);
 	return 0;
+}
+
+/* Keys a handshake attempt may leave in the frontend directory. */
+static void clear_fe_keys(struct tf_dev *d)
+{
+	static const char *const keys[] = {"ring-ref",
+					   "ring-ref0",
+					   "ring-ref1",
+					   "ring-page-order",
+					   "event-channel",
+					   "protocol",
+					   "multi-queue-num-queues",
+					   "queue-0",
+					   "queue-1"};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		char p[256];
+		snprintf(p, sizeof(p), "%s/%s", d->fe, keys[i]);
+		xs_rm(XS, XBT_NULL, p);
+	}
+}
+
+/* Handshakes the backend must refuse: each moves the device to Closing
+ * with an error key, and the device comes back for the next attempt when
+ * the frontend goes Closed and Initialising again (a reconnect). */
+static void bad_handshakes(struct tf_dev *d)
+{
+	char p[256];
+	unsigned len;
+	snprintf(p, sizeof(p), "%s/backend", d->fe);
+	char *be = xs_read(XS, XBT_NULL, p, &len);
+	if (!be)
+		fatal("no backend key", errno);
+	snprintf(d->be, sizeof(d->be), "%s", be);
+	free(be);
+	d->be_domid = (domid_t)get_num(d->fe, "backend-id", 0);
+	if (!wait_be_state(d, XENBUS_STATE_INIT_WAIT, 30000))
+		fatal("backend never in InitWait", ETIMEDOUT);
+	/* One real ring page and port, for the cases about something else. */
+	struct gnt_seg *seg;
+	grant_ref_t ref;
+	evtchn_port_t port;
+	int r;
+	if ((r = gnt_seg_alloc(H, d->be_domid, 1, &seg)) ||
+	    (r = gnt_grant_access(GT, d->be_domid, gnt_seg_frame(seg, 0), 0, &ref)) ||
+	    (r = evtchn_alloc_unbound(H, d->be_domid, &port)))
+		fatal("ring setup", r);
+	struct blkif_ring_front f;
+	blkif_ring_front_init(&f, seg->base, 0);
+	char sref[16], sport[16];
+	snprintf(sref, sizeof(sref), "%u", ref);
+	snprintf(sport, sizeof(sport), "%u", port);
+	static const struct {
+		const char *what;
+		const char *kv[8];
+	} cases[] = {
+	    {"ring-page-order 5",
+	     {"ring-page-order", "5", "ring-ref0", "REF", "event-channel", "PORT"}},
+	    {"9 queues",
+	     {"multi-queue-num-queues", "9", "ring-ref", "REF", "event-channel", "PORT"}},
+	    {"protocol x86_32-abi",
+	     {"protocol", "x86_32-abi", "ring-ref", "REF", "event-channel", "PORT"}},
+	    {"ring-ref not granted", {"ring-ref", "4000", "event-channel", "PORT"}},
+	    {"ring-ref missing", {"event-channel", "PORT"}},
+	    {"ring-ref not a number", {"ring-ref", "12abc", "event-channel", "PORT"}},
+	    {"event-channel not ours", {"ring-ref", "REF", "event-channel", "4000"}},
+	    {"event-channel missing", {"ring-ref", "REF"}},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		clear_fe_keys(d);
+		snprintf(p, sizeof(p), "%s/error", d->be);
+		for (size_t k = 0; k < 8 && cases[i].kv[k]; k += 2) {
+			const char *v = cases[i].kv[k + 1];
+			v = !strcmp(v, "REF") ? sref : !strcmp(v, "PORT") ? sport : v;
+			putf(d->fe, cases[i].kv[k], "%s", v);
+		}
+		putf(d->fe, "state", "%d", XENBUS_STATE_INITIALISED);
+		bool closing = wait_be_state(d, XENBUS_STATE_CLOSING, 10000);
+		char *err = xs_read(XS, XBT_NULL, p, &len);
+		check(closing && err, "bad handshake (%s): backend Closing, error '%s'",
+		      cases[i].what, err ? err : "");
+		free(err);
+		putf(d->fe, "state", "%d", XENBUS_STATE_CLOSED);
+		check(wait_be_state(d, XENBUS_STATE_CLOSED, 10000), "(%s): backend Closed",
+		      cases[i].what);
+		putf(d->fe, "state", "%d", XENBUS_STATE_INITIALISING);
+		check(wait_be_state(d, XENBUS_STATE_INIT_WAIT, 10000),
+		      "(%s): backend back to InitWait", cases[i].what);
+	}
+	clear_fe_keys(d);
 }
 
 /* --- requests ------------------------------------------------------------------ */
@@ -716,6 +808,8 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < NDEV; i++) {
 		struct tf_dev *d = &DEV[i];
 		snprintf(d->fe, sizeof(d->fe), "/local/domain/%u/device/vbd/%u", SELF, d->devid);
+		if (!strcmp(mode, "badhs"))
+			bad_handshakes(d);
 		r = good ? tf_connect(d, 2, 2, true) : tf_connect(d, 0, 1, !strcmp(mode, "bench"));
 		if (r)
 			fatal("handshake", r);

@@ -331,6 +331,24 @@ START_TEST(test_good_two_guests)
 }
 END_TEST
 
+/* Handshakes blkback must refuse, each followed by a reconnect of the same
+ * device, which then serves I/O. */
+START_TEST(test_bad_handshakes)
+{
+	env_up();
+	create_blkdom(NULL);
+	make_disk("g1.img", 8);
+	char disks[512];
+	snprintf(disks, sizeof(disks), "'target=%s/g1.img, vdev=xvda, access=rw, backend=blkdom'",
+		 run);
+	create_guest("g1", "badhs", disks);
+	assert_result_ok("g1", 60000);
+	T_ASSERT(disk_has_pattern("g1.img", 51712), "g1's writes are in g1.img");
+	T_ASSERT(domain_running("blkdom"), "blkdom still running");
+	env_down();
+}
+END_TEST
+
 /* The malicious frontend against one disk read-write and one read-only,
  * while another guest keeps doing verified I/O on the same blkdom. */
 START_TEST(test_evil_frontend)
@@ -454,6 +472,7 @@ Suite *blkback_suite(void)
 	TCase *tc = tcase_create("blkback");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_good_two_guests);
+	tcase_add_test(tc, test_bad_handshakes);
 	tcase_add_test(tc, test_evil_frontend);
 	tcase_add_test(tc, test_crash_points);
 	suite_add_tcase(s, tc);
