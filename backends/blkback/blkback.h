@@ -141,6 +141,7 @@ struct blkback {
 	bool rescan;
 	bool no_inline_io;     /* --no-inline-io */
 	_Atomic bool deferred; /* a device failed, a device was assigned */
+	_Atomic bool assigned; /* the hv assigned a device: scan again */
 };
 
 /* blkback_main.c */

@@ -98,10 +98,8 @@ void blkback_run_deferred(struct blkback *bb)
 			blkback_dev_fail(d, d->fail_why);
 		}
 	}
-	if (bb->rescan) {
-		bb->rescan = false;
+	if (atomic_exchange(&bb->assigned, false))
 		blkback_scan(bb);
-	}
 }
 
 static void wake_ready(void *arg, int fd, uint32_t events)
@@ -116,7 +114,8 @@ static void device_assigned(void *arg, const char *name)
 {
 	struct blkback *bb = arg;
 	log_debug("device %s assigned", name);
-	bb->rescan = true;
+	/* May run in another thread (see blkback_wake): only atomics here. */
+	atomic_store(&bb->assigned, true);
 	atomic_store(&bb->deferred, true);
 	blkback_wake(bb);
 }

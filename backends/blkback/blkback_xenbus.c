@@ -163,10 +163,14 @@ static int blkback_dev_connect(struct blkback_dev *d)
 	if (!d->rings)
 		return -ENOMEM;
 	d->nr_rings = (unsigned)nq;
+	/* Every ring knows its device before any connects: a failure below
+	 * disconnects them all. */
+	for (unsigned i = 0; i < d->nr_rings; i++) {
+		d->rings[i].dev = d;
+		d->rings[i].idx = i;
+	}
 	for (unsigned i = 0; i < d->nr_rings; i++) {
 		struct blkback_ring *r = &d->rings[i];
-		r->dev = d;
-		r->idx = i;
 		char dir[192];
 		if (nq == 1)
 			snprintf(dir, sizeof(dir), "%s", d->fe_path);

@@ -310,7 +310,7 @@ static void bad_handshakes(struct tf_dev *d)
 	snprintf(sport, sizeof(sport), "%u", port);
 	static const struct {
 		const char *what;
-		const char *kv[8];
+		const char *kv[12];
 	} cases[] = {
 	    {"ring-page-order 5",
 	     {"ring-page-order", "5", "ring-ref0", "REF", "event-channel", "PORT"}},
@@ -323,11 +323,14 @@ static void bad_handshakes(struct tf_dev *d)
 	    {"ring-ref not a number", {"ring-ref", "12abc", "event-channel", "PORT"}},
 	    {"event-channel not ours", {"ring-ref", "REF", "event-channel", "4000"}},
 	    {"event-channel missing", {"ring-ref", "REF"}},
+	    {"queue 1 of 2 not granted",
+	     {"multi-queue-num-queues", "2", "queue-0/ring-ref", "REF", "queue-0/event-channel",
+	      "PORT", "queue-1/ring-ref", "4000", "queue-1/event-channel", "PORT"}},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		clear_fe_keys(d);
 		snprintf(p, sizeof(p), "%s/error", d->be);
-		for (size_t k = 0; k < 8 && cases[i].kv[k]; k += 2) {
+		for (size_t k = 0; k < 12 && cases[i].kv[k]; k += 2) {
 			const char *v = cases[i].kv[k + 1];
 			v = !strcmp(v, "REF") ? sref : !strcmp(v, "PORT") ? sport : v;
 			putf(d->fe, cases[i].kv[k], "%s", v);
