@@ -331,6 +331,62 @@ START_TEST(test_good_two_guests)
 }
 END_TEST
 
+/* A restarted blkdom finds backend directories a previous instance left,
+ * in any state and with stale keys: it treats them as new (stale keys
+ * removed, features published, InitWait) once its disk is assigned. The
+ * leftovers are written before blkdom (domain 1 in a fresh run) exists. */
+START_TEST(test_leftover_backend_dir)
+{
+	env_up();
+	static const char *const kv[][2] = {
+	    {"frontend", "/local/domain/2/device/vbd/51712"},
+	    {"frontend-id", "2"},
+	    {"state", "4"},
+	    {"mode", "w"},
+	    {"drvdom-device", "vbd/2/51712"},
+	    {"sectors", "999"},
+	    {"error", "stale"},
+	    {"drvdom-stats", "requests=42"},
+	};
+	const char *be = "/local/domain/1/backend/vbd/2/51712";
+	struct xs_permissions perms[2] = {{.id = 1, .perms = XS_PERM_NONE},
+					  {.id = 2, .perms = XS_PERM_READ}};
+	const char *dirs[] = {"/local/domain/1/backend", "/local/domain/1/backend/vbd",
+			      "/local/domain/1/backend/vbd/2", be};
+	for (size_t i = 0; i < 4; i++)
+		T_ASSERT(xs_mkdir(xs, XBT_NULL, dirs[i]) &&
+			     xs_set_permissions(xs, XBT_NULL, dirs[i], perms, 2),
+			 "mkdir %s", dirs[i]);
+	for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
+		char p[192];
+		snprintf(p, sizeof(p), "%s/%s", be, kv[i][0]);
+		T_ASSERT(xs_write(xs, XBT_NULL, p, kv[i][1], strlen(kv[i][1])) &&
+			     xs_set_permissions(xs, XBT_NULL, p, perms, 2),
+			 "write %s", p);
+	}
+	create_blkdom(NULL);
+	T_ASSERT(domid_of("blkdom") == 1, "blkdom is domain 1");
+	make_disk("g1.img", 8);
+	char disks[512];
+	snprintf(disks, sizeof(disks), "'target=%s/g1.img, vdev=xvda, access=rw, backend=blkdom'",
+		 run);
+	create_guest("g1", "simple", disks);
+	T_ASSERT(domid_of("g1") == 2, "the guest is domain 2");
+	assert_result_ok("g1", 30000);
+	unsigned len;
+	char p[192];
+	snprintf(p, sizeof(p), "%s/error", be);
+	char *err = xs_read(xs, XBT_NULL, p, &len);
+	T_ASSERT(err == NULL, "stale error key removed (%s)", err ? err : "");
+	snprintf(p, sizeof(p), "%s/sectors", be);
+	char *sec = xs_read(xs, XBT_NULL, p, &len);
+	bool ok = sec && !strcmp(sec, "16384");
+	free(sec);
+	T_ASSERT(ok, "sectors rewritten");
+	env_down();
+}
+END_TEST
+
 /* Handshakes blkback must refuse, each followed by a reconnect of the same
  * device, which then serves I/O. */
 START_TEST(test_bad_handshakes)
@@ -472,6 +528,7 @@ Suite *blkback_suite(void)
 	TCase *tc = tcase_create("blkback");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_good_two_guests);
+	tcase_add_test(tc, test_leftover_backend_dir);
 	tcase_add_test(tc, test_bad_handshakes);
 	tcase_add_test(tc, test_evil_frontend);
 	tcase_add_test(tc, test_crash_points);
