@@ -42,7 +42,7 @@
 /* Rx queue per vif: bytes of our memory holding frames waiting for the
  * guest's rx buffers, and how many frames at most (a guest that posts no
  * rx buffers gets drops beyond this, never more memory). */
-#define NETBACK_RXQ_PAGES 512u
+#define NETBACK_RXQ_PAGES 1024u
 #define NETBACK_RXQ_LEN 512u
 /* Packets taken from one tx ring per round. */
 #define NETBACK_TX_BATCH 64u
@@ -52,9 +52,12 @@
 #define NETBACK_NIC_FRAMES 128u
 /* drvdom-stats is rewritten at most this often (ns). */
 #define NETBACK_STATS_NS 500000000ull
+/* Persistent grant mappings kept per vif (drvdom-persistent-grants). */
+#define NETBACK_PGNT_SLOTS 2048u /* hash slots, power of two */
+#define NETBACK_PGNT_MAX 1024u	 /* mappings at most; beyond: grant copy */
 /* Adaptive polling: how long the loop spins after the last work (ns). */
 #ifndef NETBACK_SPIN_NS
-#define NETBACK_SPIN_NS 200000u
+#define NETBACK_SPIN_NS 50000u
 #endif
 /* MAC table entries (power of two) and their lifetime. */
 #define NETBACK_FDB_SIZE 1024u
@@ -71,7 +74,16 @@ struct netback_pkt {
 struct netback_stats {
 	uint64_t tx_reqs, tx_pkts, tx_bytes, tx_drops, tx_errors;
 	uint64_t rx_pkts, rx_bytes, rx_drops;
-	uint64_t ntf_sent, ntf_supp, gnt_copies, gnt_copy_calls;
+	uint64_t ntf_sent, ntf_supp, gnt_copies, gnt_copy_calls, gnt_maps, pgnt_hits;
+};
+
+/* A guest page kept mapped (the frontend said its buffer grants are fixed
+ * for the connection: docs/netback.md "Persistent grants"). */
+struct netback_pgnt {
+	grant_ref_t ref;
+	bool used, writable;
+	gnt_handle_t handle;
+	uint8_t *addr;
 };
 
 /* One queued frame for the guest: bytes [off, off+len) of the rx queue. */
@@ -98,6 +110,9 @@ struct netback_vif {
 
 	/* frontend features */
 	bool fe_sg, fe_gso4, fe_gso6, fe_rx_notify;
+	bool persistent; /* drvdom-persistent-grants: map each buffer once, memcpy */
+	struct netback_pgnt *pgnt;
+	unsigned npgnt;
 
 	/* rings */
 	struct netif_tx_ring_back tx;
@@ -117,7 +132,7 @@ struct netback_vif {
 	struct gnt_seg *rxq_seg;
 	struct netback_rxq_ent *rxq;
 	uint32_t rxq_head, rxq_tail; /* free-running entry indices */
-	uint32_t rxq_need;	     /* rx requests the head frame needs, 0 = none */
+	bool rx_dirty;		     /* responses written but not pushed */
 
 	struct netback_stats st;
 	char last_stats[512];
@@ -182,6 +197,12 @@ void netback_vif_stats_publish(struct netback_vif *v, bool force);
 void netback_vif_notify_tx(struct netback_vif *v);
 void netback_vif_notify_rx(struct netback_vif *v);
 void netback_vif_run_kicks(struct netback_vif *v);
+
+/* Address of a frontend page kept mapped (mapped now if new), or NULL:
+ * not persistent, map failed, or the table is full (use grant copy). tx
+ * buffers are mapped read-only (write false), rx buffers writable. */
+uint8_t *netback_pgnt_get(struct netback_vif *v, grant_ref_t ref, bool write);
+void netback_pgnt_drop_all(struct netback_vif *v);
 
 /* netback_tx.c: the guest's transmit ring into the bridge. */
 int netback_tx_poll(struct netback_vif *v, unsigned flags);

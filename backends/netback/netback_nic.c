@@ -170,7 +170,7 @@ static void rx_kick_vifs(struct netback *nb)
 {
 	for (unsigned i = 1; i <= NETBACK_MAX_VIFS; i++) {
 		struct netback_vif *v = nb->vifs[i];
-		if (v && v->connected && !v->broken && v->rxq_head != v->rxq_tail)
+		if (v && v->connected && !v->broken && (v->rxq_head != v->rxq_tail || v->rx_dirty))
 			netback_rx_poll(v, 0);
 	}
 }

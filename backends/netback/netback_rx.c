@@ -70,6 +70,82 @@ static int rxq_alloc(struct netback_vif *v, uint32_t len, uint32_t *off)
 	return -ENOSPC;
 }
 
+static unsigned rx_need_len(uint32_t len, bool gso)
+{
+	return (len + NETBACK_PAGE - 1) / NETBACK_PAGE + (gso ? 1u : 0u);
+}
+
+/* netif rx flags of a frame's first response. */
+static uint16_t rx_csum_flags(const struct virtio_net_hdr *vh)
+{
+	if (vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)
+		return NETRXF_CSUM_BLANK | NETRXF_DATA_VALIDATED;
+	if (vh->flags & VIRTIO_NET_HDR_F_DATA_VALID)
+		return NETRXF_DATA_VALIDATED;
+	return 0;
+}
+
+static void rx_gso_extra(struct netif_extra *x, const struct virtio_net_hdr *vh)
+{
+	memset(x, 0, sizeof(*x));
+	x->type = XEN_NETIF_EXTRA_TYPE_GSO;
+	x->u.gso.size = vh->gso_size;
+	x->u.gso.type = (vh->gso_type & 0x7f) == VIRTIO_NET_HDR_GSO_TCPV6
+			    ? XEN_NETIF_GSO_TYPE_TCPV6
+			    : XEN_NETIF_GSO_TYPE_TCPV4;
+}
+
+/* With persistent grants and nothing queued, copy a frame straight into the
+ * guest's posted buffers (one memcpy instead of two). Only if every buffer
+ * it needs is mapped; false otherwise (nothing consumed: queue it). The
+ * responses are published by netback_rx_poll (rx_dirty). */
+static bool rx_direct(struct netback_vif *v, const struct netback_pkt *p)
+{
+	bool gso = p->vh.gso_type != VIRTIO_NET_HDR_GSO_NONE;
+	unsigned need = rx_need_len(p->len, gso);
+	uint32_t avail;
+	if (!v->persistent || v->rxq_head != v->rxq_tail || need > XEN_NETIF_NR_SLOTS_MIN + 1 ||
+	    netif_rx_ring_back_unconsumed_requests(&v->rx, &avail) || avail < need)
+		return false;
+	struct netif_rx_req rq[XEN_NETIF_NR_SLOTS_MIN + 1];
+	uint8_t *dst[XEN_NETIF_NR_SLOTS_MIN + 1];
+	for (unsigned k = 0; k < need; k++) {
+		netif_rx_ring_back_copy_request(&v->rx, v->rx.req_cons + k, &rq[k]);
+		dst[k] = NULL;
+		if (gso && k == 1)
+			continue;
+		if (!(dst[k] = netback_pgnt_get(v, rq[k].gref, true)))
+			return false;
+	}
+	uint16_t csum = rx_csum_flags(&p->vh);
+	uint32_t pos = 0;
+	for (unsigned k = 0; k < need; k++) {
+		struct netif_rx_req dummy;
+		(void)netif_rx_ring_back_take_request(&v->rx, &dummy);
+		union netif_rx_rsp_slot *rs = netif_rx_ring_back_next_rsp(&v->rx);
+		if (gso && k == 1) {
+			rx_gso_extra(&rs->extra, &p->vh);
+			continue;
+		}
+		uint32_t chunk = p->len - pos > NETBACK_PAGE ? NETBACK_PAGE : p->len - pos;
+		memcpy(dst[k], p->data + pos, chunk);
+		uint16_t fl = 0;
+		if (k == 0)
+			fl = (uint16_t)(csum | (gso ? NETRXF_EXTRA_INFO : 0));
+		if (pos + chunk < p->len)
+			fl |= NETRXF_MORE_DATA;
+		rs->rsp.id = rq[k].id;
+		rs->rsp.offset = 0;
+		rs->rsp.flags = fl;
+		rs->rsp.status = (int16_t)chunk;
+		pos += chunk;
+	}
+	v->st.rx_pkts++;
+	v->st.rx_bytes += p->len;
+	v->rx_dirty = true;
+	return true;
+}
+
 void netback_rx_enqueue(struct netback_vif *v, const struct netback_pkt *p)
 {
 	bool gso = p->vh.gso_type != VIRTIO_NET_HDR_GSO_NONE;
@@ -77,8 +153,13 @@ void netback_rx_enqueue(struct netback_vif *v, const struct netback_pkt *p)
 	if (p->len > NETBACK_MAX_FRAME || (p->len > NETBACK_PAGE && !v->fe_sg) ||
 	    (gso && !((p->vh.gso_type & 0x7f) == VIRTIO_NET_HDR_GSO_TCPV4   ? v->fe_gso4
 		      : (p->vh.gso_type & 0x7f) == VIRTIO_NET_HDR_GSO_TCPV6 ? v->fe_gso6
-									    : false)) ||
-	    rxq_alloc(v, p->len, &off)) {
+									    : false))) {
+		v->st.rx_drops++;
+		return;
+	}
+	if (rx_direct(v, p))
+		return;
+	if (rxq_alloc(v, p->len, &off)) {
 		v->st.rx_drops++;
 		return;
 	}
@@ -123,11 +204,7 @@ static int rx_round(struct netback_vif *v)
 		d->op_first = nops;
 		bool gso = e->vh.gso_type != VIRTIO_NET_HDR_GSO_NONE;
 		d->gso = gso;
-		uint16_t csum = 0;
-		if (e->vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)
-			csum = NETRXF_CSUM_BLANK | NETRXF_DATA_VALIDATED;
-		else if (e->vh.flags & VIRTIO_NET_HDR_F_DATA_VALID)
-			csum = NETRXF_DATA_VALIDATED;
+		uint16_t csum = rx_csum_flags(&e->vh);
 		uint32_t pos = 0;
 		for (unsigned k = 0; k < need; k++) {
 			struct netif_rx_req rq = {0};
@@ -153,8 +230,12 @@ static int rx_round(struct netback_vif *v)
 			rs->rsp.offset = 0;
 			rs->rsp.flags = fl;
 			rs->rsp.status = (int16_t)chunk;
-			/* the chunk, split where our source crosses a page */
-			uint32_t c = 0;
+			uint8_t *dst = v->persistent ? netback_pgnt_get(v, rq.gref, true) : NULL;
+			if (dst) /* mapped once: copy it ourselves, no hypercall */
+				memcpy(dst, (uint8_t *)gnt_seg_page(v->rxq_seg, 0) + e->off + pos,
+				       chunk);
+			/* else the chunk by grant copy, split where our source crosses a page */
+			uint32_t c = dst ? chunk : 0;
 			while (c < chunk) {
 				uint32_t src = e->off + pos + c;
 				uint32_t in = src % NETBACK_PAGE, l = chunk - c;
@@ -181,9 +262,12 @@ static int rx_round(struct netback_vif *v)
 	}
 	if (npk == 0)
 		return 0;
-	int cr = gnt_copy(nb->h, nb->ops, nops);
-	v->st.gnt_copies += nops;
-	v->st.gnt_copy_calls++;
+	int cr = 0;
+	if (nops) {
+		cr = gnt_copy(nb->h, nb->ops, nops);
+		v->st.gnt_copies += nops;
+		v->st.gnt_copy_calls++;
+	}
 	if (cr) {
 		for (unsigned i = 0; i < npk; i++) {
 			bool bad = false;
@@ -213,6 +297,8 @@ int netback_rx_poll(struct netback_vif *v, unsigned flags)
 	if (!v->connected || v->broken)
 		return 0;
 	int work = 0;
+	if (v->rx_dirty) /* frames rx_direct delivered */
+		netback_vif_notify_rx(v);
 	for (;;) {
 		int n = rx_round(v);
 		if (n <= 0)

@@ -181,7 +181,7 @@ static void tx_kick_vifs(struct netback *nb)
 {
 	for (unsigned i = 1; i <= NETBACK_MAX_VIFS; i++) {
 		struct netback_vif *o = nb->vifs[i];
-		if (o && o->connected && !o->broken && o->rxq_head != o->rxq_tail)
+		if (o && o->connected && !o->broken && (o->rxq_head != o->rxq_tail || o->rx_dirty))
 			netback_rx_poll(o, 0);
 	}
 }
@@ -222,8 +222,17 @@ static int tx_round(struct netback_vif *v)
 		}
 		p->stage_off = stage;
 		p->op_first = nops;
-		for (unsigned i = 0; i < nf; i++)
-			nops += tx_ops(v, nb->ops + nops, &frags[i], &stage);
+		for (unsigned i = 0; i < nf; i++) {
+			uint8_t *src =
+			    v->persistent ? netback_pgnt_get(v, frags[i].gref, false) : NULL;
+			if (src) { /* mapped once: copy it ourselves, no hypercall */
+				memcpy((uint8_t *)gnt_seg_page(v->tx_stage, 0) + stage,
+				       src + frags[i].offset, frags[i].size);
+				stage += frags[i].size;
+			} else {
+				nops += tx_ops(v, nb->ops + nops, &frags[i], &stage);
+			}
+		}
 		p->op_count = nops - p->op_first;
 		stage = (stage + 63u) & ~63u;
 	}

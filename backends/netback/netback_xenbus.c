@@ -102,12 +102,64 @@ void netback_vif_notify_tx(struct netback_vif *v)
 
 void netback_vif_notify_rx(struct netback_vif *v)
 {
+	v->rx_dirty = false;
 	if (netif_rx_ring_back_push_responses_check_notify(&v->rx)) {
 		evtchn_notify(v->nb->h, v->port_rx);
 		v->st.ntf_sent++;
 	} else {
 		v->st.ntf_supp++;
 	}
+}
+
+static uint32_t pgnt_hash(grant_ref_t ref)
+{
+	return (ref * 2654435761u) & (NETBACK_PGNT_SLOTS - 1);
+}
+
+uint8_t *netback_pgnt_get(struct netback_vif *v, grant_ref_t ref, bool write)
+{
+	if (!v->pgnt)
+		return NULL;
+	uint32_t i = pgnt_hash(ref);
+	for (;; i = (i + 1) & (NETBACK_PGNT_SLOTS - 1)) {
+		struct netback_pgnt *e = &v->pgnt[i];
+		if (e->used && e->ref == ref) {
+			if (!e->addr || (write && !e->writable))
+				return NULL; /* could not map it (so): grant copy */
+			v->st.pgnt_hits++;
+			return e->addr;
+		}
+		if (!e->used)
+			break;
+	}
+	if (v->npgnt >= NETBACK_PGNT_MAX)
+		return NULL;
+	void *addr = NULL;
+	gnt_handle_t hd = 0;
+	if (gnt_map(v->nb->h, v->fe_domid, ref, write ? 0 : GNTMAP_readonly, &addr, &hd))
+		addr = NULL; /* remembered: no hypercall storm on a bad ref */
+	else
+		v->st.gnt_maps++;
+	struct netback_pgnt *e = &v->pgnt[i];
+	e->used = true;
+	e->ref = ref;
+	e->handle = hd;
+	e->addr = addr;
+	e->writable = write;
+	v->npgnt++;
+	return addr;
+}
+
+void netback_pgnt_drop_all(struct netback_vif *v)
+{
+	if (!v->pgnt)
+		return;
+	for (unsigned i = 0; i < NETBACK_PGNT_SLOTS; i++)
+		if (v->pgnt[i].used && v->pgnt[i].addr)
+			gnt_unmap(v->nb->h, v->pgnt[i].handle);
+	free(v->pgnt);
+	v->pgnt = NULL;
+	v->npgnt = 0;
 }
 
 static void vif_disconnect(struct netback_vif *v)
@@ -132,6 +184,7 @@ static void vif_disconnect(struct netback_vif *v)
 	if (v->rx_mapped)
 		gnt_unmap(nb->h, v->rx_handle);
 	v->tx_mapped = v->rx_mapped = false;
+	netback_pgnt_drop_all(v);
 	if (v->tx_stage && gnt_seg_free(nb->h, v->tx_stage) == 0)
 		v->tx_stage = NULL;
 	netback_rxq_fini(v);
@@ -180,6 +233,10 @@ static int vif_connect(struct netback_vif *v)
 	v->fe_gso6 = u == 1;
 	xs_get_uint(nb, v->fe_path, "feature-rx-notify", 0, &u);
 	v->fe_rx_notify = u == 1;
+	xs_get_uint(nb, v->fe_path, "drvdom-persistent-grants", 0, &u);
+	v->persistent = u == 1;
+	if (v->persistent && !(v->pgnt = calloc(NETBACK_PGNT_SLOTS, sizeof(*v->pgnt))))
+		v->persistent = false;
 
 	why = "cannot map the rings";
 	struct gnt_map_op ops[2] = {
@@ -235,8 +292,9 @@ static int vif_connect(struct netback_vif *v)
 		goto fail;
 	(void)xs_put(nb, v->path, "carrier", "1");
 	vif_set_state(v, XENBUS_STATE_CONNECTED);
-	log_info("vif %u/%u connected (sg %d gso4 %d gso6 %d, %s event channels)", v->fe_domid,
-		 v->handle, v->fe_sg, v->fe_gso4, v->fe_gso6, rrx != rtx ? "split" : "one");
+	log_info("vif %u/%u connected (sg %d gso4 %d gso6 %d, %s event channels, %s)", v->fe_domid,
+		 v->handle, v->fe_sg, v->fe_gso4, v->fe_gso6, rrx != rtx ? "split" : "one",
+		 v->persistent ? "persistent grants mapped once" : "grant copy");
 	return 0;
 fail:
 	log_warn("vif %u/%u: cannot connect: %s (%s)", v->fe_domid, v->handle, why, strerror(-r));
@@ -256,6 +314,7 @@ static void vif_init_wait(struct netback_vif *v)
 	    {"feature-split-event-channels", "1"},
 	    {"feature-ipv6-csum-offload", "1"},
 	    {"feature-multicast-control", "0"},
+	    {"drvdom-persistent-grants", "1"},
 	};
 	for (size_t i = 0; i < sizeof(feats) / sizeof(feats[0]); i++)
 		(void)xs_put(v->nb, v->path, feats[i][0], feats[i][1]);
@@ -322,7 +381,7 @@ static int vif_poll(void *arg, unsigned flags)
 	int w = 0;
 	if (v->connected && !v->broken) {
 		w += netback_tx_poll(v, flags);
-		if (v->rxq_head != v->rxq_tail || v->rx_kick)
+		if (v->rxq_head != v->rxq_tail || v->rx_kick || v->rx_dirty)
 			w += netback_rx_poll(v, flags);
 		v->tx_kick = v->rx_kick = false;
 	}
@@ -407,11 +466,12 @@ void netback_vif_stats_publish(struct netback_vif *v, bool force)
 		 " rx_pkts=%" PRIu64 " rx_bytes=%" PRIu64 " inflight=%u drops=%" PRIu64
 		 " tx_drops=%" PRIu64 " rx_drops=%" PRIu64 " errors=%" PRIu64 " ntf_sent=%" PRIu64
 		 " ntf_supp=%" PRIu64 " gnt_copies=%" PRIu64 " gnt_copy_calls=%" PRIu64
-		 " gnt_maps=%u",
+		 " gnt_maps=%" PRIu64 " pgnt_hits=%" PRIu64 " mapped=%u",
 		 s->tx_pkts + s->rx_pkts, s->tx_bytes + s->rx_bytes, s->tx_pkts, s->tx_bytes,
 		 s->rx_pkts, s->rx_bytes, v->rxq_tail - v->rxq_head, s->tx_drops + s->rx_drops,
 		 s->tx_drops, s->rx_drops, s->tx_errors, s->ntf_sent, s->ntf_supp, s->gnt_copies,
-		 s->gnt_copy_calls, (unsigned)v->tx_mapped + (unsigned)v->rx_mapped);
+		 s->gnt_copy_calls, s->gnt_maps, s->pgnt_hits,
+		 (unsigned)v->tx_mapped + (unsigned)v->rx_mapped + v->npgnt);
 	v->stats_ns = now;
 	if (!strcmp(b, v->last_stats))
 		return;

@@ -76,11 +76,13 @@ struct netfront_vif {
 };
 
 static struct {
+	bool persistent_set;
 	struct hvc *h;
 	struct xs_handle *xs;
 	struct evloop *l;
 	struct gnt_table *gt;
 	bool own_gt;
+	bool persistent; /* offer drvdom-persistent-grants (netfront_set_persistent) */
 	domid_t self;
 	pthread_t loop_thread;
 	int wake_fd;
@@ -232,7 +234,9 @@ static void vif_setup(struct netfront_vif *v)
 	    !xput(v->path, "feature-rx-notify", "%lu", 1) ||
 	    !xput(v->path, "feature-sg", "%lu", 1) ||
 	    !xput(v->path, "feature-gso-tcpv4", "%lu", 1) ||
-	    !xput(v->path, "feature-gso-tcpv6", "%lu", 1))
+	    !xput(v->path, "feature-gso-tcpv6", "%lu", 1) ||
+	    !xput(v->path, "drvdom-persistent-grants", "%lu",
+		  nf.persistent && xget_long(v->be_path, "drvdom-persistent-grants", 0) == 1))
 		goto fail;
 	(void)t;
 	set_state(v, XENBUS_STATE_INITIALISED);
@@ -734,6 +738,12 @@ static void scan(void)
 			vif_free(nf.vifs[k]);
 }
 
+void netfront_set_persistent(bool on)
+{
+	nf.persistent = on;
+	nf.persistent_set = true;
+}
+
 bool netfront_xs_event(const char *path, const char *token)
 {
 	(void)path;
@@ -764,6 +774,8 @@ int netfront_watch_start(struct hvc *h, struct xs_handle *xs, struct evloop *l,
 	int r = hvc_self_domid(h, &nf.self);
 	if (r)
 		return r;
+	if (!nf.persistent_set)
+		nf.persistent = true;
 	nf.loop_thread = pthread_self();
 	nf.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (nf.wake_fd < 0)

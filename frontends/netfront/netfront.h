@@ -32,6 +32,12 @@ int netfront_watch_start(struct hvc *h, struct xs_handle *xs, struct evloop *l,
  * thread only. */
 bool netfront_xs_event(const char *path, const char *token);
 
+/* Whether to tell backends that offer it (drvdom-persistent-grants) that
+ * our buffer grants stay fixed for the connection, so they may keep them
+ * mapped instead of asking the hv to copy each packet (docs/netfront.md).
+ * Default on; call before netfront_watch_start. */
+void netfront_set_persistent(bool on);
+
 /* Disconnect every vif (state Closed) and free netfront's state. Event loop
  * thread only. */
 void netfront_stop(void);

@@ -184,7 +184,7 @@ START_TEST(test_two_guests)
 {
 	net_up();
 	guest("g1", 2, "drvdom-guest", NULL);
-	guest("g2", 3, "netfront_dom", NULL);
+	guest("g2", 3, "netfront_dom", "--copy"); /* grant copy only */
 	wait_connected("g1");
 	wait_connected("g2");
 	ping_ok("g1", "10.77.0.3");
@@ -239,27 +239,9 @@ START_TEST(test_tcp_100mib)
 }
 END_TEST
 
-START_TEST(test_isolation)
+/* Bytes of netback's mappings of domain gid's memory (its /proc maps). */
+static long mapped_of(int np, unsigned gid)
 {
-	net_up();
-	guest("g1", 2, "netfront_dom", NULL);
-	wait_connected("g1");
-	ping_ok("g1", "10.77.0.1");
-	transfer("wire", "g1", "10.77.0.2", 5003, 8);
-	int gp = dom_pid("g1"), np = dom_pid("netdom");
-	unsigned gid = domid_of("g1");
-	/* The guest holds no packet socket: none in its namespace, and none of
-	 * its fds is one of netback's. */
-	SH_OK("tail -n +2 /proc/%d/net/packet | wc -l", gp);
-	ck_assert_msg(atoi(T.out) == 0, "packet sockets in the guest's namespace: %s", T.out);
-	SH_OK("for i in $(tail -n +2 /proc/%d/net/packet | awk '{print $NF}'); do "
-	      "ls -l /proc/%d/fd | grep -c \"socket:\\[$i\\]\"; done | grep -v '^0$' | wc -l",
-	      np, gp);
-	ck_assert_msg(atoi(T.out) == 0, "the guest holds netback's packet socket");
-	SH_OK("tail -n +2 /proc/%d/net/packet | wc -l", np);
-	ck_assert_msg(atoi(T.out) >= 1, "netback holds no packet socket");
-	/* netback maps only the guest's two ring pages: every mapping of the
-	 * guest's segments is of the 8 KiB ring segment, never the data pages. */
 	long mapped = 0;
 	char path[64], line[512], seg[32];
 	snprintf(path, sizeof(path), "/proc/%d/maps", np);
@@ -272,8 +254,40 @@ START_TEST(test_isolation)
 			mapped += (long)(hi - lo);
 	}
 	fclose(f);
-	ck_assert_msg(mapped > 0 && mapped <= 8192, "netback maps %ld bytes of guest memory",
-		      mapped);
+	return mapped;
+}
+
+START_TEST(test_isolation)
+{
+	net_up();
+	guest("g1", 2, "drvdom-guest", NULL);	  /* persistent grants */
+	guest("g2", 3, "netfront_dom", "--copy"); /* grant copy only */
+	wait_connected("g1");
+	wait_connected("g2");
+	ping_ok("g1", "10.77.0.1");
+	ping_ok("g2", "10.77.0.1");
+	transfer("wire", "g1", "10.77.0.2", 5003, 8);
+	transfer("wire", "g2", "10.77.0.3", 5006, 8);
+	transfer("g2", "wire", "10.77.0.1", 5007, 8);
+	int gp = dom_pid("g1"), np = dom_pid("netdom");
+	/* The guest holds no packet socket: none in its namespace, and none of
+	 * its fds is one of netback's. */
+	SH_OK("tail -n +2 /proc/%d/net/packet | wc -l", gp);
+	ck_assert_msg(atoi(T.out) == 0, "packet sockets in the guest's namespace: %s", T.out);
+	SH_OK("for i in $(tail -n +2 /proc/%d/net/packet | awk '{print $NF}'); do "
+	      "ls -l /proc/%d/fd | grep -c \"socket:\\[$i\\]\"; done | grep -v '^0$' | wc -l",
+	      np, gp);
+	ck_assert_msg(atoi(T.out) == 0, "the guest holds netback's packet socket");
+	SH_OK("tail -n +2 /proc/%d/net/packet | wc -l", np);
+	ck_assert_msg(atoi(T.out) >= 1, "netback holds no packet socket");
+	/* Grant copy only (g2): netback maps the two ring pages (one 8 KiB
+	 * segment) and no data page. Persistent grants (g1): the ring segment
+	 * and the 2 MiB data segment netfront dedicated to it, mapped once
+	 * read-only (tx buffers) and once writable (rx buffers), nothing more. */
+	long m2 = mapped_of(np, domid_of("g2")), m1 = mapped_of(np, domid_of("g1"));
+	ck_assert_msg(m2 > 0 && m2 <= 8192, "netback maps %ld bytes of the copy guest", m2);
+	ck_assert_msg(m1 > 8192 && m1 <= 8192 + 2 * 512 * 4096,
+		      "netback maps %ld bytes of the persistent guest", m1);
 	tt_fini(&T);
 }
 END_TEST

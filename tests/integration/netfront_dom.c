@@ -2,7 +2,8 @@
 // netfront_dom: a guest domain kernel for the net suite that runs netfront
 // and nothing else (drvdom-guest runs it beside blkfront): hypercall
 // connection, event loop, xenstore over the domain's ring, and every watch
-// event handed to netfront_xs_event. Stops on SIGTERM-less exit of the hv.
+// event handed to netfront_xs_event. `--copy` turns off persistent grants
+// (the backend then reaches data pages only by grant copy).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +29,15 @@ static void xs_ready(void *arg, int fd, uint32_t events)
 	}
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct hvc *h;
 	struct evloop *l;
 	int r;
 	log_init("netfront_dom");
+	/* --copy: no persistent grants, the backend copies through the hv */
+	if (argc > 1 && !strcmp(argv[1], "--copy"))
+		netfront_set_persistent(false);
 	if ((r = hvc_open_domain(&h)))
 		die_err(-r, "hvc_open_domain");
 	if ((r = evloop_create(h, &l)))
