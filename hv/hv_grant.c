@@ -7,7 +7,7 @@
 // reads the frame once and checks it lies in a segment of the granter
 // dedicated to the mapper. The granter's end-access CAS fails while those
 // bits are set; the last unpin clears them. Copies go through the hv's own
-// segment fds, so neither side sees the other's memory.
+// mappings of the segments, so neither side sees the other's memory.
 #include "common/log.h"
 #include "hv/hv_internal.h"
 
@@ -181,6 +181,8 @@ static void hv_seg_destroy(struct hv_dom *d, struct hv_seg *s)
 	}
 	d->mem_used -= (uint64_t)s->npages * HV_PAGE_SIZE;
 	d->nsegs--;
+	if (s->map)
+		munmap(s->map, (size_t)s->npages * HV_PAGE_SIZE);
 	close(s->fd);
 	if (s->ro_fd >= 0)
 		close(s->ro_fd);
@@ -443,9 +445,28 @@ struct hv_copy_side {
 	struct hv_dom *g; /* pinned granter, or NULL */
 	grant_ref_t ref;
 	bool ro;
-	int fd;
+	struct hv_seg *seg;
 	uint64_t off;
 };
+
+/* The hv's own mapping of a segment, for copies: made on first use, kept
+ * until the segment is freed. The memfd is sealed against shrinking, so a
+ * domain cannot make it fault. NULL if it cannot be mapped (copies then go
+ * through pread/pwrite). */
+static uint8_t *hv_seg_map(struct hv_seg *s)
+{
+	if (!s->map && !s->map_failed) {
+		void *p = mmap(NULL, (size_t)s->npages * HV_PAGE_SIZE, PROT_READ | PROT_WRITE,
+			       MAP_SHARED, s->fd, 0);
+		if (p == MAP_FAILED) {
+			log_warn("map a segment for copies: %s", strerror(errno));
+			s->map_failed = true;
+		} else {
+			s->map = p;
+		}
+	}
+	return s->map;
+}
 
 static int16_t hv_copy_resolve(struct hv_dom *d, const struct hv_gnt_copy_ptr *ptr, bool gref,
 			       bool write, struct hv_copy_side *out)
@@ -463,8 +484,7 @@ static int16_t hv_copy_resolve(struct hv_dom *d, const struct hv_gnt_copy_ptr *p
 		int16_t st = hv_pin_get(g, (grant_ref_t)ptr->u, d->domid, !write, &s, &off);
 		if (st != GNTST_okay)
 			return st;
-		*out =
-		    (struct hv_copy_side){g, (grant_ref_t)ptr->u, !write, s->fd, off + ptr->offset};
+		*out = (struct hv_copy_side){g, (grant_ref_t)ptr->u, !write, s, off + ptr->offset};
 		return GNTST_okay;
 	}
 	if (ptr->domid != DOMID_SELF && ptr->domid != d->domid)
@@ -474,7 +494,7 @@ static int16_t hv_copy_resolve(struct hv_dom *d, const struct hv_gnt_copy_ptr *p
 	struct hv_seg *s = hv_seg_by_frame(d, (uint32_t)ptr->u);
 	if (!s)
 		return GNTST_bad_page;
-	out->fd = s->fd;
+	out->seg = s;
 	out->off = (uint64_t)((uint32_t)ptr->u - s->first_frame) * HV_PAGE_SIZE + ptr->offset;
 	return GNTST_okay;
 }
@@ -509,8 +529,13 @@ void hv_gnt_copy(struct hv_conn *c, struct hv_gnt_copy *ops, uint32_t n)
 			hv_copy_release(&src);
 			continue;
 		}
-		if (op->len && (pread(src.fd, buf, op->len, (off_t)src.off) != (ssize_t)op->len ||
-				pwrite(dst.fd, buf, op->len, (off_t)dst.off) != (ssize_t)op->len))
+		uint8_t *sm = op->len ? hv_seg_map(src.seg) : NULL;
+		uint8_t *dm = op->len ? hv_seg_map(dst.seg) : NULL;
+		if (sm && dm)
+			memmove(dm + dst.off, sm + src.off, op->len);
+		else if (op->len &&
+			 (pread(src.seg->fd, buf, op->len, (off_t)src.off) != (ssize_t)op->len ||
+			  pwrite(dst.seg->fd, buf, op->len, (off_t)dst.off) != (ssize_t)op->len))
 			op->status = GNTST_general_error;
 		hv_copy_release(&dst);
 		hv_copy_release(&src);

@@ -64,6 +64,8 @@ struct hv_seg {
 	uint32_t pins; /* live map handles and copies into it */
 	int fd;	       /* read-write memfd, sealed against resize */
 	int ro_fd;     /* the same memfd reopened O_RDONLY, made on demand */
+	uint8_t *map;  /* the hv's mapping for grant copies, made on demand */
+	bool map_failed;
 };
 
 /* Status-bit pins the hv holds on one entry of a granter's table. */
