@@ -116,6 +116,14 @@ void nbd_server_kick(struct nbd_server *srv);
  * possibly inside submit(). Never blocks. */
 void nbd_io_complete(struct nbd_io *io, int err);
 
+/* Bracket a burst of completions made outside nbd_server_dispatch() (e.g.
+ * one pass over a response ring): replies are queued, and batch_end()
+ * writes each client's replies with one sendmsg instead of one per io.
+ * Nests. Loop thread only; never blocks. Without it every completion
+ * outside dispatch is written at once. */
+void nbd_server_batch_begin(struct nbd_server *srv);
+void nbd_server_batch_end(struct nbd_server *srv);
+
 /* Counters for drvdom top. */
 struct nbd_server_stats {
 	uint64_t connections; /* accepted so far */

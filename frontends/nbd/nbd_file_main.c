@@ -8,8 +8,8 @@
 // --defer N puts an asynchronous shim in front of the file backend, as
 // blkfront will be: it holds up to N ios (-EAGAIN beyond), then completes
 // them in reverse order from the main loop, outside nbd_server_dispatch(),
-// and kicks the server. It is linked statically, as the guest is, so it
-// also proves the server needs nothing a static domain kernel lacks.
+// in one nbd_server_batch_begin/end bracket, and kicks the server. It is linked statically, as the
+// guest is, so it also proves the server needs nothing a static domain kernel lacks.
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -47,6 +47,8 @@ static const struct nbd_backend_ops defer_ops = {.submit = defer_submit};
  * NULL once the server is destroyed). */
 static void defer_complete_all(struct defer *d, struct nbd_server *srv)
 {
+	if (srv)
+		nbd_server_batch_begin(srv); /* one sendmsg per client, not per io */
 	while (d->n) {
 		struct nbd_io *io = d->held[--d->n];
 		int rc = nbd_file_backend_ops.submit(d->fb, io);
@@ -54,8 +56,10 @@ static void defer_complete_all(struct defer *d, struct nbd_server *srv)
 		if (rc)
 			nbd_io_complete(io, rc);
 	}
-	if (srv)
+	if (srv) {
+		nbd_server_batch_end(srv);
 		nbd_server_kick(srv);
+	}
 }
 
 static void on_signal(int sig)

@@ -85,6 +85,8 @@ struct nbd_conn {
 	bool dead;    /* socket closed; waiting for the backend */
 	bool on_work;
 	struct nbd_conn *work_next;
+	bool on_flush; /* replies queued inside a backend batch */
+	struct nbd_conn *flush_next;
 	struct nbd_conn *prev, *next;
 
 	/* input staging */
@@ -126,6 +128,8 @@ struct nbd_server {
 	int kick_fd;
 	bool kick_signalled;
 	int in_dispatch;
+	int in_batch; /* nbd_server_batch_begin() depth */
+	struct nbd_conn *flush_head;
 	bool destroyed;
 	struct listener *listeners;
 	struct nbd_conn *conns;
@@ -313,6 +317,14 @@ static void conn_free(struct nbd_conn *c)
 {
 	struct nbd_server *srv = c->srv;
 
+	if (c->on_flush) {
+		struct nbd_conn **pp = &srv->flush_head;
+
+		while (*pp != c)
+			pp = &(*pp)->flush_next;
+		*pp = c->flush_next;
+	}
+
 	if (c->cur)
 		req_free(c->cur);
 	if (c->stalled)
@@ -478,6 +490,13 @@ void nbd_io_complete(struct nbd_io *io, int err)
 		/* Batched: run_work() flushes once per client per pass. */
 		if (srv->running != c)
 			schedule_work(c);
+	} else if (srv->in_batch) {
+		/* Batched by the backend: nbd_server_batch_end() flushes. */
+		if (!c->on_flush) {
+			c->on_flush = true;
+			c->flush_next = srv->flush_head;
+			srv->flush_head = c;
+		}
 	} else {
 		conn_flush(c);
 		if (c->dead || c->stalled || c->closing)
@@ -1088,6 +1107,30 @@ int nbd_server_dispatch(struct nbd_server *srv)
 int nbd_server_poll_blocking(struct nbd_server *srv, int timeout_ms)
 {
 	return server_wait(srv, timeout_ms);
+}
+
+void nbd_server_batch_begin(struct nbd_server *srv)
+{
+	srv->in_batch++;
+}
+
+void nbd_server_batch_end(struct nbd_server *srv)
+{
+	if (--srv->in_batch > 0)
+		return;
+	while (srv->flush_head) {
+		struct nbd_conn *c = srv->flush_head;
+
+		srv->flush_head = c->flush_next;
+		c->on_flush = false;
+		if (c->dead)
+			continue;
+		conn_flush(c);
+		if (c->dead || c->stalled || c->closing)
+			schedule_work(c);
+		else
+			conn_set_events(c);
+	}
 }
 
 void nbd_server_kick(struct nbd_server *srv)

@@ -639,6 +639,54 @@ START_TEST(test_listen_unix_paths)
 }
 END_TEST
 
+/* Completions inside a backend batch go out together at batch_end. */
+START_TEST(test_backend_batch)
+{
+	static struct async_be be;
+	struct nbd_export exp = {.size = DISK, .can_flush = true};
+	struct pollfd p;
+	uint8_t b[NBD_SIMPLE_REPLY_SIZE];
+	int fd;
+
+	memset(&be, 0, sizeof(be));
+	be.cap = 64;
+	ck_assert_int_eq(nbd_server_create(&exp, &async_ops, &be, &be.srv), 0);
+	fd = async_client(&be);
+	for (int i = 0; i < 8; i++)
+		req(fd, NBD_CMD_FLUSH, (uint64_t)i, 0, 0);
+	pump(&be);
+	ck_assert_int_eq(be.nheld, 8);
+	nbd_server_batch_begin(be.srv);
+	nbd_server_batch_begin(be.srv); /* nests */
+	async_complete_all(&be);
+	nbd_server_batch_end(be.srv);
+	p = (struct pollfd){.fd = fd, .events = POLLIN};
+	ck_assert_int_eq(poll(&p, 1, 0), 0); /* nothing sent inside the batch */
+	nbd_server_batch_end(be.srv);
+	ck_assert_int_eq(poll(&p, 1, 0), 1);
+	for (int i = 0; i < 8; i++) {
+		xread(fd, b, sizeof(b));
+		ck_assert_uint_eq(nbd_get32(b + 4), 0);
+	}
+	/* A client that vanished inside a batch is skipped, then reaped. */
+	req(fd, NBD_CMD_FLUSH, 9, 0, 0);
+	pump(&be);
+	ck_assert_int_eq(be.nheld, 1);
+	nbd_server_batch_begin(be.srv);
+	async_complete_all(&be);
+	close(fd);
+	nbd_server_batch_end(be.srv);
+	pump(&be);
+	{
+		struct nbd_server_stats st;
+
+		nbd_server_get_stats(be.srv, &st);
+		ck_assert_uint_eq(st.clients, 0);
+	}
+	nbd_server_destroy(be.srv);
+}
+END_TEST
+
 Suite *nbd_proto_suite(void);
 
 Suite *nbd_proto_suite(void)
@@ -658,6 +706,7 @@ Suite *nbd_proto_suite(void)
 	tcase_add_test(a, test_server_memory_cap);
 	tcase_add_test(a, test_backend_sees_request);
 	tcase_add_test(a, test_listen_unix_paths);
+	tcase_add_test(a, test_backend_batch);
 	tcase_add_loop_test(a, test_fuzz_stream, 0, 40);
 	suite_add_tcase(s, a);
 	return s;
