@@ -32,7 +32,7 @@
 
 /* --- xenstore helpers ---------------------------------------------------------- */
 
-static char *xs_get(struct blkback *bb, const char *dir, const char *key)
+static char *store_get(struct blkback *bb, const char *dir, const char *key)
 {
 	char p[256];
 	snprintf(p, sizeof(p), "%s/%s", dir, key);
@@ -41,11 +41,11 @@ static char *xs_get(struct blkback *bb, const char *dir, const char *key)
 }
 
 /* Read an unsigned number: 0, -ENOENT (no key: *out = def), -EINVAL. */
-static int xs_get_uint(struct blkback *bb, const char *dir, const char *key, uint64_t def,
-		       uint64_t *out)
+static int store_get_uint(struct blkback *bb, const char *dir, const char *key, uint64_t def,
+			  uint64_t *out)
 {
 	*out = def;
-	char *v = xs_get(bb, dir, key);
+	char *v = store_get(bb, dir, key);
 	if (!v)
 		return -ENOENT;
 	char *end;
@@ -58,27 +58,27 @@ static int xs_get_uint(struct blkback *bb, const char *dir, const char *key, uin
 	return ret;
 }
 
-static bool xs_put(struct blkback *bb, xs_transaction_t t, const char *dir, const char *key,
-		   const char *val)
+static bool store_put(struct blkback *bb, xs_transaction_t t, const char *dir, const char *key,
+		      const char *val)
 {
 	char p[256];
 	snprintf(p, sizeof(p), "%s/%s", dir, key);
 	return xs_write(bb->xs, t, p, val, (unsigned)strlen(val));
 }
 
-static bool xs_putu(struct blkback *bb, xs_transaction_t t, const char *dir, const char *key,
-		    uint64_t v)
+static bool store_putu(struct blkback *bb, xs_transaction_t t, const char *dir, const char *key,
+		       uint64_t v)
 {
 	char s[32];
 	snprintf(s, sizeof(s), "%" PRIu64, v);
-	return xs_put(bb, t, dir, key, s);
+	return store_put(bb, t, dir, key, s);
 }
 
 static int dev_set_state(struct blkback_dev *d, int st)
 {
 	char v[4];
 	snprintf(v, sizeof(v), "%d", st);
-	if (!xs_put(d->bb, XBT_NULL, d->path, "state", v)) {
+	if (!store_put(d->bb, XBT_NULL, d->path, "state", v)) {
 		int e = errno;
 		log_warn("%s: write state %s: %s", d->name, xenbus_st_name(st), strerror(e));
 		return -e;
@@ -112,12 +112,12 @@ static int dev_read_queue(struct blkback_dev *d, const char *dir, unsigned order
 		char key[32];
 		int r;
 		if (order == 0) {
-			r = xs_get_uint(bb, dir, "ring-ref", 0, &v);
+			r = store_get_uint(bb, dir, "ring-ref", 0, &v);
 			if (r == -ENOENT)
-				r = xs_get_uint(bb, dir, "ring-ref0", 0, &v);
+				r = store_get_uint(bb, dir, "ring-ref0", 0, &v);
 		} else {
 			snprintf(key, sizeof(key), "ring-ref%u", i);
-			r = xs_get_uint(bb, dir, key, 0, &v);
+			r = store_get_uint(bb, dir, key, 0, &v);
 		}
 		if (r || v > UINT32_MAX) {
 			log_warn("%s: %s: bad or missing ring-ref%u", d->name, dir, i);
@@ -125,7 +125,7 @@ static int dev_read_queue(struct blkback_dev *d, const char *dir, unsigned order
 		}
 		refs[i] = (grant_ref_t)v;
 	}
-	if (xs_get_uint(bb, dir, "event-channel", 0, &v) || v >= HV_EVTCHN_PORTS) {
+	if (store_get_uint(bb, dir, "event-channel", 0, &v) || v >= HV_EVTCHN_PORTS) {
 		log_warn("%s: %s: bad or missing event-channel", d->name, dir);
 		return -EINVAL;
 	}
@@ -138,24 +138,24 @@ static int blkback_dev_connect(struct blkback_dev *d)
 {
 	struct blkback *bb = d->bb;
 	uint64_t nq, order, pers;
-	if (xs_get_uint(bb, d->fe_path, "multi-queue-num-queues", 1, &nq) == -EINVAL || nq == 0 ||
-	    nq > BLKBACK_MAX_QUEUES) {
+	if (store_get_uint(bb, d->fe_path, "multi-queue-num-queues", 1, &nq) == -EINVAL ||
+	    nq == 0 || nq > BLKBACK_MAX_QUEUES) {
 		log_warn("%s: bad multi-queue-num-queues", d->name);
 		return -EINVAL;
 	}
-	if (xs_get_uint(bb, d->fe_path, "ring-page-order", 0, &order) == -EINVAL ||
+	if (store_get_uint(bb, d->fe_path, "ring-page-order", 0, &order) == -EINVAL ||
 	    order > BLKBACK_MAX_RING_ORDER) {
 		log_warn("%s: bad ring-page-order", d->name);
 		return -EINVAL;
 	}
-	char *proto = xs_get(bb, d->fe_path, "protocol");
+	char *proto = store_get(bb, d->fe_path, "protocol");
 	bool proto_ok = !proto || !strcmp(proto, "x86_64-abi");
 	if (!proto_ok)
 		log_warn("%s: unsupported protocol '%s'", d->name, proto);
 	free(proto);
 	if (!proto_ok)
 		return -EINVAL;
-	if (xs_get_uint(bb, d->fe_path, "feature-persistent", 0, &pers) == -EINVAL)
+	if (store_get_uint(bb, d->fe_path, "feature-persistent", 0, &pers) == -EINVAL)
 		pers = 0;
 	d->persistent = pers != 0;
 
@@ -191,11 +191,11 @@ static int blkback_dev_connect(struct blkback_dev *d)
 		xs_transaction_t t = xs_transaction_start(bb->xs);
 		if (t == XBT_NULL)
 			return -errno;
-		bool ok = xs_putu(bb, t, d->path, "sectors", d->sectors) &&
-			  xs_putu(bb, t, d->path, "sector-size", BLKIF_SECTOR_SIZE) &&
-			  xs_putu(bb, t, d->path, "physical-sector-size", d->phys_sector_size) &&
-			  xs_putu(bb, t, d->path, "info", d->readonly ? VDISK_READONLY : 0) &&
-			  xs_put(bb, t, d->path, "state", "4");
+		bool ok = store_putu(bb, t, d->path, "sectors", d->sectors) &&
+			  store_putu(bb, t, d->path, "sector-size", BLKIF_SECTOR_SIZE) &&
+			  store_putu(bb, t, d->path, "physical-sector-size", d->phys_sector_size) &&
+			  store_putu(bb, t, d->path, "info", d->readonly ? VDISK_READONLY : 0) &&
+			  store_put(bb, t, d->path, "state", "4");
 		if (!ok) {
 			int e = errno;
 			xs_transaction_end(bb->xs, t, true);
@@ -228,10 +228,19 @@ static void blkback_dev_closing(struct blkback_dev *d)
 		dev_set_state(d, XENBUS_STATE_CLOSING);
 }
 
-/* any -> Closed. */
+/* any -> Closed. With online = 0 (the toolstack is detaching) the disk fd
+ * is closed first, so a toolstack that sees Closed knows the disk (and
+ * its lock) is free, as Linux blkback unregisters the device then. */
 static void blkback_dev_closed(struct blkback_dev *d)
 {
 	dev_disconnect(d);
+	uint64_t online;
+	if (d->disk_fd >= 0 && store_get_uint(d->bb, d->path, "online", 1, &online) == 0 &&
+	    online == 0) {
+		close(d->disk_fd);
+		d->disk_fd = -1;
+		log_info("%s: offline: disk released", d->name);
+	}
 	if (d->state != XENBUS_STATE_CLOSED)
 		dev_set_state(d, XENBUS_STATE_CLOSED);
 }
@@ -239,7 +248,7 @@ static void blkback_dev_closed(struct blkback_dev *d)
 void blkback_dev_fail(struct blkback_dev *d, const char *why)
 {
 	log_warn("%s: %s", d->name, why);
-	xs_put(d->bb, XBT_NULL, d->path, "error", why);
+	store_put(d->bb, XBT_NULL, d->path, "error", why);
 	blkback_dev_closing(d);
 }
 
@@ -317,19 +326,20 @@ static int blkback_dev_init_wait(struct blkback_dev *d)
 			snprintf(p, sizeof(p), "%s/%s", d->path, stale[i]);
 			xs_rm(bb->xs, t, p);
 		}
-		bool ok = xs_putu(bb, t, d->path, "feature-flush-cache", 1) &&
-			  xs_putu(bb, t, d->path, "feature-discard", d->can_discard) &&
-			  xs_putu(bb, t, d->path, "feature-persistent", 1) &&
-			  xs_putu(bb, t, d->path, "feature-max-indirect-segments",
-				  BLKBACK_MAX_INDIRECT) &&
-			  xs_putu(bb, t, d->path, "max-ring-page-order", BLKBACK_MAX_RING_ORDER) &&
-			  xs_putu(bb, t, d->path, "multi-queue-max-queues", BLKBACK_MAX_QUEUES) &&
-			  xs_put(bb, t, d->path, "hotplug-status", "connected") &&
-			  xs_put(bb, t, d->path, "state", "2");
+		bool ok =
+		    store_putu(bb, t, d->path, "feature-flush-cache", 1) &&
+		    store_putu(bb, t, d->path, "feature-discard", d->can_discard) &&
+		    store_putu(bb, t, d->path, "feature-persistent", 1) &&
+		    store_putu(bb, t, d->path, "feature-max-indirect-segments",
+			       BLKBACK_MAX_INDIRECT) &&
+		    store_putu(bb, t, d->path, "max-ring-page-order", BLKBACK_MAX_RING_ORDER) &&
+		    store_putu(bb, t, d->path, "multi-queue-max-queues", BLKBACK_MAX_QUEUES) &&
+		    store_put(bb, t, d->path, "hotplug-status", "connected") &&
+		    store_put(bb, t, d->path, "state", "2");
 		if (ok && d->can_discard)
-			ok = xs_putu(bb, t, d->path, "discard-granularity", 4096) &&
-			     xs_putu(bb, t, d->path, "discard-alignment", 0) &&
-			     xs_putu(bb, t, d->path, "discard-secure", 0);
+			ok = store_putu(bb, t, d->path, "discard-granularity", 4096) &&
+			     store_putu(bb, t, d->path, "discard-alignment", 0) &&
+			     store_putu(bb, t, d->path, "discard-secure", 0);
 		if (!ok) {
 			r = -errno;
 			xs_transaction_end(bb->xs, t, true);
@@ -363,7 +373,7 @@ static int blkback_dev_init_wait(struct blkback_dev *d)
 void blkback_frontend_changed(struct blkback_dev *d)
 {
 	uint64_t fe;
-	int r = xs_get_uint(d->bb, d->fe_path, "state", XENBUS_STATE_UNKNOWN, &fe);
+	int r = store_get_uint(d->bb, d->fe_path, "state", XENBUS_STATE_UNKNOWN, &fe);
 	if (r == -EINVAL || fe > XENBUS_STATE_MAX)
 		fe = XENBUS_STATE_UNKNOWN;
 	log_debug("%s: frontend %s, backend %s", d->name, xenbus_st_name((int)fe),
@@ -417,7 +427,7 @@ static void dev_probe(struct blkback *bb, domid_t fe, unsigned devid)
 	d->state = XENBUS_STATE_INITIALISING;
 	snprintf(d->path, sizeof(d->path), "%s/%u/%u", bb->vbd_path, fe, devid);
 	snprintf(d->fe_token, sizeof(d->fe_token), "fe:%u/%u", fe, devid);
-	char *v = xs_get(bb, d->path, "drvdom-device");
+	char *v = store_get(bb, d->path, "drvdom-device");
 	snprintf(d->name, sizeof(d->name), "%s", v && *v ? v : "");
 	if (!v || !*v)
 		snprintf(d->name, sizeof(d->name), "vbd/%u/%u", fe, devid);
@@ -425,17 +435,17 @@ static void dev_probe(struct blkback *bb, domid_t fe, unsigned devid)
 	d->next = bb->devs;
 	bb->devs = d;
 
-	v = xs_get(bb, d->path, "frontend");
+	v = store_get(bb, d->path, "frontend");
 	bool ok = v && v[0] == '/' && strlen(v) < sizeof(d->fe_path);
 	if (ok)
 		snprintf(d->fe_path, sizeof(d->fe_path), "%s", v);
 	free(v);
 	uint64_t id;
-	if (!ok || xs_get_uint(bb, d->path, "frontend-id", 0, &id) || id != fe) {
+	if (!ok || store_get_uint(bb, d->path, "frontend-id", 0, &id) || id != fe) {
 		log_warn("%s: bad frontend or frontend-id in %s", d->name, d->path);
 		return; /* stays Initialising; the toolstack may fix it */
 	}
-	v = xs_get(bb, d->path, "mode");
+	v = store_get(bb, d->path, "mode");
 	d->readonly = v && v[0] == 'r';
 	free(v);
 	log_info("%s: found %s (frontend %s)", d->name, d->path, d->fe_path);
@@ -573,6 +583,6 @@ void blkback_stats_publish(struct blkback_dev *d, bool force)
 			      d->rings[i].st.requests, i, d->rings[i].st.inflight);
 	if (!strcmp(buf, d->stats_last))
 		return;
-	if (xs_put(d->bb, XBT_NULL, d->path, "drvdom-stats", buf))
+	if (store_put(d->bb, XBT_NULL, d->path, "drvdom-stats", buf))
 		memcpy(d->stats_last, buf, sizeof(buf));
 }
