@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -387,6 +388,65 @@ START_TEST(test_leftover_backend_dir)
 }
 END_TEST
 
+static bool disk_locked(const char *rel)
+{
+	char p[256];
+	snprintf(p, sizeof(p), "%s/%s", run, rel);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool locked = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+	close(fd);
+	return locked;
+}
+
+static bool wait_node(const char *path, const char *want, unsigned ms)
+{
+	for (unsigned t = 0; t < ms; t += 20) {
+		unsigned len;
+		char *v = xs_read(xs, XBT_NULL, path, &len);
+		bool ok = v && !strcmp(v, want);
+		free(v);
+		if (ok)
+			return true;
+		sleep_ms(20);
+	}
+	return false;
+}
+
+/* Detach as a toolstack does it (online = 0, the frontend closes): blkback
+ * goes Closed only after closing the disk fd, so the disk's lock is free. */
+START_TEST(test_offline_releases_disk)
+{
+	env_up();
+	create_blkdom(NULL);
+	make_disk("g1.img", 8);
+	char disks[512];
+	snprintf(disks, sizeof(disks), "'target=%s/g1.img, vdev=xvda, access=rw, backend=blkdom'",
+		 run);
+	create_guest("g1", "simple", disks);
+	assert_result_ok("g1", 30000);
+	T_ASSERT(disk_locked("g1.img"), "the attached disk is locked (blkdom holds it)");
+	int b = domid_of("blkdom"), g = domid_of("g1");
+	char be[128], fe[128], p[192];
+	snprintf(be, sizeof(be), "/local/domain/%d/backend/vbd/%d/51712", b, g);
+	snprintf(fe, sizeof(fe), "/local/domain/%d/device/vbd/51712", g);
+	snprintf(p, sizeof(p), "%s/online", be);
+	T_ASSERT(xs_write(xs, XBT_NULL, p, "0", 1), "online = 0");
+	snprintf(p, sizeof(p), "%s/state", fe);
+	T_ASSERT(xs_write(xs, XBT_NULL, p, "5", 1), "frontend Closing");
+	snprintf(p, sizeof(p), "%s/state", be);
+	T_ASSERT(wait_node(p, "5", 10000), "backend Closing");
+	snprintf(p, sizeof(p), "%s/state", fe);
+	T_ASSERT(xs_write(xs, XBT_NULL, p, "6", 1), "frontend Closed");
+	snprintf(p, sizeof(p), "%s/state", be);
+	T_ASSERT(wait_node(p, "6", 10000), "backend Closed");
+	T_ASSERT(!disk_locked("g1.img"), "disk released when the backend says Closed");
+	T_ASSERT(domain_running("blkdom"), "blkdom still running");
+	env_down();
+}
+END_TEST
+
 /* Handshakes blkback must refuse, each followed by a reconnect of the same
  * device, which then serves I/O. */
 START_TEST(test_bad_handshakes)
@@ -530,6 +590,7 @@ Suite *blkback_suite(void)
 	tcase_add_test(tc, test_good_two_guests);
 	tcase_add_test(tc, test_leftover_backend_dir);
 	tcase_add_test(tc, test_bad_handshakes);
+	tcase_add_test(tc, test_offline_releases_disk);
 	tcase_add_test(tc, test_evil_frontend);
 	tcase_add_test(tc, test_crash_points);
 	suite_add_tcase(s, tc);
