@@ -105,16 +105,6 @@ int blkback_io_try_inline(struct blkback *bb, struct blkback_req *q)
 	if (bb->no_inline_io || (q->io_op != BLKIF_OP_READ && q->io_op != BLKIF_OP_WRITE) ||
 	    (q->io_op == BLKIF_OP_WRITE && q->ring->dev->no_nowait_write))
 		return -EAGAIN;
-	/* RWF_NOWAIT copies with page faults disabled: fault in the pages of
-	 * a fresh grant mapping first (each segment lies in one page). A read
-	 * writes the page, so touch it for writing; the byte is rewritten
-	 * with its own value, and the disk read overwrites it anyway. */
-	for (unsigned i = 0; i < q->nr_segs; i++) {
-		volatile uint8_t *b = q->iov[i].iov_base;
-		uint8_t v = *b;
-		if (q->io_op == BLKIF_OP_READ)
-			*b = v;
-	}
 	int fd = q->ring->dev->disk_fd;
 	off_t off = (off_t)(q->sector << BLKBACK_SECTOR_SHIFT);
 	ssize_t n = q->io_op == BLKIF_OP_READ
