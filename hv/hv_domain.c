@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -198,6 +199,9 @@ int hv_domctl_create(struct hv_conn *c, const struct hv_create_req *req, const c
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/console/%s.log", hv.run_dir, d->name);
 	d->log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	struct stat lst;
+	if (d->log_fd >= 0 && !fstat(d->log_fd, &lst))
+		d->log_bytes = (uint64_t)lst.st_size;
 	if (d->log_fd < 0)
 		log_warn("domain %u (%s): console log %s: %s", d->domid, d->name, path,
 			 strerror(errno));
@@ -259,13 +263,31 @@ int hv_dom_signal(struct hv_dom *d, int sig)
 
 /* --- console -------------------------------------------------------------- */
 
+/* A domain's console is untrusted output: past HV_CONSOLE_MAX bytes the log
+ * moves to NAME.log.1 (replacing an older one) and a new one starts, so a
+ * chatty domain holds at most twice that on disk. */
+static void hv_con_rotate(struct hv_dom *d)
+{
+	char path[PATH_MAX], old[PATH_MAX + 2];
+	snprintf(path, sizeof(path), "%s/console/%s.log", hv.run_dir, d->name);
+	snprintf(old, sizeof(old), "%s.1", path);
+	close(d->log_fd);
+	if (rename(path, old))
+		log_warn("domain %u (%s): rotate %s: %s", d->domid, d->name, path, strerror(errno));
+	d->log_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	d->log_bytes = 0;
+}
+
 static void hv_con_emit(struct hv_dom *d, const char *line, size_t n)
 {
 	char pre[HV_NAME_MAX + 32];
+	if (d->log_fd >= 0 && d->log_bytes + n + 1 > HV_CONSOLE_MAX)
+		hv_con_rotate(d);
 	if (d->log_fd >= 0) {
 		struct iovec iov[2] = {{(void *)line, n}, {"\n", 1}};
 		ssize_t w = writev(d->log_fd, iov, 2);
-		(void)w;
+		if (w > 0)
+			d->log_bytes += (uint64_t)w;
 	}
 	if (hv.foreground) {
 		int m = snprintf(pre, sizeof(pre), "[dom%u %s] ", d->domid, d->name);

@@ -153,6 +153,39 @@ START_TEST(test_sandbox_view)
 }
 END_TEST
 
+/* A flooding domain's console log is rotated, never larger than the cap. */
+START_TEST(test_console_rotates)
+{
+	start();
+	create("fl", "dom_sandbox", "flood");
+	char path[PATH_MAX], old[PATH_MAX + 2], tail[256];
+	struct stat st;
+	hvt_log_path(&H, "fl", path, sizeof(path));
+	bool done = false;
+	for (int i = 0; i < 2000 && !done; i++) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && !fstat(fd, &st) && st.st_size > 0) {
+			off_t at = st.st_size > 200 ? st.st_size - 200 : 0;
+			ssize_t n = pread(fd, tail, sizeof(tail) - 1, at);
+			tail[n > 0 ? n : 0] = 0;
+			done = strstr(tail, "sandbox: flood done") != NULL;
+		}
+		if (fd >= 0)
+			close(fd);
+		if (!done)
+			hvt_sleep_ms(10);
+	}
+	ck_assert_msg(done, "flood did not finish");
+	snprintf(old, sizeof(old), "%s.1", path);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_le(st.st_size, HV_CONSOLE_MAX);
+	ck_assert_int_eq(stat(old, &st), 0);
+	ck_assert_int_le(st.st_size, HV_CONSOLE_MAX);
+	ck_assert_int_gt(st.st_size, HV_CONSOLE_MAX - 200);
+	stop();
+}
+END_TEST
+
 /* The allow-list is enough for a threaded event-loop program. */
 START_TEST(test_sandbox_runtime)
 {
@@ -1082,6 +1115,7 @@ Suite *hv_suite(void)
 	tcase_add_test(tc, test_sigterm_kills_domains);
 	tcase_add_test(tc, test_sandbox_view);
 	tcase_add_test(tc, test_sandbox_runtime);
+	tcase_add_test(tc, test_console_rotates);
 	tcase_add_loop_test(tc, test_seccomp_kills, 0,
 			    (int)(sizeof(forbidden) / sizeof(forbidden[0])));
 	tcase_add_test(tc, test_exit_code);

@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Test domain kernel: probes its own sandbox and prints what it sees on its
-// console, then does what argv[1] says. "exit": exit 7; "runtime": check
-// that threads, epoll, eventfd, timerfd and big allocations work under the
-// seccomp allow-list, then sleep; "ptrace" / "mount" / "exec":
-// make that forbidden system call (seccomp must kill it); "fork": fork
-// (forbidden too); anything else: sleep until killed. The hv suite
+// console, then does what argv[1] says. "exit": exit 7; "flood": 10 MiB of console output;
+// "runtime": check that threads, epoll, eventfd, timerfd and big allocations work under the seccomp
+// allow-list, then sleep; "ptrace" / "mount" / "exec": make that forbidden system call (seccomp
+// must kill it); "fork": fork (forbidden too); anything else: sleep until killed. The hv suite
 // (check_hv.c) reads the console log.
 #include <errno.h>
 #include <fcntl.h>
@@ -94,6 +93,15 @@ int main(int argc, char **argv)
 	printf("sandbox: mode %s\n", mode);
 	if (!strcmp(mode, "exit"))
 		return 7;
+	if (!strcmp(mode, "flood")) {
+		/* 10 MiB of console in 100-byte lines, then a marker. */
+		static char line[100];
+		memset(line, 'x', sizeof(line) - 1);
+		for (int i = 0; i < 100 * 1024; i++)
+			printf("%s\n", line);
+		printf("sandbox: flood done\n");
+		mode = "sleep";
+	}
 	if (!strcmp(mode, "runtime")) {
 		const char *bad = probe_runtime();
 		printf("sandbox: runtime %s%s\n", bad ? "FAILED at " : "ok", bad ? bad : "");
