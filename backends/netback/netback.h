@@ -175,6 +175,7 @@ struct netback {
 	_Atomic bool nic_pending;
 	struct netback_nic nic;
 	bool nic_open;
+	char nic_last_stats[320];
 	struct netback_vif *vifs[NETBACK_MAX_VIFS + 1]; /* by port; [0] unused */
 	struct netback_fdb fdb[NETBACK_FDB_SIZE];
 	uint64_t now_ns;

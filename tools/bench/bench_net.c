@@ -274,7 +274,10 @@ int main(int argc, char **argv)
 	sh("XENSTORED_PATH=%s/xenstored/socket xenstore-read "
 	   "/local/domain/1/backend/vif/2/0/drvdom-stats",
 	   run);
-	printf("netback counters: %s", out);
+	printf("netback vif counters: %s", out);
+	sh("XENSTORED_PATH=%s/xenstored/socket xenstore-read /local/domain/1/data/drvdom-nic-stats",
+	   run);
+	printf("netback NIC counters: %s", out);
 	cleanup();
 	bench_report_print(&rep, stdout);
 	int r = 0;
