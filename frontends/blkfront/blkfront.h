@@ -45,8 +45,12 @@ int blkfront_create(const struct blkfront_env *env, unsigned devid, struct blkfr
 void blkfront_watch_event(struct blkfront *bf);
 
 /* Close the device: stop serving, complete every outstanding request with
- * -ESHUTDOWN, end grants, free rings, write state Closed. Loop thread. */
-void blkfront_destroy(struct blkfront *bf);
+ * -ESHUTDOWN, write state Closed (if our directory still exists), end
+ * grants and free rings and pool. -EBUSY while the backend still maps them
+ * (bf stays allocated, its watches and poller gone): call again later, with
+ * force to give up and leak what the backend maps. 0 when bf is freed.
+ * Loop thread. */
+int blkfront_destroy(struct blkfront *bf, bool force);
 
 unsigned blkfront_devid(const struct blkfront *bf);
 /* Our current XenbusState. */

@@ -110,7 +110,9 @@ struct blkfront {
 	bool ever_connected;
 	_Atomic bool backend_lost; /* a port of ours was closed by the backend */
 	bool broken;		   /* the backend broke the protocol: reset */
+	bool closing;		   /* being detached: waiting for the backend to close */
 	bool detached;		   /* closed for good (device removed) */
+	bool unhooked;		   /* watches and poller removed (blkfront_destroy) */
 
 	/* Negotiated. */
 	unsigned nr_queues, ring_order, max_indirect, max_segs;
@@ -169,9 +171,11 @@ struct blkfront {
 
 /* blkfront_ring.c: queues, pool, shadow, the data path. */
 int bf_pool_setup(struct blkfront *bf);
-void bf_pool_teardown(struct blkfront *bf);
+/* Give the pool / the rings back; with leak == false, -EBUSY (kept, call
+ * again later) while the backend still maps them, else leak what it maps. */
+int bf_pool_teardown(struct blkfront *bf, bool leak);
 int bf_queues_setup(struct blkfront *bf);
-void bf_queues_teardown(struct blkfront *bf);
+int bf_queues_teardown(struct blkfront *bf, bool leak);
 void bf_shadow_requeue_all(struct blkfront *bf);
 void bf_pump(struct blkfront *bf);
 int bf_poll(void *arg, unsigned flags);

@@ -72,19 +72,22 @@ void bf_grants_end_persistent(struct blkfront *bf)
 			 busy);
 }
 
-void bf_pool_teardown(struct blkfront *bf)
+int bf_pool_teardown(struct blkfront *bf, bool leak)
 {
 	if (!bf->pool)
-		return;
+		return 0;
 	bf_grants_end_persistent(bf);
 	int r = gnt_seg_free(bf->env.h, bf->pool);
+	if (r && !leak)
+		return -EBUSY; /* the backend still maps some of it: try later */
 	if (r)
-		log_warn("vbd %u: freeing the data segment: %d", bf->devid, r);
+		log_warn("vbd %u: data segment still mapped by the backend: leaked", bf->devid);
 	free(bf->pool_free);
 	free(bf->pool_refs);
 	bf->pool_free = NULL;
 	bf->pool_refs = NULL;
 	bf->pool = NULL;
+	return 0;
 }
 
 static int pool_get(struct blkfront *bf, uint32_t n, uint32_t *pages)
@@ -829,12 +832,13 @@ int bf_queues_setup(struct blkfront *bf)
 	}
 	return 0;
 fail:
-	bf_queues_teardown(bf);
+	bf_queues_teardown(bf, true);
 	return r;
 }
 
-void bf_queues_teardown(struct blkfront *bf)
+int bf_queues_teardown(struct blkfront *bf, bool leak)
 {
+	int ret = 0;
 	for (unsigned i = 0; i < BF_MAX_QUEUES; i++) {
 		struct bf_queue *q = &bf->queues[i];
 		if (q->have_port) {
@@ -843,11 +847,22 @@ void bf_queues_teardown(struct blkfront *bf)
 			q->have_port = false;
 		}
 		unsigned kept = 0;
-		for (unsigned p = 0; p < q->nr_ring_refs; p++)
-			if (gnt_end_access(bf->env.gt, q->ring_refs[p]))
+		for (unsigned p = 0; p < q->nr_ring_refs; p++) {
+			if (!q->ring_refs[p])
+				continue; /* ended by an earlier try */
+			if (gnt_end_access(bf->env.gt, q->ring_refs[p]) == 0)
+				q->ring_refs[p] = 0;
+			else
 				kept++;
-		q->nr_ring_refs = 0;
+		}
 		q->ring.sring = NULL;
+		q->sent = 0;
+		q->pushed = false;
+		if (kept && !leak) {
+			ret = -EBUSY; /* the backend still maps it: try later */
+			continue;
+		}
+		q->nr_ring_refs = 0;
 		if (q->ring_seg) {
 			/* A backend that still maps the ring keeps it: leak it rather
 			 * than reuse memory it can see. */
@@ -856,9 +871,8 @@ void bf_queues_teardown(struct blkfront *bf)
 					 bf->devid, i);
 			q->ring_seg = NULL;
 		}
-		q->sent = 0;
-		q->pushed = false;
 	}
+	return ret;
 }
 
 /* Every entry on a ring goes back to QUEUED (its grants ended), so that the

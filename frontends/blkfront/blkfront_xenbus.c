@@ -9,7 +9,9 @@
 //   any -> Initialising/Closed    blkfront_disconnect: the backend went
 //       away (port closed, state back to Initialising, Closing or Closed);
 //       keep every unanswered request in the shadow for the next backend
-//   any -> Closed                 blkfront_close: our device is removed
+//   any -> Closed                 blkfront_closing: our device is removed
+//       (the backend's online = 0, or our state set to Closing by the
+//       toolstack); blkfront_release frees the rings once the backend let go
 // Every step re-reads the states, so spurious or coalesced watch events
 // are harmless. Xenstore calls block for a round trip; they happen only on
 // these transitions, never on the data path.
@@ -193,7 +195,7 @@ static int blkfront_initialise(struct blkfront *bf)
 	}
 	if (r) {
 		log_err("vbd %u: publishing rings: %s", bf->devid, strerror(-r));
-		bf_queues_teardown(bf);
+		bf_queues_teardown(bf, true);
 		return r;
 	}
 	bf->rings_up = true;
@@ -272,7 +274,7 @@ static void blkfront_disconnect(struct blkfront *bf, int st)
 			 bf->stats.shadow_live);
 	bf->connected = false;
 	bf_shadow_requeue_all(bf);
-	bf_queues_teardown(bf);
+	bf_queues_teardown(bf, true);
 	bf_grants_end_persistent(bf);
 	bf->rings_up = false;
 	atomic_store_explicit(&bf->backend_lost, false, memory_order_release);
@@ -282,23 +284,36 @@ static void blkfront_disconnect(struct blkfront *bf, int st)
 		set_state(bf, st);
 }
 
-/* Our device is being removed: nothing will be replayed. */
-static void blkfront_close(struct blkfront *bf)
+/* any -> Closed: our device is being removed. Nothing will be replayed:
+ * outstanding requests fail with ESHUTDOWN and the export stops. As in Xen
+ * the frontend goes Closed while the backend may still map the rings (it
+ * lets go when it sees Closed); blkfront_release frees them afterwards. */
+static void blkfront_closing(struct blkfront *bf)
 {
+	bf->closing = true;
 	bf->connected = false;
-	bf->detached = true;
 	bf_nbd_stop(bf);
-	bf_shadow_requeue_all(bf);
 	bf_fail_all(bf, -ESHUTDOWN);
-	bf_queues_teardown(bf);
-	bf->rings_up = false;
-	bf_pool_teardown(bf);
 	/* Only if our directory is still there: a write would create it again
 	 * (and the guest would see a new disk) after the toolstack removed it. */
 	char *be = xs_read_key(bf, XBT_NULL, bf->fe_path, "backend");
 	if (be)
 		set_state(bf, XENBUS_STATE_CLOSED);
 	free(be);
+}
+
+/* Free rings and pool once the backend let go: 0, or -EBUSY while it still
+ * maps them (leak == false) — call again later. */
+static int blkfront_release(struct blkfront *bf, bool leak)
+{
+	int r = bf_queues_teardown(bf, leak);
+	if (!r)
+		r = bf_pool_teardown(bf, leak);
+	if (!r) {
+		bf->rings_up = false;
+		bf->detached = true;
+	}
+	return r;
 }
 
 /* A port of ours was closed under us (poller, loop thread). */
@@ -335,11 +350,22 @@ void blkfront_watch_event(struct blkfront *bf)
 		if (be != bf->be_state)
 			log_debug("vbd %u: backend %s", bf->devid, xenbus_st_name(be));
 		bf->be_state = be;
+		if (bf->closing) {
+			if (be == XENBUS_STATE_CLOSED || be == XENBUS_STATE_UNKNOWN)
+				blkfront_release(bf, false);
+			break;
+		}
 		if (fe == XENBUS_STATE_CLOSING && bf->state != XENBUS_STATE_CLOSING &&
 		    bf->state != XENBUS_STATE_CLOSED && !bf->broken) {
-			/* The toolstack detaches the disk. */
-			blkfront_close(bf);
-			break;
+			/* The toolstack detaches the disk through our state. */
+			blkfront_closing(bf);
+			continue;
+		}
+		if (be >= XENBUS_STATE_CLOSING && read_u64(bf, bf->be_path, "online", 1) == 0) {
+			/* The toolstack detaches the disk (xl's way: the backend's
+			 * online = 0 and Closing). */
+			blkfront_closing(bf);
+			continue;
 		}
 		if (bf->state == XENBUS_STATE_CLOSED && fe == XENBUS_STATE_CLOSED && !bf->head &&
 		    !bf->ever_connected)
@@ -465,21 +491,28 @@ fail:
 	return r;
 }
 
-void blkfront_destroy(struct blkfront *bf)
+int blkfront_destroy(struct blkfront *bf, bool force)
 {
 	if (!bf)
-		return;
-	char p[384];
-	snprintf(p, sizeof(p), "%s/state", bf->be_path);
-	xs_unwatch(bf->env.xs, p, bf->token);
-	snprintf(p, sizeof(p), "%s/state", bf->fe_path);
-	xs_unwatch(bf->env.xs, p, bf->token);
-	evloop_del_poller(bf->env.loop, bf_poll, bf);
-	blkfront_close(bf);
+		return 0;
+	if (!bf->unhooked) {
+		char p[384];
+		snprintf(p, sizeof(p), "%s/state", bf->be_path);
+		xs_unwatch(bf->env.xs, p, bf->token);
+		snprintf(p, sizeof(p), "%s/state", bf->fe_path);
+		xs_unwatch(bf->env.xs, p, bf->token);
+		evloop_del_poller(bf->env.loop, bf_poll, bf);
+		bf->unhooked = true;
+	}
+	if (!bf->closing)
+		blkfront_closing(bf);
+	if (!bf->detached && blkfront_release(bf, force) == -EBUSY)
+		return -EBUSY;
 	bf_wake_teardown(bf);
 	if (bf->nbd_fd >= 0)
 		close(bf->nbd_fd);
 	free(bf);
+	return 0;
 }
 
 unsigned blkfront_devid(const struct blkfront *bf)

@@ -16,6 +16,10 @@ struct guest {
 	char vbd_dir[64];
 	struct blkfront *vbds[GUEST_MAX_VBDS];
 	unsigned nvbds;
+	/* Removed disks whose rings the backend still maps: freed later. */
+	struct blkfront *zombies[GUEST_MAX_VBDS];
+	unsigned zombie_ticks[GUEST_MAX_VBDS];
+	unsigned nzombies;
 	struct loadgen *lg;
 };
 

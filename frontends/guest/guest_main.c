@@ -83,7 +83,14 @@ static void scan_vbds(struct guest *g)
 			continue;
 		}
 		log_info("vbd %u: removed", blkfront_devid(g->vbds[i]));
-		blkfront_destroy(g->vbds[i]);
+		if (blkfront_destroy(g->vbds[i], false) == -EBUSY) {
+			if (g->nzombies < GUEST_MAX_VBDS) {
+				g->zombie_ticks[g->nzombies] = 0;
+				g->zombies[g->nzombies++] = g->vbds[i];
+			} else {
+				blkfront_destroy(g->vbds[i], true);
+			}
+		}
 		g->vbds[i] = g->vbds[--g->nvbds];
 	}
 	free(ids);
@@ -98,6 +105,17 @@ static void stats_tick(void *arg, int fd, uint32_t events)
 	(void)!read(fd, &n, sizeof(n));
 	for (unsigned i = 0; i < g->nvbds; i++)
 		blkfront_publish_stats(g->vbds[i]);
+	/* Removed disks: free their rings once the backend let go (10 s at
+	 * most, then leak what it still maps). */
+	for (unsigned i = 0; i < g->nzombies;) {
+		bool force = ++g->zombie_ticks[i] >= 20;
+		if (blkfront_destroy(g->zombies[i], force) == 0) {
+			g->zombies[i] = g->zombies[--g->nzombies];
+			g->zombie_ticks[i] = g->zombie_ticks[g->nzombies];
+		} else {
+			i++;
+		}
+	}
 }
 
 static void xs_ready(void *arg, int fd, uint32_t events)
@@ -178,7 +196,9 @@ int main(int argc, char **argv)
 	r = evloop_run(g.env.loop);
 	log_err("event loop ended: %s", strerror(-r));
 	for (unsigned i = 0; i < g.nvbds; i++)
-		blkfront_destroy(g.vbds[i]);
+		blkfront_destroy(g.vbds[i], true);
+	for (unsigned i = 0; i < g.nzombies; i++)
+		blkfront_destroy(g.zombies[i], true);
 	netfront_stop();
 	xs_close(g.env.xs);
 	gnt_table_close(g.env.gt);

@@ -38,6 +38,7 @@ struct fixture {
 	char uri[2][256];
 	char drvdom[PATH_MAX];
 	bool up;
+	int watchdog_fd; /* write end: the watchdog cleans up when it closes */
 };
 
 static struct fixture fx;
@@ -174,19 +175,40 @@ static void make_img(const char *path)
 	close(fd);
 }
 
-/* Wait until the export answers a read (the guest connected its disk). */
+/* The tail of a console log, for failure messages. */
+static void console_tail(const char *dom, char *buf, size_t len)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/console/%s.log", fx.dir, dom);
+	buf[0] = 0;
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return;
+	static char all[1 << 16];
+	size_t n = fread(all, 1, sizeof(all) - 1, f);
+	fclose(f);
+	all[n] = 0;
+	const char *from = n > len - 1 ? all + n - (len - 1) : all;
+	memcpy(buf, from, strlen(from) + 1);
+}
+
+/* Wait until the export answers a read (the guest connected its disk).
+ * Until then the toolstack's listening socket accepts but nobody talks, so
+ * each try is bounded. */
 static void wait_export(const char *uri)
 {
-	for (int i = 0; i < 100; i++) {
-		char *c = "read 0 512", *out;
-		int rc = qemu_io_rc(uri, "-r", &c, 1, &out);
-		bool ok = rc == 0 && strstr(out, "read 512/512");
-		free(out);
-		if (ok)
+	for (int i = 0; i < 30; i++) {
+		char *argv[] = {"timeout", "2",		"qemu-io", "-r",	 "-f",
+				"raw",	   (char *)uri, "-c",	   "read 0 512", NULL};
+		char out[4096];
+		if (run(argv, out, sizeof(out)) == 0 && strstr(out, "read 512/512"))
 			return;
 		usleep(100000);
 	}
-	ck_abort_msg("%s never served a read", uri);
+	char g[1500], b[1500];
+	console_tail("guest1", g, sizeof(g));
+	console_tail("blkdom", b, sizeof(b));
+	ck_abort_msg("%s never served a read.\nguest1:\n%s\nblkdom:\n%s", uri, g, b);
 }
 
 /* Create the guest `name` with the given disk specs (xl syntax). */
@@ -199,6 +221,34 @@ static void create_guest(const char *name, const char *disks)
 	ck_assert_int_eq(drvdom("create", cfg), 0);
 }
 
+/* A test that times out is killed before its teardown runs: a watchdog
+ * process (in its own session, so a kill of the test's group spares it)
+ * waits for the test process to go away and then runs `drvdom down` and
+ * removes the directories, unless teardown told it all is clean. */
+static void arm_watchdog(void)
+{
+	int pfd[2];
+	ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
+	pid_t w = fork();
+	ck_assert_int_ge(w, 0);
+	if (w == 0) {
+		close(pfd[1]);
+		setsid();
+		char c = 0, last = 0;
+		while (read(pfd[0], &c, 1) == 1)
+			last = c;
+		if (last == 'x')
+			_exit(0);
+		char cmd[PATH_MAX * 2];
+		snprintf(cmd, sizeof(cmd), "'%s' down >/dev/null 2>&1; rm -rf '%s' '%s'", fx.drvdom,
+			 fx.dir, fx.imgdir);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[0]);
+	fx.watchdog_fd = pfd[1];
+}
+
 static void setup(void)
 {
 	const char *build = getenv("DRVDOM_BUILD");
@@ -209,6 +259,7 @@ static void setup(void)
 	strcpy(fx.imgdir, "/tmp/drvdom-blke2e-img-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(fx.imgdir));
 	setenv("DRVDOM_RUN_DIR", fx.dir, 1);
+	arm_watchdog();
 	for (int i = 0; i < 3; i++) {
 		snprintf(fx.img[i], sizeof(fx.img[i]), "%s/disk%d.img", fx.imgdir, i);
 		make_img(fx.img[i]);
@@ -244,6 +295,7 @@ static void setup_evil(const char *mode)
 	strcpy(fx.imgdir, "/tmp/drvdom-blke2e-img-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(fx.imgdir));
 	setenv("DRVDOM_RUN_DIR", fx.dir, 1);
+	arm_watchdog();
 	snprintf(fx.img[0], sizeof(fx.img[0]), "%s/disk0.img", fx.imgdir);
 	make_img(fx.img[0]);
 	ck_assert_int_eq(drvdom("up", NULL), 0);
@@ -288,6 +340,9 @@ static void teardown(void)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", fx.dir, fx.imgdir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", fx.dir);
+	if (write(fx.watchdog_fd, "x", 1) != 1)
+		fprintf(stderr, "watchdog: %s\n", strerror(errno));
+	close(fx.watchdog_fd);
 }
 
 /* --- finding the domains' processes ------------------------------------ */
@@ -752,6 +807,43 @@ static char *xs_read_cmd(const char *path)
 	return strdup(out);
 }
 
+/* block-detach while a client is connected: the client gets an error, not
+ * a hang; the guest and its other disk carry on; block-attach brings the
+ * disk back and it serves again. */
+START_TEST(test_detach_attach)
+{
+	pid_t guest = domain_pid("drvdom-guest");
+	pid_t kid = fork();
+	ck_assert_int_ge(kid, 0);
+	if (kid == 0) {
+		char *cmds[] = {"write -P 0x21 0 65536", "sleep 1500", "read -P 0x21 0 65536"};
+		char *out;
+		int rc = qemu_io_rc(fx.uri[1], NULL, cmds, 3, &out);
+		/* The read after the detach must fail (or the connection drop). */
+		_exit(rc != 0 || strstr(out, "failed") ? 0 : 1);
+	}
+	usleep(700000);
+	char *argv[] = {fx.drvdom, "block-detach", "guest1", "xvdb", NULL};
+	ck_assert_int_eq(run(argv, NULL, 0), 0);
+	int st;
+	ck_assert_int_eq(waitpid(kid, &st, 0), kid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		      "a client of a detached disk did not see an error");
+	ck_assert_int_eq(domain_pid("drvdom-guest"), guest);
+	qemu_io1(fx.uri[0], "write -P 0x22 0 65536");
+	qemu_io1(fx.uri[0], "read -P 0x22 0 65536");
+	char spec[512];
+	snprintf(spec, sizeof(spec), "target=%s, vdev=xvdb, access=rw, backend=blkdom", fx.img[1]);
+	char *att[] = {fx.drvdom, "block-attach", "guest1", spec, NULL};
+	ck_assert_int_eq(run(att, NULL, 0), 0);
+	wait_export(fx.uri[1]);
+	qemu_io1(fx.uri[1], "read -P 0x21 0 65536"); /* what was written before */
+	qemu_io1(fx.uri[1], "write -P 0x23 4096 4096");
+	qemu_io1(fx.uri[1], "read -P 0x23 4096 4096");
+	ck_assert_int_eq(domain_pid("drvdom-guest"), guest);
+}
+END_TEST
+
 /* drvdom-guest --loadgen drives blkfront with no NBD hop and reports its
  * results in its xenstore data directory. */
 START_TEST(test_loadgen)
@@ -885,6 +977,7 @@ Suite *blk_e2e_suite(void)
 	tcase_add_test(t, test_read_only_disk);
 	tcase_add_test(t, test_isolation_from_proc);
 	tcase_add_test(t, test_loadgen);
+	tcase_add_test(t, test_detach_attach);
 	tcase_add_test(t, test_down_leaves_nothing);
 	suite_add_tcase(s, t);
 
