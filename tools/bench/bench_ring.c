@@ -99,7 +99,8 @@ RING_DEFINE_TYPES(r112, struct msg112, struct msg112);
 	}                                                                                          \
                                                                                                    \
 	/* 0 when there may be work, -1 on a protocol error. */                                    \
-	static int R##_server_wait(struct pair_ctx *c, struct R##_back *b, uint64_t *wakeups)      \
+	static int R##_server_wait(struct pair_ctx *c, struct R##_back *b, uint64_t *wakeups,      \
+				   uint64_t *notifies)                                             \
 	{                                                                                          \
 		const struct ring_arg *a = c->arg;                                                 \
 		uint32_t n;                                                                        \
@@ -109,8 +110,16 @@ RING_DEFINE_TYPES(r112, struct msg112, struct msg112);
 					return -1;                                                 \
 			return 0;                                                                  \
 		}                                                                                  \
-		if (a->mode == MODE_ADAPTIVE && R##_back_poll_requests(b, a->spin_ns))             \
-			return 0;                                                                  \
+		if (a->mode == MODE_ADAPTIVE) { /* spin; after ~1 us, check too */                 \
+			uint64_t first = a->spin_ns < 1000 ? a->spin_ns : 1000;                    \
+			if (R##_back_poll_requests(b, first))                                      \
+				return 0;                                                          \
+			R##_server_check(c, b, notifies);                                          \
+			if (R##_back_poll_requests(b, a->spin_ns - first))                         \
+				return 0;                                                          \
+		} else {                                                                           \
+			R##_server_check(c, b, notifies);                                          \
+		}                                                                                  \
 		if (R##_back_final_check_for_requests(b, &n) < 0)                                  \
 			return -1;                                                                 \
 		if (n == 0) {                                                                      \
@@ -143,9 +152,9 @@ RING_DEFINE_TYPES(r112, struct msg112, struct msg112);
 			}                                                                          \
 			if (rc != -EAGAIN)                                                         \
 				goto fail;                                                         \
-			R##_server_check(c, &b, &notifies);                                        \
+			R##_back_push_responses(&b); /* the wait checks, if it lasts */            \
 			pending = 0;                                                               \
-			if (R##_server_wait(c, &b, &wakeups) < 0)                                  \
+			if (R##_server_wait(c, &b, &wakeups, &notifies) < 0)                       \
 				goto fail;                                                         \
 		}                                                                                  \
 		R##_server_check(c, &b, &notifies);                                                \
@@ -155,27 +164,6 @@ RING_DEFINE_TYPES(r112, struct msg112, struct msg112);
 	fail:                                                                                      \
 		c->shm->failed = 1;                                                                \
 		pair_evt_send(c->evt_client);                                                      \
-	}                                                                                          \
-                                                                                                   \
-	static int R##_client_wait(struct pair_ctx *c, struct R##_front *f, uint64_t *wakeups)     \
-	{                                                                                          \
-		const struct ring_arg *a = c->arg;                                                 \
-		uint32_t n;                                                                        \
-		if (a->mode == MODE_SPIN) {                                                        \
-			while (!R##_front_poll_responses(f, 1000000))                              \
-				if (c->shm->failed)                                                \
-					return -1;                                                 \
-			return 0;                                                                  \
-		}                                                                                  \
-		if (a->mode == MODE_ADAPTIVE && R##_front_poll_responses(f, a->spin_ns))           \
-			return 0;                                                                  \
-		if (R##_front_final_check_for_responses(f, &n) < 0)                                \
-			return -1;                                                                 \
-		if (n == 0) {                                                                      \
-			pair_evt_wait(c->evt_client);                                              \
-			(*wakeups)++;                                                              \
-		}                                                                                  \
-		return c->shm->failed ? -1 : 0;                                                    \
 	}                                                                                          \
                                                                                                    \
 	/* Before waiting: publish and, unless spinning, check (see R_server_check). */            \
@@ -188,6 +176,36 @@ RING_DEFINE_TYPES(r112, struct msg112, struct msg112);
 			pair_evt_send(c->evt_server);                                              \
 			(*notifies)++;                                                             \
 		}                                                                                  \
+	}                                                                                          \
+                                                                                                   \
+	static int R##_client_wait(struct pair_ctx *c, struct R##_front *f, uint64_t *wakeups,     \
+				   uint64_t *notifies)                                             \
+	{                                                                                          \
+		const struct ring_arg *a = c->arg;                                                 \
+		uint32_t n;                                                                        \
+		if (a->mode == MODE_SPIN) {                                                        \
+			while (!R##_front_poll_responses(f, 1000000))                              \
+				if (c->shm->failed)                                                \
+					return -1;                                                 \
+			return 0;                                                                  \
+		}                                                                                  \
+		if (a->mode == MODE_ADAPTIVE) { /* spin; after ~1 us, check too */                 \
+			uint64_t first = a->spin_ns < 1000 ? a->spin_ns : 1000;                    \
+			if (R##_front_poll_responses(f, first))                                    \
+				return 0;                                                          \
+			R##_client_check(c, f, notifies);                                          \
+			if (R##_front_poll_responses(f, a->spin_ns - first))                       \
+				return 0;                                                          \
+		} else {                                                                           \
+			R##_client_check(c, f, notifies);                                          \
+		}                                                                                  \
+		if (R##_front_final_check_for_responses(f, &n) < 0)                                \
+			return -1;                                                                 \
+		if (n == 0) {                                                                      \
+			pair_evt_wait(c->evt_client);                                              \
+			(*wakeups)++;                                                              \
+		}                                                                                  \
+		return c->shm->failed ? -1 : 0;                                                    \
 	}                                                                                          \
                                                                                                    \
 	/* Throughput: keep the ring full, pushing every batch. */                                 \
@@ -222,8 +240,8 @@ RING_DEFINE_TYPES(r112, struct msg112, struct msg112);
 				goto fail;                                                         \
 			if (made || took)                                                          \
 				continue;                                                          \
-			R##_client_check(c, &f, &notifies);                                        \
-			if (R##_client_wait(c, &f, &wakeups) < 0)                                  \
+			R##_front_push_requests(&f); /* the wait checks, if it lasts */            \
+			if (R##_client_wait(c, &f, &wakeups, &notifies) < 0)                       \
 				goto fail;                                                         \
 		}                                                                                  \
 		c->shm->secs = pair_now() - t0;                                                    \
@@ -253,10 +271,10 @@ RING_DEFINE_TYPES(r112, struct msg112, struct msg112);
 			T *q = R##_front_next_req(&f);                                             \
 			*q = tmpl;                                                                 \
 			q->id = i;                                                                 \
-			R##_client_check(c, &f, &notifies);                                        \
+			R##_front_push_requests(&f); /* the wait checks, if it lasts */            \
 			int rc;                                                                    \
 			while ((rc = R##_front_take_response(&f, &rsp)) == -EAGAIN)                \
-				if (R##_client_wait(c, &f, &wakeups) < 0)                          \
+				if (R##_client_wait(c, &f, &wakeups, &notifies) < 0)               \
 					goto fail;                                                 \
 			if (rc != 0 || rsp.id != i)                                                \
 				goto fail;                                                         \
