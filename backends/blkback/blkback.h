@@ -89,6 +89,7 @@ struct blkback_dev {
 	uint32_t phys_sector_size;
 	bool persistent;
 	bool fail_pending;
+	_Atomic bool peer_gone; /* a ring's event channel was closed by the frontend */
 	char fail_why[96];
 	unsigned nr_rings;
 	struct blkback_ring *rings;
@@ -154,6 +155,7 @@ void blkback_scan(struct blkback *bb);
 void blkback_frontend_changed(struct blkback_dev *d);
 void blkback_dev_fail(struct blkback_dev *d, const char *why);
 void blkback_dev_fail_later(struct blkback_dev *d, const char *why);
+void blkback_dev_peer_gone(struct blkback_dev *d);
 void blkback_run_deferred(struct blkback *bb);
 void blkback_dev_free(struct blkback_dev *d);
 void blkback_stats_publish(struct blkback_dev *d, bool force);

@@ -97,6 +97,8 @@ void blkback_run_deferred(struct blkback *bb)
 			d->fail_pending = false;
 			blkback_dev_fail(d, d->fail_why);
 		}
+		if (atomic_exchange(&d->peer_gone, false))
+			blkback_dev_peer_gone(d);
 	}
 	if (atomic_exchange(&bb->assigned, false))
 		blkback_scan(bb);

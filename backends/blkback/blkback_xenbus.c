@@ -245,6 +245,17 @@ static void blkback_dev_closed(struct blkback_dev *d)
 		dev_set_state(d, XENBUS_STATE_CLOSED);
 }
 
+/* A connected frontend closed an event channel, or its domain died (the
+ * hv closes its ports): nobody will use these rings again, so let go of
+ * its pages now rather than when the toolstack removes the directories. */
+void blkback_dev_peer_gone(struct blkback_dev *d)
+{
+	if (d->state != XENBUS_STATE_CONNECTED)
+		return;
+	log_info("%s: the frontend closed its event channel", d->name);
+	blkback_dev_closed(d);
+}
+
 void blkback_dev_fail(struct blkback_dev *d, const char *why)
 {
 	log_warn("%s: %s", d->name, why);
