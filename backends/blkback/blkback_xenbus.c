@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/fs.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,17 @@ static int dev_set_state(struct blkback_dev *d, int st)
 
 /* --- connect / disconnect -------------------------------------------------- */
 
+/* Why a connect failed, for the `error` key and the log (blkback_dev_fail). */
+static void dev_why(struct blkback_dev *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void dev_why(struct blkback_dev *d, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(d->fail_why, sizeof(d->fail_why), fmt, ap);
+	va_end(ap);
+}
+
 static void dev_disconnect(struct blkback_dev *d)
 {
 	for (unsigned i = 0; i < d->nr_rings; i++)
@@ -120,13 +132,16 @@ static int dev_read_queue(struct blkback_dev *d, const char *dir, unsigned order
 			r = store_get_uint(bb, dir, key, 0, &v);
 		}
 		if (r || v > UINT32_MAX) {
-			log_warn("%s: %s: bad or missing ring-ref%u", d->name, dir, i);
+			if (order == 0)
+				dev_why(d, "%s: bad or missing ring-ref", dir);
+			else
+				dev_why(d, "%s: bad or missing ring-ref%u", dir, i);
 			return -EINVAL;
 		}
 		refs[i] = (grant_ref_t)v;
 	}
 	if (store_get_uint(bb, dir, "event-channel", 0, &v) || v >= HV_EVTCHN_PORTS) {
-		log_warn("%s: %s: bad or missing event-channel", d->name, dir);
+		dev_why(d, "%s: bad or missing event-channel", dir);
 		return -EINVAL;
 	}
 	*port = (evtchn_port_t)v;
@@ -140,18 +155,18 @@ static int blkback_dev_connect(struct blkback_dev *d)
 	uint64_t nq, order, pers;
 	if (store_get_uint(bb, d->fe_path, "multi-queue-num-queues", 1, &nq) == -EINVAL ||
 	    nq == 0 || nq > BLKBACK_MAX_QUEUES) {
-		log_warn("%s: bad multi-queue-num-queues", d->name);
+		dev_why(d, "bad multi-queue-num-queues (1..%u)", BLKBACK_MAX_QUEUES);
 		return -EINVAL;
 	}
 	if (store_get_uint(bb, d->fe_path, "ring-page-order", 0, &order) == -EINVAL ||
 	    order > BLKBACK_MAX_RING_ORDER) {
-		log_warn("%s: bad ring-page-order", d->name);
+		dev_why(d, "bad ring-page-order (0..%u)", BLKBACK_MAX_RING_ORDER);
 		return -EINVAL;
 	}
 	char *proto = store_get(bb, d->fe_path, "protocol");
 	bool proto_ok = !proto || !strcmp(proto, "x86_64-abi");
 	if (!proto_ok)
-		log_warn("%s: unsupported protocol '%s'", d->name, proto);
+		dev_why(d, "unsupported protocol '%.32s'", proto);
 	free(proto);
 	if (!proto_ok)
 		return -EINVAL;
@@ -179,8 +194,13 @@ static int blkback_dev_connect(struct blkback_dev *d)
 		grant_ref_t refs[1u << BLKBACK_MAX_RING_ORDER];
 		evtchn_port_t port;
 		int ret = dev_read_queue(d, dir, (unsigned)order, refs, &port);
-		if (!ret)
+		if (!ret) {
 			ret = blkback_ring_connect(r, refs, (unsigned)order, port);
+			if (ret)
+				dev_why(d,
+					"queue %u: cannot map the ring or bind its event channel",
+					i);
+		}
 		if (ret) {
 			dev_disconnect(d);
 			return ret;
@@ -398,9 +418,14 @@ void blkback_frontend_changed(struct blkback_dev *d)
 	case XENBUS_STATE_CONNECTED:
 		if (d->state != XENBUS_STATE_INIT_WAIT)
 			break;
+		d->fail_why[0] = 0;
 		r = blkback_dev_connect(d);
-		if (r)
-			blkback_dev_fail(d, "cannot connect to the frontend's rings");
+		if (r) {
+			char why[sizeof(d->fail_why)];
+			snprintf(why, sizeof(why), "%s",
+				 d->fail_why[0] ? d->fail_why : "cannot connect to the frontend");
+			blkback_dev_fail(d, why);
+		}
 		break;
 	case XENBUS_STATE_CLOSING:
 		blkback_dev_closing(d);
