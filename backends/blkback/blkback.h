@@ -48,7 +48,8 @@ struct blkback_dev;
 
 /* Per-ring counters, published as drvdom-stats (docs/blkback.md). */
 struct blkback_stats {
-	uint64_t requests, rd, wr, flush, discard, errors;
+	uint64_t requests; /* answered */
+	uint64_t rd, wr, flush, discard, errors;
 	uint64_t bytes_rd, bytes_wr;
 	uint64_t notify_sent, notify_suppressed;
 	uint64_t grant_maps, pgrant_hits;

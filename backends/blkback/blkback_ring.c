@@ -49,6 +49,7 @@ void blkback_push_responses(struct blkback *bb)
 static void ring_respond(struct blkback_ring *r, uint64_t id, uint8_t op, int16_t status)
 {
 	struct blkback *bb = r->dev->bb;
+	r->st.requests++; /* answered */
 	if (status != BLKIF_RSP_OKAY)
 		r->st.errors++;
 	if (r->broken || !r->back.sring)
@@ -360,7 +361,6 @@ static unsigned ring_process(struct blkback_ring *r)
 			break;
 		}
 		taken++;
-		r->st.requests++;
 		blkback_crash_point(bb, CRASH_REQUEST);
 		struct blkback_req *q = calloc(1, sizeof(*q));
 		if (!q) {

@@ -830,9 +830,9 @@ int main(int argc, char **argv)
 			check(d->order == 2 && d->nq == 2 && d->persistent,
 			      "negotiated order 2, 2 queues, persistent grants");
 			sleep_ms(1200); /* drvdom-stats is rewritten every 0.5 s */
-			long hits = stat_of(d, "pgrant_hits"), req = stat_of(d, "requests");
-			check(hits > 0 && req >= 70, "drvdom-stats: requests=%ld pgrant_hits=%ld",
-			      req, hits);
+			long hits = stat_of(d, "pgnt_hits"), req = stat_of(d, "reqs");
+			check(hits > 0 && req >= 70, "drvdom-stats: reqs=%ld pgnt_hits=%ld", req,
+			      hits);
 		}
 	}
 	finish();

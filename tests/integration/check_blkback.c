@@ -360,7 +360,7 @@ START_TEST(test_good_two_guests)
 	char rel[128];
 	snprintf(rel, sizeof(rel), "backend/vbd/%d/51712/drvdom-stats", g1);
 	char *stats = dom_read("blkdom", rel);
-	T_ASSERT(stats && strstr(stats, "requests=") && strstr(stats, "queues=2") &&
+	T_ASSERT(stats && strstr(stats, "reqs=") && strstr(stats, "queues=2") &&
 		     strstr(stats, " inline_io=0"),
 		 "drvdom-stats: %s", stats ? stats : "(none)");
 	free(stats);
@@ -391,7 +391,7 @@ START_TEST(test_leftover_backend_dir)
 	    {"drvdom-device", "vbd/2/51712"},
 	    {"sectors", "999"},
 	    {"error", "stale"},
-	    {"drvdom-stats", "requests=42"},
+	    {"drvdom-stats", "reqs=42"},
 	};
 	const char *be = "/local/domain/1/backend/vbd/2/51712";
 	struct xs_permissions perms[2] = {{.id = 1, .perms = XS_PERM_NONE},
