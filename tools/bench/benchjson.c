@@ -85,7 +85,7 @@ void bench_report_print(const struct bench_report *r, FILE *out)
 		else
 			snprintf(ratio, sizeof(ratio), "%.2fx", e->ratio);
 		if (e->target > 0)
-			snprintf(target, sizeof(target), ">= %gx %s", e->target,
+			snprintf(target, sizeof(target), ">= %.3gx %s", e->target,
 				 !isnan(e->ratio) && e->ratio >= e->target ? "pass" : "MISS");
 		fprintf(out, "%-36s %9s %-10s %-26s %9s %8s  %s\n", e->name, v, e->unit,
 			e->baseline, b, ratio, target);
