@@ -162,12 +162,22 @@ void netback_pgnt_drop_all(struct netback_vif *v)
 	v->npgnt = 0;
 }
 
+static void vif_disconnect_keys(struct netback_vif *v, bool keys);
+
 static void vif_disconnect(struct netback_vif *v)
+{
+	vif_disconnect_keys(v, true);
+}
+
+/* keys: also write carrier = 0 (not when the directory is being removed:
+ * a write would create it again). */
+static void vif_disconnect_keys(struct netback_vif *v, bool keys)
 {
 	struct netback *nb = v->nb;
 	if (v->connected) {
 		evloop_del_poller(nb->loop, vif_poll, v);
-		netback_vif_stats_publish(v, true);
+		if (keys)
+			netback_vif_stats_publish(v, true);
 	}
 	v->connected = false;
 	if (v->port_bound_rx && v->port_rx != v->port_tx) {
@@ -189,7 +199,8 @@ static void vif_disconnect(struct netback_vif *v)
 		v->tx_stage = NULL;
 	netback_rxq_fini(v);
 	netback_bridge_forget_port(nb, v->port);
-	(void)xs_put(nb, v->path, "carrier", "0");
+	if (keys)
+		(void)xs_put(nb, v->path, "carrier", "0");
 }
 
 static int vif_read_port(struct netback_vif *v, const char *key, evtchn_port_t *out)
@@ -325,8 +336,12 @@ static void vif_init_wait(struct netback_vif *v)
 
 void netback_vif_frontend_changed(struct netback_vif *v)
 {
-	uint64_t fst;
-	xs_get_uint(v->nb, v->fe_path, "state", XENBUS_STATE_UNKNOWN, &fst);
+	uint64_t fst, online;
+	if (xs_get_uint(v->nb, v->fe_path, "state", XENBUS_STATE_UNKNOWN, &fst))
+		return; /* the frontend directory is going away: the scan frees us */
+	xs_get_uint(v->nb, v->path, "online", 1, &online);
+	if (online == 0 && fst != XENBUS_STATE_CLOSING && fst != XENBUS_STATE_CLOSED)
+		return; /* being detached: only the way down */
 	switch (fst) {
 	case XENBUS_STATE_INITIALISED:
 	case XENBUS_STATE_CONNECTED:
@@ -344,7 +359,6 @@ void netback_vif_frontend_changed(struct netback_vif *v)
 			vif_set_state(v, XENBUS_STATE_CLOSED);
 		break;
 	case XENBUS_STATE_INITIALISING:
-	case XENBUS_STATE_UNKNOWN:
 		/* a frontend starting (again): offer ourselves */
 		if (v->state != XENBUS_STATE_INIT_WAIT) {
 			vif_disconnect(v);
@@ -445,7 +459,7 @@ void netback_vif_probe(struct netback *nb, domid_t fe, unsigned handle)
 void netback_vif_free(struct netback_vif *v)
 {
 	struct netback *nb = v->nb;
-	vif_disconnect(v);
+	vif_disconnect_keys(v, false);
 	char p[200];
 	snprintf(p, sizeof(p), "%s/state", v->fe_path);
 	(void)xs_unwatch(nb->xs, p, v->fe_token);

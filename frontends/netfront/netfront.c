@@ -295,7 +295,14 @@ static void backend_changed(struct netfront_vif *v)
 		break;
 	case XENBUS_STATE_CLOSING:
 	case XENBUS_STATE_CLOSED:
-		if (v->state != XENBUS_STATE_INITIALISING) {
+		if (xget_long(v->be_path, "online", 1) == 0) {
+			/* the toolstack detaches the vif (xl's online = 0 + Closing) */
+			v->detaching = true;
+			vif_disconnect(v);
+			set_state(v, XENBUS_STATE_CLOSED);
+		} else if (v->state != XENBUS_STATE_INITIALISING) {
+			/* the backend reset or went away: reconnect when it offers
+			 * itself again (InitWait) */
 			vif_disconnect(v);
 			set_state(v, XENBUS_STATE_INITIALISING);
 		}
@@ -711,6 +718,7 @@ static void vif_free(struct netfront_vif *v)
 	if (v->data_seg)
 		gnt_seg_free(nf.h, v->data_seg);
 	close(v->tap);
+	log_info("vif %u: removed", v->devid);
 	for (unsigned i = 0; i < NF_MAX_VIFS; i++)
 		if (nf.vifs[i] == v)
 			nf.vifs[i] = NULL;
