@@ -11,6 +11,8 @@
 //   jump    req_prod moved 5000 slots ahead: the backend must disconnect
 //   norx    one good broadcast frame (so the bridge learns our MAC), then
 //           never post an rx buffer while the suite floods us
+//   split   not malicious: split event channels (event-channel-tx/-rx),
+//           one good frame must be answered NETIF_RSP_OKAY
 // The result goes to data/result in the domain's own xenstore directory
 // ("ok ..." or "fail: ..."), read by the suite from dom0.
 #include <errno.h>
@@ -37,7 +39,8 @@ static struct netif_tx_ring_front tx;
 static struct netif_rx_ring_front rx;
 static struct gnt_seg *rings, *data;
 static grant_ref_t data_ref[4];
-static evtchn_port_t port;
+static evtchn_port_t port, port_rx;
+static int split;
 
 static void sleep_ms(int ms)
 {
@@ -145,11 +148,18 @@ static int connect_be(void)
 	netif_rx_ring_front_init(&rx, gnt_seg_page(rings, 1), 0);
 	if ((r = evtchn_alloc_unbound(h, be_domid, &port)))
 		return r;
+	if (split && (r = evtchn_alloc_unbound(h, be_domid, &port_rx)))
+		return r;
 	if (wait_be_state(XENBUS_STATE_INIT_WAIT, 10000))
 		return -ETIMEDOUT;
 	wr("tx-ring-ref", rr[0]);
 	wr("rx-ring-ref", rr[1]);
-	wr("event-channel", port);
+	if (split) {
+		wr("event-channel-tx", port);
+		wr("event-channel-rx", port_rx);
+	} else {
+		wr("event-channel", port);
+	}
 	wr("request-rx-copy", 1);
 	wr("feature-sg", 1);
 	wr("state", XENBUS_STATE_INITIALISED);
@@ -186,6 +196,7 @@ int main(int argc, char **argv)
 		sleep_ms(10);
 	}
 	be_domid = (domid_t)rd(fe, "backend-id");
+	split = !strcmp(mode, "split");
 	if ((r = connect_be())) {
 		result("fail: handshake: %s", strerror(-r));
 		goto idle;
@@ -226,6 +237,12 @@ int main(int argc, char **argv)
 		push();
 		r = wait_be_state(XENBUS_STATE_CLOSING, 5000);
 		result(r ? "fail: jump: backend state %ld" : "ok jump: state %ld", rd(be, "state"));
+	} else if (!strcmp(mode, "split")) {
+		frame(0, 60);
+		req(1, 0, 0, 60, 0);
+		push();
+		int st = wait_rsp(1);
+		result(st == NETIF_RSP_OKAY ? "ok split: status %d" : "fail: split: status %d", st);
 	} else if (!strcmp(mode, "norx")) {
 		frame(0, 60);
 		req(1, 0, 0, 60, 0);
