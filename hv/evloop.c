@@ -43,6 +43,7 @@ struct evloop {
 	uint64_t spin_ns;
 	uint64_t last_work_ns;
 	uint64_t last_fdcheck_ns;
+	uint64_t last_hb_ns; /* last HEARTBEAT sent (watchdog) */
 	struct evloop_stats st;
 };
 
@@ -300,12 +301,32 @@ static int wait_fds(struct evloop *l, int timeout_ms)
 	return handled;
 }
 
+/* The hv's watchdog (docs/recovery.md): while it is set, heartbeat every
+ * quarter period from the loop itself, so a loop stuck in a callback stops
+ * heartbeating and gets killed; and never sleep past the next one. */
+static void heartbeat(struct evloop *l, uint64_t now, int *timeout_ms)
+{
+	uint32_t wd = l->h ? hvc_watchdog_ms(l->h) : 0;
+	if (!wd)
+		return;
+	uint64_t period = (uint64_t)wd * 1000000u / 4;
+	if (now - l->last_hb_ns >= period) {
+		(void)hvc_heartbeat(l->h); /* a lost hv shows on its fd */
+		l->last_hb_ns = now;
+	}
+	uint64_t left = l->last_hb_ns + period - now;
+	int ms = (int)((left + 999999u) / 1000000u);
+	if (*timeout_ms < 0 || *timeout_ms > ms)
+		*timeout_ms = ms;
+}
+
 int evloop_run_once(struct evloop *l, int timeout_ms)
 {
 	if (l->err)
 		return l->err;
 	int total = 0, r;
 	uint64_t now = now_ns();
+	heartbeat(l, now, &timeout_ms);
 	int w = run_pollers(l, 0);
 	if (w) {
 		total += w;

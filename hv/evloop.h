@@ -66,7 +66,9 @@ void evloop_set_spin_ns(struct evloop *l, uint64_t ns);
 
 /* One iteration: pollers; spin within the budget if work was found
  * recently; else final check and wait up to timeout_ms (-1: forever) for
- * fds and ports. Blocks at most timeout_ms. Returns the number of things
+ * fds and ports. Blocks at most timeout_ms, and while the hv has set a
+ * watchdog (hvc_watchdog_ms) at most until the next HEARTBEAT, which the
+ * loop sends itself every quarter of the period. Returns the number of things
  * handled (0 on timeout), or -errno: the hv connection is gone
  * (-ECONNRESET) or broke the protocol (-EPROTO). */
 int evloop_run_once(struct evloop *l, int timeout_ms);

@@ -20,13 +20,13 @@ typedef uint32_t evtchn_port_t;
 #define DOMID_SELF 0x7FF0u
 #define DOMID_INVALID 0x7FF4u
 
-#define HV_MSG_MAX 65536u     /* largest datagram, header included */
-#define HV_MAX_FDS 64u        /* most fds in one message */
-#define HV_NAME_MAX 64u       /* domain names, NUL included */
-#define HV_DEVNAME_MAX 32u    /* device names, NUL included */
-#define HV_BATCH_MAX 64u      /* grant map / unmap ops per call */
+#define HV_MSG_MAX 65536u      /* largest datagram, header included */
+#define HV_MAX_FDS 64u	       /* most fds in one message */
+#define HV_NAME_MAX 64u	       /* domain names, NUL included */
+#define HV_DEVNAME_MAX 32u     /* device names, NUL included */
+#define HV_BATCH_MAX 64u       /* grant map / unmap ops per call */
 #define HV_COPY_BATCH_MAX 256u /* grant copy ops per call */
-#define HV_EVTCHN_PORTS 4096u /* Xen 2-level ABI on 64-bit: 64 x 64 ports */
+#define HV_EVTCHN_PORTS 4096u  /* Xen 2-level ABI on 64-bit: 64 x 64 ports */
 
 /* Reserved grant refs (Xen): 0-7 reserved, 1 = xenstore page. */
 #define GNTTAB_NR_RESERVED_ENTRIES 8u
@@ -100,6 +100,7 @@ enum hv_op {
 	HV_OP_DOMCTL_KILL = 38,
 	HV_OP_DOMCTL_SUBSCRIBE = 39,
 	HV_OP_DOMCTL_REVOKE_DEVICE = 40,
+	HV_OP_DOMCTL_SET_POLICY = 41, /* crash recovery (docs/recovery.md) */
 };
 
 enum hv_evt {
@@ -107,6 +108,11 @@ enum hv_evt {
 	HV_EVT_PORT_CLOSED = 0x101,
 	HV_EVT_DEVICE_ASSIGNED = 0x102,
 	HV_EVT_DOMAIN_EXIT = 0x103,
+	/* Crash recovery (docs/recovery.md); the first two go to dom0
+	 * subscribers, the last to the domain itself. */
+	HV_EVT_DOMAIN_RESTARTED = 0x104, /* struct hv_evt_domain_restarted */
+	HV_EVT_DOMAIN_FAILED = 0x105,	 /* struct hv_evt_domain_failed */
+	HV_EVT_WATCHDOG = 0x106,	 /* struct hv_evt_watchdog */
 };
 
 /* HV_OP_DOMAIN_INFO: request, then reply (Xen's start_info, roughly). */
@@ -114,17 +120,28 @@ struct hv_domain_info_req {
 	domid_t domid; /* DOMID_SELF for the caller */
 	uint16_t pad;
 };
-enum hv_dom_state { HV_DOM_RUNNING = 1, HV_DOM_PAUSED = 2, HV_DOM_DYING = 3, HV_DOM_DEAD = 4 };
+/* RESTARTING: crashed, a new instance starts after the backoff delay;
+ * DEAD: on_crash = preserve kept the record; FAILED: the crash limit was hit.
+ * The last three have no process; only DOMAIN_INFO, LIST and DESTROY (which
+ * drops the record) see them. */
+enum hv_dom_state {
+	HV_DOM_RUNNING = 1,
+	HV_DOM_PAUSED = 2,
+	HV_DOM_DYING = 3,
+	HV_DOM_DEAD = 4,
+	HV_DOM_RESTARTING = 5,
+	HV_DOM_FAILED = 6,
+};
 struct hv_domain_info {
 	domid_t domid;
-	uint16_t state;        /* enum hv_dom_state */
-	uint32_t flags;        /* HV_DOMF_* */
-	int32_t pid;           /* host pid (dom0 callers only, else 0) */
+	uint16_t state;		  /* enum hv_dom_state */
+	uint32_t flags;		  /* HV_DOMF_* */
+	int32_t pid;		  /* host pid (dom0 callers only, else 0) */
 	evtchn_port_t store_port; /* unbound port, remote dom0: xenstore */
-	uint32_t store_frame;  /* frame of the xenstore page (grant ref 1) */
-	uint32_t restarts;     /* times this domain was restarted */
-	uint64_t memory;       /* bytes the domain may hold in segments */
-	uint64_t start_ns;     /* CLOCK_MONOTONIC at start */
+	uint32_t store_frame;	  /* frame of the xenstore page (grant ref 1) */
+	uint32_t restarts;	  /* times this domain was restarted */
+	uint64_t memory;	  /* bytes the domain may hold in segments */
+	uint64_t start_ns;	  /* CLOCK_MONOTONIC at start */
 	char name[HV_NAME_MAX];
 };
 #define HV_DOMF_PRIVILEGED (1u << 0)
@@ -168,19 +185,19 @@ struct hv_gnttab_setup_rep {
 
 /* HV_OP_GNT_MAP: payload is uint32_t count, then count ops. */
 struct hv_gnt_map_op {
-	domid_t domid; /* granter */
+	domid_t domid;	/* granter */
 	uint16_t flags; /* GNTMAP_readonly */
 	grant_ref_t ref;
 };
 /* Reply: uint32_t count, count results, fds for the results that name one. */
 struct hv_gnt_map_res {
-	int16_t status;  /* GNTST_* */
+	int16_t status;	   /* GNTST_* */
 	uint16_t fd_index; /* index into the reply's fds, or 0xFFFF */
 	uint32_t handle;
-	uint32_t seg_id;   /* granter's segment: (domid, seg_id, seg_gen) */
-	uint32_t seg_gen;  /* names one segment instance for caching */
+	uint32_t seg_id;  /* granter's segment: (domid, seg_id, seg_gen) */
+	uint32_t seg_gen; /* names one segment instance for caching */
 	uint32_t seg_npages;
-	uint32_t offset;   /* byte offset of the page in the segment */
+	uint32_t offset; /* byte offset of the page in the segment */
 };
 _Static_assert(sizeof(struct hv_gnt_map_op) == 8, "hv_gnt_map_op size");
 _Static_assert(sizeof(struct hv_gnt_map_res) == 24, "hv_gnt_map_res size");
@@ -208,7 +225,7 @@ _Static_assert(offsetof(struct hv_gnt_copy, len) == 32, "hv_gnt_copy.len");
 
 /* Event channels. */
 struct hv_evtchn_alloc_unbound_req {
-	domid_t dom;        /* DOMID_SELF, or another domain (dom0 only) */
+	domid_t dom;	    /* DOMID_SELF, or another domain (dom0 only) */
 	domid_t remote_dom; /* who may bind it */
 };
 struct hv_evtchn_port_rep {
@@ -241,12 +258,17 @@ struct hv_device_req {
 	char name[HV_DEVNAME_MAX];
 };
 
-/* HV_OP_DOMCTL_CREATE: this struct, then nr_strings NUL-terminated strings
- * (the kernel's absolute path, then argv[1..]) filling the payload. */
+/* HV_OP_DOMCTL_CREATE: this struct, then (with HV_CREATE_F_POLICY) a
+ * struct hv_policy_req (its domid ignored), then nr_strings NUL-terminated
+ * strings (the kernel's absolute path, then argv[1..]) filling the payload.
+ * A policy given here is in force before the kernel runs, so even a kernel
+ * that dies at once is restarted (DOMCTL_SET_POLICY after create races
+ * with such a death). */
+#define HV_CREATE_F_POLICY (1u << 31)
 struct hv_create_req {
-	uint32_t flags;   /* HV_DOMF_DRIVER */
+	uint32_t flags; /* HV_DOMF_DRIVER, HV_CREATE_F_POLICY */
 	uint32_t nr_strings;
-	uint64_t memory;  /* bytes; 0 = default */
+	uint64_t memory; /* bytes; 0 = default */
 	char name[HV_NAME_MAX];
 };
 struct hv_create_rep {
@@ -283,18 +305,77 @@ struct hv_evt_device_assigned {
 	char name[HV_DEVNAME_MAX];
 };
 enum hv_exit_reason {
-	HV_EXIT_EXITED = 1,   /* exit(status) */
-	HV_EXIT_KILLED = 2,   /* signal status */
-	HV_EXIT_SECCOMP = 3,  /* SIGSYS: forbidden system call */
+	HV_EXIT_EXITED = 1,    /* exit(status) */
+	HV_EXIT_KILLED = 2,    /* signal status */
+	HV_EXIT_SECCOMP = 3,   /* SIGSYS: forbidden system call */
 	HV_EXIT_MALFORMED = 4, /* killed by the hv for a malformed hypercall */
 	HV_EXIT_DESTROYED = 5, /* DOMCTL_DESTROY */
-	HV_EXIT_HUNG = 6,      /* watchdog */
+	HV_EXIT_HUNG = 6,      /* watchdog: no HEARTBEAT in watchdog_ms (status 9) */
 };
+/* The reason's high bits say what follows the exit (docs/recovery.md); mask
+ * with HV_EXIT_REASON_MASK before comparing with enum hv_exit_reason. */
+#define HV_EXIT_REASON_MASK 0xffu
+#define HV_EXIT_F_RESTART 0x100u   /* a new instance follows: DOMAIN_RESTARTED */
+#define HV_EXIT_F_FAILED 0x200u	   /* crash limit hit: no restart, DOMAIN_FAILED */
+#define HV_EXIT_F_PRESERVED 0x400u /* on_crash = preserve: record kept, dead */
 struct hv_evt_domain_exit {
 	domid_t domid;
-	uint16_t reason; /* enum hv_exit_reason */
-	int32_t status;  /* exit code or signal */
+	uint16_t reason; /* enum hv_exit_reason | HV_EXIT_F_* */
+	int32_t status;	 /* exit code or signal */
 	char name[HV_NAME_MAX];
+};
+_Static_assert(sizeof(struct hv_evt_domain_exit) == 72, "hv_evt_domain_exit size");
+
+/* --- crash recovery (docs/recovery.md) ------------------------------------ */
+
+/* HV_OP_DOMCTL_SET_POLICY (dom0): what the hv does when domid dies other
+ * than by DOMCTL_DESTROY or exit(0). May be set again at any time (also on
+ * a domain that is RESTARTING); the restart history is kept. */
+enum hv_on_crash { HV_ON_CRASH_DESTROY = 0, HV_ON_CRASH_RESTART = 1, HV_ON_CRASH_PRESERVE = 2 };
+struct hv_policy_req {
+	domid_t domid;
+	uint8_t on_crash;      /* enum hv_on_crash */
+	uint8_t standby;       /* 1: keep a parked warm spare instance (restart only) */
+	uint32_t max_restarts; /* more crashes than this within window_ms: failed; 0 = 5 */
+	uint32_t window_ms;    /* 0 = 60000 */
+	uint32_t watchdog_ms;  /* no HEARTBEAT for this long: killed as hung; 0 = off */
+};
+_Static_assert(sizeof(struct hv_policy_req) == 16, "hv_policy_req size");
+#define HV_POLICY_DEFAULT_MAX_RESTARTS 5u
+#define HV_POLICY_DEFAULT_WINDOW_MS 60000u
+
+/* HV_EVT_DOMAIN_RESTARTED (to dom0 subscribers): a new instance of domid
+ * runs, with a fresh xenstore page (grant ref 1, frame store_frame) and
+ * store port; xenstored introduces it itself. Follows the DOMAIN_EXIT that
+ * carried HV_EXIT_F_RESTART. */
+struct hv_evt_domain_restarted {
+	domid_t domid;
+	uint16_t flags; /* HV_RESTARTED_STANDBY: a parked spare took over */
+	evtchn_port_t store_port;
+	uint32_t store_frame;
+	uint32_t restarts; /* how many times domid was restarted, this one included */
+	char name[HV_NAME_MAX];
+};
+#define HV_RESTARTED_STANDBY 1u
+_Static_assert(sizeof(struct hv_evt_domain_restarted) == 80, "hv_evt_domain_restarted size");
+
+/* HV_EVT_DOMAIN_FAILED (to dom0 subscribers): domid crashed more than
+ * max_restarts times within window_ms and will not be restarted; its record
+ * stays (state HV_DOM_FAILED) until DOMCTL_DESTROY. Follows the DOMAIN_EXIT
+ * that carried HV_EXIT_F_FAILED. */
+struct hv_evt_domain_failed {
+	domid_t domid;
+	uint16_t pad;
+	uint32_t restarts;
+	char name[HV_NAME_MAX];
+};
+_Static_assert(sizeof(struct hv_evt_domain_failed) == 72, "hv_evt_domain_failed size");
+
+/* HV_EVT_WATCHDOG (to the domain): its watchdog period (0 = off). Sent when
+ * the policy is set and to every new instance before anything else; the
+ * library's event loop then calls HEARTBEAT at least every watchdog_ms / 4. */
+struct hv_evt_watchdog {
+	uint32_t watchdog_ms;
 };
 
 #endif

@@ -36,6 +36,7 @@ static const struct hv_op_desc hv_ops[] = {
 	{HV_OP_DOMCTL_KILL, "DOMCTL_KILL", sizeof(struct hv_domid_req), 0, 0, 0, 0, true, false},
 	{HV_OP_DOMCTL_SUBSCRIBE, "DOMCTL_SUBSCRIBE", 0, 0, 0, 0, 0, true, false},
 	{HV_OP_DOMCTL_REVOKE_DEVICE, "DOMCTL_REVOKE_DEVICE", sizeof(struct hv_assign_device_req), 0, 0, 0, 0, true, false},
+	{HV_OP_DOMCTL_SET_POLICY, "DOMCTL_SET_POLICY", sizeof(struct hv_policy_req), 0, 0, 0, 0, true, false},
 };
 /* clang-format on */
 
@@ -55,7 +56,12 @@ int hv_call_create_strings(const void *payload, uint32_t len, const char **strs,
 	memcpy(&req, payload, sizeof(req));
 	if (req.nr_strings == 0 || req.nr_strings > max)
 		return -EBADMSG;
-	const char *p = (const char *)payload + sizeof(req);
+	size_t off = sizeof(req);
+	if (req.flags & HV_CREATE_F_POLICY)
+		off += sizeof(struct hv_policy_req);
+	if (len < off)
+		return -EBADMSG;
+	const char *p = (const char *)payload + off;
 	const char *end = (const char *)payload + len;
 	for (uint32_t i = 0; i < req.nr_strings; i++) {
 		const char *nul = p < end ? memchr(p, 0, (size_t)(end - p)) : NULL;

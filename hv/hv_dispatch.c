@@ -114,14 +114,17 @@ static void hv_op(struct hv_conn *c, const struct hv_hdr *h, const uint8_t *p, i
 		memcpy(&q, p, sizeof(q));
 		domid_t id = hv_self(c, q.domid);
 		struct hv_dom *t = hv_dom_get(id);
+		struct hv_rec *rec = id ? hv_rec_get(id) : NULL;
 		if (id != d->domid && !dom0)
 			r = -EPERM;
-		else if (!t)
-			r = -ESRCH;
-		else {
+		else if (t)
 			hv_dom_fill_info(t, dom0, &rep.info);
+		else if (rec)
+			hv_rec_fill_info(rec, dom0, &rep.info);
+		else
+			r = -ESRCH;
+		if (!r)
 			rlen = sizeof(rep.info);
-		}
 		break;
 	}
 	case HV_OP_SEG_ALLOC: {
@@ -245,7 +248,7 @@ static void hv_op(struct hv_conn *c, const struct hv_hdr *h, const uint8_t *p, i
 		break;
 	}
 	case HV_OP_HEARTBEAT:
-		d->heartbeat_ns = hv_now_ns();
+		hv_rec_heartbeat(d);
 		break;
 	case HV_OP_STORE_SEG: {
 		struct hv_seg *s = NULL;
@@ -266,7 +269,12 @@ static void hv_op(struct hv_conn *c, const struct hv_hdr *h, const uint8_t *p, i
 		memcpy(&q, p, sizeof(q));
 		hv_call_create_strings(p, h->len, strs, 256); /* checked already */
 		strs[q.nr_strings] = NULL;
-		if (!(r = hv_domctl_create(c, &q, strs, &rep.create)))
+		struct hv_policy_req pol, *polp = NULL;
+		if (q.flags & HV_CREATE_F_POLICY) {
+			memcpy(&pol, p + sizeof(q), sizeof(pol));
+			polp = &pol;
+		}
+		if (!(r = hv_domctl_create(c, &q, polp, strs, &rep.create)))
 			rlen = sizeof(rep.create);
 		break;
 	}
@@ -277,14 +285,21 @@ static void hv_op(struct hv_conn *c, const struct hv_hdr *h, const uint8_t *p, i
 		struct hv_domid_req q;
 		struct hv_dom *t;
 		memcpy(&q, p, sizeof(q));
-		if ((r = hv_domctl_target(q.domid, &t)))
+		if ((r = hv_domctl_target(q.domid, &t))) {
+			/* A domain between instances (restarting, preserved
+			 * dead, failed) has only its record: destroy drops it. */
+			if (r == -ESRCH && h->op == HV_OP_DOMCTL_DESTROY)
+				r = hv_rec_destroy(q.domid);
 			break;
+		}
 		if (h->op == HV_OP_DOMCTL_PAUSE || h->op == HV_OP_DOMCTL_UNPAUSE) {
 			bool pause = h->op == HV_OP_DOMCTL_PAUSE;
 			if (t->state == HV_DOM_DYING)
 				r = -EINVAL;
 			else if (!(r = hv_dom_signal(t, pause ? SIGSTOP : SIGCONT)))
 				t->state = pause ? HV_DOM_PAUSED : HV_DOM_RUNNING;
+			if (!r && !pause)
+				hv_rec_heartbeat(t); /* the watchdog slept with it */
 			break;
 		}
 		if (h->op == HV_OP_DOMCTL_KILL) {
@@ -314,8 +329,11 @@ static void hv_op(struct hv_conn *c, const struct hv_hdr *h, const uint8_t *p, i
 		if (hv_call_devname_check(q.name, sizeof(q.name)))
 			r = -EINVAL;
 		else if (!(r = hv_domctl_target(q.domid, &t)) &&
-			 !(r = hv_device_assign(t, q.name, fds[0])))
+			 !(r = hv_device_assign(t, q.name, fds[0]))) {
+			if (t->rec)
+				hv_rec_device_assigned(t->rec, q.name, fds[0]);
 			fds[0] = -1; /* the domain's now */
+		}
 		break;
 	}
 	case HV_OP_DOMCTL_REVOKE_DEVICE: {
@@ -325,17 +343,26 @@ static void hv_op(struct hv_conn *c, const struct hv_hdr *h, const uint8_t *p, i
 		memcpy(&q, p, sizeof(q));
 		if (hv_call_devname_check(q.name, sizeof(q.name)))
 			r = -EINVAL;
-		else if (!(r = hv_domctl_target(q.domid, &t)) && !(r = hv_device_get(t, q.name, &fd)))
+		else if (!(r = hv_domctl_target(q.domid, &t)) &&
+			 !(r = hv_device_get(t, q.name, &fd))) {
 			close(fd);
+			if (t->rec)
+				hv_rec_device_revoked(t->rec, q.name);
+		}
 		break;
 	}
 	case HV_OP_DOMCTL_LIST: {
 		uint32_t n = 0;
 		for (unsigned i = 0; i < DOMID_FIRST_FREE; i++) {
-			if (!hv.doms[i])
-				continue;
 			struct hv_domain_info info;
-			hv_dom_fill_info(hv.doms[i], true, &info);
+			if (hv.doms[i])
+				hv_dom_fill_info(hv.doms[i], true, &info);
+			else if (hv.recs[i])
+				hv_rec_fill_info(hv.recs[i], true, &info);
+			else
+				continue;
+			if (4 + (n + 1) * sizeof(info) > HV_MSG_MAX - sizeof(struct hv_hdr))
+				break; /* dead records past the live ones: truncated */
 			memcpy(rep.raw + 4 + n * sizeof(info), &info, sizeof(info));
 			n++;
 		}
@@ -346,6 +373,12 @@ static void hv_op(struct hv_conn *c, const struct hv_hdr *h, const uint8_t *p, i
 	case HV_OP_DOMCTL_SUBSCRIBE:
 		c->subscribed = true;
 		break;
+	case HV_OP_DOMCTL_SET_POLICY: {
+		struct hv_policy_req q;
+		memcpy(&q, p, sizeof(q));
+		r = hv_rec_set_policy(&q);
+		break;
+	}
 	}
 	hv_close_fds(fds, nfds);
 	hv_send(c, h->op, h->id, r, r ? NULL : rep.raw, r ? 0 : rlen, r ? NULL : rfds,

@@ -103,7 +103,7 @@ void hv_dom_fill_info(const struct hv_dom *d, bool for_dom0, struct hv_domain_in
 	out->pid = for_dom0 ? d->pid : 0;
 	out->store_port = d->store_port;
 	out->store_frame = d->store_frame;
-	out->restarts = d->restarts;
+	out->restarts = d->rec ? d->rec->restarts : d->restarts;
 	out->memory = d->memory;
 	out->start_ns = d->start_ns;
 	memcpy(out->name, d->name, sizeof(out->name));
@@ -114,7 +114,7 @@ static int hv_domid_alloc(domid_t *out)
 	for (unsigned i = 0; i < DOMID_FIRST_FREE - 1; i++) {
 		domid_t id = hv.next_domid;
 		hv.next_domid = (domid_t)(id + 1u >= DOMID_FIRST_FREE ? 1u : id + 1u);
-		if (!hv.doms[id]) {
+		if (!hv.doms[id] && !hv.recs[id]) {
 			*out = id;
 			return 0;
 		}
@@ -122,55 +122,10 @@ static int hv_domid_alloc(domid_t *out)
 	return -ENOSPC;
 }
 
-int hv_domctl_create(struct hv_conn *c, const struct hv_create_req *req, const char **strs,
-		     struct hv_create_rep *rep)
+int hv_dom_spawn(struct hv_rec *rec, int *sock, int *con_out, pid_t *pid, int *pidfd)
 {
-	struct hv_dom *d = NULL;
-	int kfd = -1, sv[2] = {-1, -1}, con[2] = {-1, -1};
+	int sv[2] = {-1, -1}, con[2] = {-1, -1};
 	int r;
-	char name[HV_NAME_MAX];
-	(void)c;
-
-	memcpy(name, req->name, sizeof(name));
-	if (req->flags & ~HV_DOMF_DRIVER)
-		return -EINVAL;
-	if (hv_call_name_check(name, sizeof(name)))
-		return -EINVAL;
-	for (unsigned i = 1; i < DOMID_FIRST_FREE; i++)
-		if (hv.doms[i] && !strcmp(hv.doms[i]->name, name))
-			return -EEXIST;
-	if (hv.ndoms >= HV_MAX_DOMAINS)
-		return -ENOSPC;
-	uint64_t memory = req->memory ? req->memory : HV_DEFAULT_MEMORY;
-	if (memory < (4u << 20) || memory > HV_MAX_MEMORY)
-		return -EINVAL;
-	const char *kernel = strs[0];
-	if (kernel[0] != '/')
-		return -EINVAL;
-	kfd = open(kernel, O_RDONLY | O_CLOEXEC);
-	if (kfd < 0) {
-		r = -errno;
-		log_warn("domain %s: kernel %s: %s", name, kernel, strerror(errno));
-		return r;
-	}
-	r = hv_sandbox_check_kernel(kfd, kernel);
-	if (r)
-		goto fail;
-
-	d = hv_dom_new();
-	if (!d) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	r = hv_domid_alloc(&d->domid);
-	if (r)
-		goto fail;
-	memcpy(d->name, name, sizeof(d->name));
-	d->flags = req->flags;
-	d->memory = memory;
-	if ((r = hv_gnttab_init(d)) || (r = hv_evtchn_init(d)))
-		goto fail;
-
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) || pipe2(con, O_CLOEXEC)) {
 		r = -errno;
 		goto fail;
@@ -183,18 +138,50 @@ int hv_domctl_create(struct hv_conn *c, const struct hv_create_req *req, const c
 	}
 	int sz = HV_SNDBUF;
 	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	r = hv_sandbox_spawn(rec->kfd, sv[1], con[1], (const char *const *)rec->argv, rec->domid,
+			     rec->memory, pid, pidfd);
+	if (r)
+		goto fail;
+	close(sv[1]);
+	close(con[1]);
+	*sock = sv[0];
+	*con_out = con[0];
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (sv[i] >= 0)
+			close(sv[i]);
+		if (con[i] >= 0)
+			close(con[i]);
+	}
+	return r;
+}
+
+int hv_dom_start(struct hv_rec *rec, struct hv_spare *spare)
+{
+	int r;
+	struct hv_dom *d = hv_dom_new();
+	if (!d) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	d->rec = rec;
+	d->domid = rec->domid;
+	memcpy(d->name, rec->name, sizeof(d->name));
+	d->flags = rec->flags;
+	d->memory = rec->memory;
+	d->restarts = rec->restarts;
+	if ((r = hv_gnttab_init(d)) || (r = hv_evtchn_init(d)))
+		goto fail;
 	d->conn = calloc(1, sizeof(*d->conn));
 	if (!d->conn) {
 		r = -ENOMEM;
 		goto fail;
 	}
-	d->conn->fd = sv[0];
-	sv[0] = -1;
+	d->conn->fd = -1;
 	d->conn->dom = d;
 	d->conn->serial = ++hv.conn_serial;
 	d->conn->ev = (struct hv_ev){HV_EV_CONN, d->conn};
-	d->con_fd = con[0];
-	con[0] = -1;
 
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/console/%s.log", hv.run_dir, d->name);
@@ -216,20 +203,104 @@ int hv_domctl_create(struct hv_conn *c, const struct hv_create_req *req, const c
 	if ((r = hv_evtchn_alloc_unbound(d, d->conn, 0, &d->store_port)))
 		goto fail;
 
-	r = hv_sandbox_spawn(kfd, sv[1], con[1], strs, d->domid, memory, &d->pid, &d->pidfd);
-	if (r)
+	if (spare) {
+		/* The parked instance becomes the domain: its first call has
+		 * been waiting unread on its socket. */
+		d->conn->fd = spare->sock;
+		d->con_fd = spare->con_fd;
+		d->pid = spare->pid;
+		d->pidfd = spare->pidfd;
+		free(spare);
+		spare = NULL;
+	} else if ((r = hv_dom_spawn(rec, &d->conn->fd, &d->con_fd, &d->pid, &d->pidfd))) {
 		goto fail;
-	close(sv[1]);
-	close(con[1]);
-	close(kfd);
+	}
 
 	hv.doms[d->domid] = d;
 	hv.ndoms++;
+	rec->dom = d;
 	d->pid_ev = (struct hv_ev){HV_EV_PIDFD, d};
 	d->con_ev = (struct hv_ev){HV_EV_CONSOLE, d};
 	hv_epoll_add(d->pidfd, &d->pid_ev);
 	hv_epoll_add(d->con_fd, &d->con_ev);
 	hv_epoll_add(d->conn->fd, &d->conn->ev);
+	d->start_ns = d->heartbeat_ns = hv_now_ns();
+	/* Before anything else the domain reads: its watchdog, its devices. */
+	if (rec->policy.watchdog_ms) {
+		struct hv_evt_watchdog w = {rec->policy.watchdog_ms};
+		hv_send(d->conn, HV_EVT_WATCHDOG, 0, 0, &w, sizeof(w), NULL, 0);
+	}
+	for (struct hv_device *dv = rec->devs; dv; dv = dv->next) {
+		int fd = fcntl(dv->fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0 || hv_device_assign(d, dv->name, fd)) {
+			log_warn("domain %u (%s): device %s not assigned again: %s", d->domid,
+				 d->name, dv->name, fd < 0 ? strerror(errno) : "no room");
+			if (fd >= 0)
+				close(fd);
+		}
+	}
+	return 0;
+
+fail:
+	if (spare)
+		hv_spare_kill(spare);
+	if (d)
+		hv_dom_free(d);
+	return r;
+}
+
+int hv_domctl_create(struct hv_conn *c, const struct hv_create_req *req,
+		     const struct hv_policy_req *policy, const char **strs,
+		     struct hv_create_rep *rep)
+{
+	struct hv_rec *rec = NULL;
+	int kfd = -1;
+	int r;
+	domid_t domid;
+	char name[HV_NAME_MAX];
+	(void)c;
+
+	memcpy(name, req->name, sizeof(name));
+	if (req->flags & ~(HV_DOMF_DRIVER | HV_CREATE_F_POLICY))
+		return -EINVAL;
+	if (hv_call_name_check(name, sizeof(name)))
+		return -EINVAL;
+	for (struct hv_rec *x = hv.rec_list; x; x = x->next)
+		if (!strcmp(x->name, name))
+			return -EEXIST;
+	if (hv.ndoms >= HV_MAX_DOMAINS)
+		return -ENOSPC;
+	uint64_t memory = req->memory ? req->memory : HV_DEFAULT_MEMORY;
+	if (memory < (4u << 20) || memory > HV_MAX_MEMORY)
+		return -EINVAL;
+	const char *kernel = strs[0];
+	if (kernel[0] != '/')
+		return -EINVAL;
+	kfd = open(kernel, O_RDONLY | O_CLOEXEC);
+	if (kfd < 0) {
+		r = -errno;
+		log_warn("domain %s: kernel %s: %s", name, kernel, strerror(errno));
+		return r;
+	}
+	r = hv_sandbox_check_kernel(kfd, kernel);
+	if (r)
+		goto fail;
+	if ((r = hv_domid_alloc(&domid)))
+		goto fail;
+	r = hv_rec_new(domid, name, req->flags & HV_DOMF_DRIVER, memory, kfd, strs, &rec);
+	if (r)
+		goto fail;
+	kfd = -1; /* the record's */
+	if (policy) {
+		struct hv_policy_req pol = *policy;
+		pol.domid = domid;
+		if ((r = hv_rec_set_policy(&pol)))
+			goto fail;
+	}
+	r = hv_dom_start(rec, NULL);
+	if (r)
+		goto fail;
+	struct hv_dom *d = rec->dom;
 	log_info("domain %u (%s): created, pid %d, kernel %s", d->domid, d->name, (int)d->pid,
 		 kernel);
 	rep->domid = d->domid;
@@ -238,16 +309,10 @@ int hv_domctl_create(struct hv_conn *c, const struct hv_create_req *req, const c
 	return 0;
 
 fail:
-	for (int i = 0; i < 2; i++) {
-		if (sv[i] >= 0)
-			close(sv[i]);
-		if (con[i] >= 0)
-			close(con[i]);
-	}
 	if (kfd >= 0)
 		close(kfd);
-	if (d)
-		hv_dom_free(d);
+	if (rec)
+		hv_rec_free(rec);
 	log_warn("domain %s: create failed: %s", name, strerror(-r));
 	return r;
 }
@@ -353,6 +418,7 @@ static void hv_dom_reap(struct hv_dom *d, const siginfo_t *si)
 		reason = d->exit_reason;
 		log_info("domain %u (%s): %s", d->domid, d->name,
 			 reason == HV_EXIT_MALFORMED ? "killed for a malformed hypercall"
+			 : reason == HV_EXIT_HUNG    ? "killed as hung"
 						     : "destroyed");
 	} else if (status == SIGSYS) {
 		reason = HV_EXIT_SECCOMP;
@@ -378,7 +444,9 @@ static void hv_dom_reap(struct hv_dom *d, const siginfo_t *si)
 		close(dv->fd);
 		free(dv);
 	}
-	struct hv_evt_domain_exit ev = {.domid = d->domid, .reason = reason, .status = status};
+	uint16_t flags = d->rec ? hv_rec_on_exit(d, reason, status) : 0;
+	struct hv_evt_domain_exit ev = {
+	    .domid = d->domid, .reason = (uint16_t)(reason | flags), .status = status};
 	memcpy(ev.name, d->name, sizeof(ev.name));
 	for (struct hv_conn *c = hv.conns; c; c = c->next)
 		if (c->subscribed)
@@ -395,7 +463,12 @@ static void hv_dom_reap(struct hv_dom *d, const siginfo_t *si)
 		epoll_ctl(hv.epfd, EPOLL_CTL_DEL, d->conn->fd, NULL);
 	hv.doms[d->domid] = NULL;
 	hv.ndoms--;
+	struct hv_rec *rec = d->rec;
+	if (rec)
+		rec->dom = NULL;
 	hv_dom_free(d);
+	if (rec)
+		hv_rec_after_exit(rec, flags);
 }
 
 void hv_dom_exited(struct hv_dom *d)

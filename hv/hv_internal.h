@@ -34,6 +34,8 @@ enum hv_ev_kind {
 	HV_EV_CONN,
 	HV_EV_PIDFD,
 	HV_EV_CONSOLE,
+	HV_EV_TIMER, /* hv.timer_fd: restarts, watchdogs, spares (hv_recovery.c) */
+	HV_EV_SPARE, /* a parked standby instance's pidfd */
 };
 struct hv_ev {
 	enum hv_ev_kind kind;
@@ -112,7 +114,10 @@ struct hv_waiter {
 	uint32_t op, id;
 };
 
+struct hv_rec;
+
 struct hv_dom {
+	struct hv_rec *rec; /* what survives this instance (hv_recovery.c) */
 	domid_t domid;
 	uint16_t state; /* enum hv_dom_state */
 	uint32_t flags; /* HV_DOMF_* */
@@ -154,6 +159,41 @@ struct hv_dom {
 	unsigned ndevs;
 };
 
+/* A parked standby instance: started, sandboxed, its hypercall socket not
+ * yet read by the hv (so its first call blocks until it is activated). */
+struct hv_spare {
+	pid_t pid;
+	int pidfd, sock, con_fd;
+	struct hv_ev ev;
+	struct hv_rec *rec;
+};
+
+/* A domain's record across its instances, from DOMCTL_CREATE to the end:
+ * how to start it again, every device it was ever assigned (a dup of each
+ * fd), its policy and its crash history. hv.recs[domid] holds it while the
+ * domid is reserved: live, restarting, preserved dead or failed. */
+struct hv_rec {
+	struct hv_rec *next; /* hv.rec_list */
+	domid_t domid;
+	uint16_t state; /* when no instance lives: RESTARTING, DEAD, FAILED */
+	char name[HV_NAME_MAX];
+	uint32_t flags;
+	uint64_t memory;
+	int kfd;     /* the kernel, opened once at create */
+	char **argv; /* kernel path, then argv[1..], NULL-terminated */
+	struct hv_device *devs; /* dups of every device ever assigned */
+	struct hv_policy_req policy;
+	uint32_t restarts;
+	uint64_t *crash_ns; /* the last max_restarts + 1 crash times */
+	uint32_t ncrash, crash_cap;
+	uint64_t restart_at_ns; /* a restart is due then (state RESTARTING) */
+	uint64_t crash_at_ns;	/* when the instance waiting for a restart died */
+	uint64_t spare_at_ns;	/* a spare is to be started then (0 = none due) */
+	uint64_t start_ns;	/* first creation */
+	struct hv_dom *dom;	/* the live instance, or NULL */
+	struct hv_spare *spare;
+};
+
 struct hv {
 	const char *run_dir;
 	bool foreground;
@@ -166,6 +206,11 @@ struct hv {
 	unsigned conn_serial;
 	struct hv_conn *conns; /* dom0 connections */
 	bool stopping;
+	struct hv_rec *recs[DOMID_FIRST_FREE]; /* reserved domids ([0] unused) */
+	struct hv_rec *rec_list;
+	int timer_fd;
+	struct hv_ev timer_ev;
+	uint64_t timer_at_ns; /* when timer_fd is armed for, 0 = disarmed */
 };
 extern struct hv hv;
 
@@ -243,9 +288,10 @@ void hv_conn_malformed(struct hv_conn *c, const char *opname, const char *why);
 int hv_dom0_init(void);
 /* The live domain with that id (dom0 included), or NULL. */
 struct hv_dom *hv_dom_get(domid_t domid);
-/* DOMCTL_CREATE: checks, start info, sandboxed process. strs: kernel path
- * then argv[1..], NULL-terminated. Returns 0 (rep filled) or -errno. */
-int hv_domctl_create(struct hv_conn *c, const struct hv_create_req *req, const char **strs,
+/* DOMCTL_CREATE: checks, the record (with policy if not NULL), start info,
+ * sandboxed process. strs: kernel path then argv[1..], NULL-terminated. Returns 0 (rep filled) or -errno. */
+int hv_domctl_create(struct hv_conn *c, const struct hv_create_req *req,
+		     const struct hv_policy_req *policy, const char **strs,
 		     struct hv_create_rep *rep);
 /* Signal the domain's process through its pidfd. Returns 0 or -errno. */
 int hv_dom_signal(struct hv_dom *d, int sig);
@@ -263,6 +309,54 @@ void hv_conn_release(struct hv_conn *c);
 int hv_device_assign(struct hv_dom *d, const char *name, int fd);
 /* Hand over a device fd once (the caller owns it). 0 or -ENOENT. */
 int hv_device_get(struct hv_dom *d, const char *name, int *fd);
+
+/* Start an instance of rec's kernel as domain rec->domid: a fresh domain
+ * (grant table, ports, start info, console), the process either spawned or
+ * taken over from spare (a parked standby instance, consumed). Devices kept
+ * in rec are assigned again, the watchdog announced. Returns 0 or -errno. */
+int hv_dom_start(struct hv_rec *rec, struct hv_spare *spare);
+/* Spawn a sandboxed instance of rec's kernel with its sockets: *sock and
+ * *con get the hv's ends. Returns 0 or -errno. */
+int hv_dom_spawn(struct hv_rec *rec, int *sock, int *con, pid_t *pid, int *pidfd);
+
+/* --- hv_recovery.c: policy, restarts, watchdog, standby (docs/recovery.md) */
+
+/* A new record for DOMCTL_CREATE (takes kfd; copies strs). 0 or -ENOMEM. */
+int hv_rec_new(domid_t domid, const char *name, uint32_t flags, uint64_t memory, int kfd,
+	       const char **strs, struct hv_rec **out);
+/* Unreserve the domid and free the record (spare killed and reaped). */
+void hv_rec_free(struct hv_rec *rec);
+/* The record of domid, or NULL. */
+struct hv_rec *hv_rec_get(domid_t domid);
+/* A device was assigned to d: keep a dup of its fd for later instances. */
+void hv_rec_device_assigned(struct hv_rec *rec, const char *name, int fd);
+/* An assignment not yet taken was revoked: forget the kept copy. */
+void hv_rec_device_revoked(struct hv_rec *rec, const char *name);
+/* DOMCTL_SET_POLICY. 0, -ESRCH, -EINVAL. */
+int hv_rec_set_policy(const struct hv_policy_req *p);
+/* d's instance died for reason (an enum hv_exit_reason) and is cleaned up
+ * but still in the table: decide what follows, returning the HV_EXIT_F_*
+ * flags for the DOMAIN_EXIT event. */
+uint16_t hv_rec_on_exit(struct hv_dom *d, uint16_t reason, int32_t status);
+/* After the exit event: the instance is freed; restart, keep or free rec. */
+void hv_rec_after_exit(struct hv_rec *rec, uint16_t flags);
+/* DOMCTL_DESTROY of a domid with no live instance: drop the record.
+ * 0 or -ESRCH. */
+int hv_rec_destroy(domid_t domid);
+/* Fill DOMAIN_INFO for a record with no live instance. */
+void hv_rec_fill_info(const struct hv_rec *rec, bool for_dom0, struct hv_domain_info *out);
+/* HEARTBEAT from d. */
+void hv_rec_heartbeat(struct hv_dom *d);
+/* The timer fired or a deadline may have changed: run what is due, re-arm. */
+void hv_rec_timer(void);
+/* A parked spare's pidfd is readable. */
+void hv_rec_spare_exited(struct hv_spare *sp);
+/* Kill a parked spare (not in any record any more), reap it, free it. */
+void hv_spare_kill(struct hv_spare *sp);
+/* Set up the timer (once, at start). */
+void hv_rec_init(void);
+/* Shutdown: kill and reap every spare, free every record. */
+void hv_rec_fini(void);
 
 /* --- hv_sandbox.c --------------------------------------------------------- */
 

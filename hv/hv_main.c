@@ -226,6 +226,7 @@ int main(int argc, char **argv)
 	hv.sig_ev = (struct hv_ev){HV_EV_SIGNAL, NULL};
 	hv_epoll_add(hv.listen_fd, &hv.listen_ev);
 	hv_epoll_add(hv.sig_fd, &hv.sig_ev);
+	hv_rec_init();
 	log_info("serving on %s/hv/socket", hv.run_dir);
 
 	while (!hv.stopping) {
@@ -255,10 +256,17 @@ int main(int argc, char **argv)
 		case HV_EV_CONSOLE:
 			hv_dom_console(ev->obj);
 			break;
+		case HV_EV_TIMER:
+			hv_rec_timer();
+			break;
+		case HV_EV_SPARE:
+			hv_rec_spare_exited(ev->obj);
+			break;
 		}
 		hv_conns_reap();
 	}
 	hv_dom_kill_all();
+	hv_rec_fini();
 	while (hv.conns)
 		hv_conn_close(hv.conns);
 	hv_cleanup_run_dir();

@@ -301,6 +301,15 @@ static void hvc_async(struct hvc *h, const void *payload, struct hvc_rx *rx)
 	case HV_EVT_DOMAIN_EXIT:
 		want = sizeof(struct hv_evt_domain_exit);
 		break;
+	case HV_EVT_DOMAIN_RESTARTED:
+		want = sizeof(struct hv_evt_domain_restarted);
+		break;
+	case HV_EVT_DOMAIN_FAILED:
+		want = sizeof(struct hv_evt_domain_failed);
+		break;
+	case HV_EVT_WATCHDOG:
+		want = sizeof(struct hv_evt_watchdog);
+		break;
 	default:
 		log_warn("hvc: unknown async event %#x from the hv: ignored", rx->hdr.op);
 		close_fds(rx->fds, rx->nfds);
@@ -324,6 +333,10 @@ static void hvc_async(struct hvc *h, const void *payload, struct hvc_rx *rx)
 		evtchn_on_bound(h, &q->u.bound, rx->fds[0], rx->fds[1]);
 	else if (q->op == HV_EVT_PORT_CLOSED)
 		evtchn_on_closed(h, q->u.closed.port);
+	else if (q->op == HV_EVT_WATCHDOG)
+		/* Read by the event loop's thread: it heartbeats from now on. */
+		atomic_store_explicit(&h->watchdog_ms, q->u.watchdog.watchdog_ms,
+				      memory_order_relaxed);
 	hvc_enqueue(h, q);
 }
 
@@ -468,6 +481,10 @@ int hvc_dispatch(struct hvc *h)
 		void *exit_arg = h->exit_arg;
 		hvc_device_assigned_fn dev_fn = h->dev_fn;
 		void *dev_arg = h->dev_arg;
+		hvc_domain_restarted_fn restarted_fn = h->restarted_fn;
+		void *restarted_arg = h->restarted_arg;
+		hvc_domain_failed_fn failed_fn = h->failed_fn;
+		void *failed_arg = h->failed_arg;
 		pthread_mutex_unlock(&h->q_lock);
 		if (!q)
 			break;
@@ -488,6 +505,16 @@ int hvc_dispatch(struct hvc *h)
 			q->u.exit.name[HV_NAME_MAX - 1] = 0;
 			if (exit_fn)
 				exit_fn(exit_arg, &q->u.exit);
+			break;
+		case HV_EVT_DOMAIN_RESTARTED:
+			q->u.restarted.name[HV_NAME_MAX - 1] = 0;
+			if (restarted_fn)
+				restarted_fn(restarted_arg, &q->u.restarted);
+			break;
+		case HV_EVT_DOMAIN_FAILED:
+			q->u.failed.name[HV_NAME_MAX - 1] = 0;
+			if (failed_fn)
+				failed_fn(failed_arg, &q->u.failed);
 			break;
 		}
 		free(q);
@@ -579,7 +606,8 @@ int hvc_domctl_create(struct hvc *h, const struct hvc_create_args *a, struct hv_
 	size_t nlen = strlen(a->name);
 	if (nlen == 0 || nlen >= HV_NAME_MAX)
 		return -ENAMETOOLONG;
-	size_t total = sizeof(struct hv_create_req) + strlen(a->kernel) + 1;
+	size_t pol = a->policy ? sizeof(struct hv_policy_req) : 0;
+	size_t total = sizeof(struct hv_create_req) + pol + strlen(a->kernel) + 1;
 	uint32_t nstr = 1;
 	for (const char *const *p = a->argv; p && *p; p++, nstr++)
 		total += strlen(*p) + 1;
@@ -589,11 +617,13 @@ int hvc_domctl_create(struct hvc *h, const struct hvc_create_args *a, struct hv_
 	if (!req)
 		return -ENOMEM;
 	struct hv_create_req *cr = (struct hv_create_req *)req;
-	cr->flags = a->flags;
+	cr->flags = a->flags | (a->policy ? HV_CREATE_F_POLICY : 0);
 	cr->nr_strings = nstr;
 	cr->memory = a->memory;
 	memcpy(cr->name, a->name, nlen);
-	char *s = req + sizeof(*cr);
+	if (a->policy)
+		memcpy(req + sizeof(*cr), a->policy, pol);
+	char *s = req + sizeof(*cr) + pol;
 	size_t k = strlen(a->kernel) + 1;
 	memcpy(s, a->kernel, k);
 	s += k;
@@ -710,4 +740,33 @@ int hvc_domctl_subscribe(struct hvc *h)
 {
 	struct hvc_msg m = {.op = HV_OP_DOMCTL_SUBSCRIBE};
 	return hvc_call_exact(h, &m);
+}
+
+int hvc_domctl_set_policy(struct hvc *h, const struct hv_policy_req *p)
+{
+	if (!p)
+		return -EINVAL;
+	struct hvc_msg m = {.op = HV_OP_DOMCTL_SET_POLICY, .req = p, .req_len = sizeof(*p)};
+	return hvc_call_exact(h, &m);
+}
+
+uint32_t hvc_watchdog_ms(const struct hvc *h)
+{
+	return atomic_load_explicit(&((struct hvc *)h)->watchdog_ms, memory_order_relaxed);
+}
+
+void hvc_set_domain_restarted_cb(struct hvc *h, hvc_domain_restarted_fn fn, void *arg)
+{
+	pthread_mutex_lock(&h->q_lock);
+	h->restarted_fn = fn;
+	h->restarted_arg = arg;
+	pthread_mutex_unlock(&h->q_lock);
+}
+
+void hvc_set_domain_failed_cb(struct hvc *h, hvc_domain_failed_fn fn, void *arg)
+{
+	pthread_mutex_lock(&h->q_lock);
+	h->failed_fn = fn;
+	h->failed_arg = arg;
+	pthread_mutex_unlock(&h->q_lock);
 }

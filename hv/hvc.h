@@ -88,10 +88,18 @@ typedef void (*hvc_domain_exit_fn)(void *arg, const struct hv_evt_domain_exit *e
 /* A device was assigned to this domain: fetch it with hvc_device_get(). */
 typedef void (*hvc_device_assigned_fn)(void *arg, const char *name);
 
+/* A crashed domain runs again under the same domid (dom0 subscribers; it
+ * follows a DOMAIN_EXIT whose reason has HV_EXIT_F_RESTART). */
+typedef void (*hvc_domain_restarted_fn)(void *arg, const struct hv_evt_domain_restarted *e);
+/* A domain hit its crash limit and stays down (dom0 subscribers). */
+typedef void (*hvc_domain_failed_fn)(void *arg, const struct hv_evt_domain_failed *e);
+
 /* Set (or clear with fn == NULL) the callback. Any thread; does not block
  * beyond a mutex. */
 void hvc_set_domain_exit_cb(struct hvc *h, hvc_domain_exit_fn fn, void *arg);
 void hvc_set_device_assigned_cb(struct hvc *h, hvc_device_assigned_fn fn, void *arg);
+void hvc_set_domain_restarted_cb(struct hvc *h, hvc_domain_restarted_fn fn, void *arg);
+void hvc_set_domain_failed_cb(struct hvc *h, hvc_domain_failed_fn fn, void *arg);
 
 /* --- typed wrappers: any domain ------------------------------------------ */
 
@@ -109,6 +117,11 @@ int hvc_device_get(struct hvc *h, const char *name, int *fd_out);
 /* Tell the hv's watchdog this domain is alive. One round trip. */
 int hvc_heartbeat(struct hvc *h);
 
+/* The watchdog period the hv announced (HV_EVT_WATCHDOG), 0 if none (yet).
+ * evloop heartbeats by itself while this is set; a domain without an
+ * evloop must call hvc_heartbeat() at least this often. Any thread. */
+uint32_t hvc_watchdog_ms(const struct hvc *h);
+
 /* --- typed wrappers: domain 0 only (others get -EPERM) -------------------- */
 
 struct hvc_create_args {
@@ -117,6 +130,9 @@ struct hvc_create_args {
 	const char *name;	 /* < HV_NAME_MAX bytes, unique */
 	uint64_t memory;	 /* bytes, 0 = the hv's default */
 	uint32_t flags;		 /* HV_DOMF_DRIVER */
+	/* Crash-recovery policy in force from the start (docs/recovery.md);
+	 * NULL: on_crash = destroy. Its domid is ignored. */
+	const struct hv_policy_req *policy;
 };
 /* Start a domain. Blocks for one round trip. out may be NULL. Returns 0 or
  * -errno (-E2BIG: the strings do not fit in one message, -ENAMETOOLONG,
@@ -135,7 +151,12 @@ int hvc_domctl_revoke_device(struct hvc *h, domid_t domid, const char *name);
 /* List domains into buf (room for cap entries); *n gets how many were
  * stored (a longer list is truncated to cap). */
 int hvc_domctl_list(struct hvc *h, struct hv_domain_info *buf, uint32_t cap, uint32_t *n);
-/* Ask for HV_EVT_DOMAIN_EXIT events on this connection. */
+/* Ask for HV_EVT_DOMAIN_EXIT (and _RESTARTED, _FAILED) events on this
+ * connection. */
 int hvc_domctl_subscribe(struct hvc *h);
+/* Crash-recovery policy of a domain (docs/recovery.md): on_crash, crash
+ * limit, watchdog, standby. Blocks for one round trip. Returns 0 or -errno
+ * (-ESRCH, -EINVAL: bad values, standby without restart). */
+int hvc_domctl_set_policy(struct hvc *h, const struct hv_policy_req *p);
 
 #endif

@@ -28,6 +28,9 @@ struct hvc_qevt {
 		struct hv_evt_port_closed closed;
 		struct hv_evt_device_assigned dev;
 		struct hv_evt_domain_exit exit;
+		struct hv_evt_domain_restarted restarted;
+		struct hv_evt_domain_failed failed;
+		struct hv_evt_watchdog watchdog;
 	} u;
 };
 
@@ -47,6 +50,12 @@ struct hvc {
 	void *exit_arg;
 	hvc_device_assigned_fn dev_fn;
 	void *dev_arg;
+	hvc_domain_restarted_fn restarted_fn;
+	void *restarted_arg;
+	hvc_domain_failed_fn failed_fn;
+	void *failed_arg;
+
+	atomic_uint watchdog_ms; /* HV_EVT_WATCHDOG: the event loop heartbeats */
 
 	atomic_int self_known;
 	domid_t self;

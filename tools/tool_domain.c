@@ -126,8 +126,63 @@ static int domain_xs_setup(struct xs_handle *xs, const struct hv_domain_info *di
 }
 
 static const char *const known_keys[] = {
-    "name", "kernel", "memory", "on_crash", "driver_domain", "disk", "vif", "nic", "extra_args",
+    "name", "kernel", "memory",	    "on_crash", "driver_domain", "disk",
+    "vif",  "nic",    "extra_args", "standby",	"watchdog_ms",	 "crash_limit",
 };
+
+/* The crash-recovery keys (docs/recovery.md): on_crash, standby = 0|1,
+ * watchdog_ms = N, crash_limit = "N/SECONDS". Prints why and returns
+ * -EINVAL on a bad value. */
+static int cfg_policy(const struct xlcfg *cfg, const char *on_crash, struct hv_policy_req *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->on_crash = !strcmp(on_crash, "restart")    ? HV_ON_CRASH_RESTART
+		      : !strcmp(on_crash, "preserve") ? HV_ON_CRASH_PRESERVE
+						      : HV_ON_CRASH_DESTROY;
+	const struct xlcfg_entry *e = xlcfg_get(cfg, "standby");
+	if (e) {
+		if (e->val.type != XLCFG_INT || (e->val.num != 0 && e->val.num != 1)) {
+			fprintf(stderr, "drvdom: line %d: standby must be 0 or 1\n", e->line);
+			return -EINVAL;
+		}
+		if (e->val.num && p->on_crash != HV_ON_CRASH_RESTART) {
+			fprintf(stderr,
+				"drvdom: line %d: standby = 1 needs on_crash = "
+				"\"restart\"\n",
+				e->line);
+			return -EINVAL;
+		}
+		p->standby = (uint8_t)e->val.num;
+	}
+	e = xlcfg_get(cfg, "watchdog_ms");
+	if (e) {
+		if (e->val.type != XLCFG_INT || e->val.num < 0 || e->val.num > 3600000 ||
+		    (e->val.num > 0 && e->val.num < 10)) {
+			fprintf(stderr,
+				"drvdom: line %d: watchdog_ms must be 0 (off) or 10..3600000\n",
+				e->line);
+			return -EINVAL;
+		}
+		p->watchdog_ms = (uint32_t)e->val.num;
+	}
+	e = xlcfg_get(cfg, "crash_limit");
+	if (e) {
+		unsigned n, secs;
+		char extra;
+		if (e->val.type != XLCFG_STRING ||
+		    sscanf(e->val.str, "%u/%u%c", &n, &secs, &extra) != 2 || n < 1 || n > 1000 ||
+		    secs < 1 || secs > 86400) {
+			fprintf(stderr,
+				"drvdom: line %d: crash_limit must be \"CRASHES/SECONDS\", e.g. "
+				"\"5/60\"\n",
+				e->line);
+			return -EINVAL;
+		}
+		p->max_restarts = n;
+		p->window_ms = secs * 1000u;
+	}
+	return 0;
+}
 
 static int cfg_string(const struct xlcfg *cfg, const char *key, const char **out)
 {
@@ -207,6 +262,9 @@ int tool_cmd_create(int argc, char **argv)
 		fprintf(stderr, "drvdom: on_crash must be 'destroy', 'restart' or 'preserve'\n");
 		goto out;
 	}
+	struct hv_policy_req policy;
+	if (cfg_policy(&cfg, on_crash, &policy))
+		goto out;
 	e = xlcfg_get(&cfg, "disk");
 	if (e && e->val.type != XLCFG_LIST) {
 		fprintf(stderr, "drvdom: line %d: disk must be a list: disk = [ '…' ]\n", e->line);
@@ -312,7 +370,8 @@ int tool_cmd_create(int argc, char **argv)
 				     .argv = args,
 				     .name = name,
 				     .memory = memory,
-				     .flags = driver ? HV_DOMF_DRIVER : 0};
+				     .flags = driver ? HV_DOMF_DRIVER : 0,
+				     .policy = &policy};
 	struct hv_create_rep cr;
 	int r = hvc_domctl_create(h, &ca, &cr);
 	if (r) {
@@ -390,6 +449,10 @@ static const char *state_name(uint16_t s)
 		return "dying";
 	case HV_DOM_DEAD:
 		return "dead";
+	case HV_DOM_RESTARTING:
+		return "restarting";
+	case HV_DOM_FAILED:
+		return "failed";
 	}
 	return "?";
 }

@@ -179,6 +179,7 @@ struct xsd_domain {
 	uint64_t gfn;
 	uint32_t port;
 	struct xsd_conn *conn; /* ring connection, if any */
+	bool restart_pending;  /* released for an hv restart: introduce the next instance */
 };
 struct xsd_domain *xsd_domain_get(uint16_t domid, bool create);
 /* Chown the domain's nodes to dom0 and drop its other ACL entries. */
@@ -222,6 +223,13 @@ const char *xsd_errno_name(int err);
  * connection, watches and transactions, chown its nodes to dom0, fire
  * @releaseDomain. Under xsd_store_lock. 0, -EINVAL or -ENOENT. */
 int xsd_domain_release(uint16_t domid);
+/* The same; keep_perms leaves the domain's nodes owned by it (the hv will
+ * restart it under the same domid: docs/recovery.md). */
+int xsd_domain_release_keep(uint16_t domid, bool keep_perms);
+/* XS_INTRODUCE's work (also run when the hv restarts a domain): connect
+ * its ring, fire @introduceDomain. Under xsd_store_lock. 0, -EEXIST (other
+ * page or port), -EINVAL, or the ring's error. */
+int xsd_domain_introduce(uint16_t domid, uint64_t gfn, uint32_t port);
 /* Hooks set by the ring transport when an hv is present. */
 extern int (*xsd_domain_connect)(struct xsd_domain *d);
 extern void (*xsd_domain_disconnect)(struct xsd_domain *d);

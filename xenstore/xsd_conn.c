@@ -397,7 +397,7 @@ static void xsd_fire_special(const char *name)
 	xsd_watch_fire(name, sp, *np, false);
 }
 
-static int xsd_introduce(uint16_t domid, uint64_t gfn, uint32_t port)
+int xsd_domain_introduce(uint16_t domid, uint64_t gfn, uint32_t port)
 {
 	if (domid == 0)
 		return -EINVAL;
@@ -421,6 +421,11 @@ static int xsd_introduce(uint16_t domid, uint64_t gfn, uint32_t port)
  * death. Under xsd_store_lock. */
 int xsd_domain_release(uint16_t domid)
 {
+	return xsd_domain_release_keep(domid, false);
+}
+
+int xsd_domain_release_keep(uint16_t domid, bool keep_perms)
+{
 	struct xsd_domain *d = xsd_domain_get(domid, false);
 	if (domid == 0)
 		return -EINVAL;
@@ -434,7 +439,8 @@ int xsd_domain_release(uint16_t domid)
 	}
 	if (xsd_domain_disconnect)
 		xsd_domain_disconnect(d);
-	xsd_domain_forget_perms(domid);
+	if (!keep_perms)
+		xsd_domain_forget_perms(domid);
 	xsd_fire_special("@releaseDomain");
 	return 0;
 }
@@ -472,7 +478,7 @@ static void xsd_do_domain(struct xsd_conn *c, const struct xsd_sockmsg *h, const
 		if (na != 3 || !*vec[1] || *e1 || !*vec[2] || *e2 || errno || port > 4095)
 			ret = -EINVAL;
 		else
-			ret = xsd_introduce(domid, gfn, (uint32_t)port);
+			ret = xsd_domain_introduce(domid, gfn, (uint32_t)port);
 	} else if (h->type == XS_RELEASE) {
 		ret = na == 1 ? xsd_domain_release(domid) : -EINVAL;
 	} else if (h->type == XS_RESUME) {

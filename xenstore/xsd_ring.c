@@ -6,17 +6,20 @@
 // to its store port and publishes a connection whose transport is the page's
 // xenstore_domain_interface. One ring thread waits (epoll) on every bound
 // port's eventfd, on the hv socket (async events: domain exit becomes
-// @releaseDomain) and on a wake eventfd, and every 100 ms looks at every ring
-// anyway so a lost notification only costs latency. Indices are free-running
-// u32s; a producer more than XENSTORE_RING_SIZE ahead of its consumer is an
-// attack and drops that connection only. Replies are copied into the
-// response ring by whichever thread queues them (under the connection's
-// output lock); requests are copied out of the request ring before they are
-// parsed, so the domain cannot change them afterwards.
+// @releaseDomain, a restarted domain is introduced again at once, a failed
+// one gets drvdom/state = failed: docs/recovery.md) and on a wake eventfd,
+// and every 100 ms looks at every ring anyway so a lost notification only
+// costs latency. Indices are free-running u32s; a producer more than
+// XENSTORE_RING_SIZE ahead of its consumer is an attack and drops that
+// connection only. Replies are copied into the response ring by whichever
+// thread queues them (under the connection's output lock); requests are
+// copied out of the request ring before they are parsed, so the domain
+// cannot change them afterwards.
 #include "xenstore/xsd.h"
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -218,13 +221,80 @@ static void xsd_ring_disconnect(struct xsd_domain *d)
 static void xsd_ring_domain_exit(void *arg, const struct hv_evt_domain_exit *e)
 {
 	(void)arg;
+	/* A domain the hv restarts keeps its identity, so its nodes stay its
+	 * own; only the connection, watches and transactions go. */
+	bool restart = e->reason & HV_EXIT_F_RESTART;
 	pthread_mutex_lock(&xsd_store_lock);
 	rcu_read_lock();
-	int ret = xsd_domain_release(e->domid);
+	int ret = xsd_domain_release_keep(e->domid, restart);
+	/* Only a domain that was introduced is introduced again (or one whose
+	 * previous instance died before it could be). */
+	struct xsd_domain *d = xsd_domain_get(e->domid, false);
+	if (d)
+		d->restart_pending = restart && (ret == 0 || d->restart_pending);
 	rcu_read_unlock();
 	pthread_mutex_unlock(&xsd_store_lock);
 	if (ret == 0)
-		log_info("domain %u (%s) exited: released", e->domid, e->name);
+		log_info("domain %u (%s) exited: released%s", e->domid, e->name,
+			 restart ? " (restart follows)" : "");
+}
+
+/* Output of the internal dom0 connection goes nowhere. */
+static void xsd_ring_null_flush(struct xsd_conn *c)
+{
+	struct xsd_buf *b;
+	while ((b = c->out_head)) {
+		c->out_bytes -= b->len - b->off;
+		b->off = b->len;
+		xsd_conn_sent(c, b);
+	}
+}
+static void xsd_ring_null_kill(struct xsd_conn *c)
+{
+	(void)c;
+}
+static const struct xsd_transport xsd_ring_null_tp = {xsd_ring_null_flush, xsd_ring_null_kill};
+static struct xsd_conn *xsd_ring_self; /* dom0: writes made on the hv's behalf */
+
+static void xsd_ring_domain_restarted(void *arg, const struct hv_evt_domain_restarted *e)
+{
+	(void)arg;
+	pthread_mutex_lock(&xsd_store_lock);
+	rcu_read_lock();
+	struct xsd_domain *d = xsd_domain_get(e->domid, false);
+	bool want = d && d->restart_pending;
+	/* -EINVAL: that instance is already gone (the hv's start info no
+	 * longer matches); its exit follows, and the next restart is
+	 * introduced instead. */
+	int ret = want ? xsd_domain_introduce(e->domid, e->store_frame, e->store_port) : 0;
+	if (want && !ret)
+		d->restart_pending = false;
+	rcu_read_unlock();
+	pthread_mutex_unlock(&xsd_store_lock);
+	if (!want)
+		return;
+	if (ret)
+		log_warn("domain %u (%s) restarted: introduce failed: %s", e->domid, e->name,
+			 strerror(-ret));
+	else
+		log_info("domain %u (%s) restarted (%u): introduced again", e->domid, e->name,
+			 e->restarts);
+}
+
+static void xsd_ring_domain_failed(void *arg, const struct hv_evt_domain_failed *e)
+{
+	(void)arg;
+	char path[64];
+	snprintf(path, sizeof(path), "/local/domain/%u/drvdom/state", e->domid);
+	/* Created by dom0 below /local/domain/D: it inherits that node's
+	 * permissions, so whoever could read the domain's home reads it.
+	 * xsd_op_write takes the store lock itself. */
+	int ret = xsd_op_write(xsd_ring_self, NULL, path, "failed", 6);
+	if (ret)
+		log_warn("domain %u (%s) failed: %s: %s", e->domid, e->name, path, strerror(-ret));
+	else
+		log_warn("domain %u (%s) failed after %u restarts: %s = failed", e->domid, e->name,
+			 e->restarts, path);
 }
 
 /* Every ring: service the live ones, close the dead ones. */
@@ -286,7 +356,10 @@ int xsd_ring_init(const char *hv_socket)
 	ret = hvc_domctl_subscribe(xsd_hv);
 	if (ret)
 		return ret;
+	xsd_ring_self = xsd_conn_new(0, &xsd_ring_null_tp, NULL);
 	hvc_set_domain_exit_cb(xsd_hv, xsd_ring_domain_exit, NULL);
+	hvc_set_domain_restarted_cb(xsd_hv, xsd_ring_domain_restarted, NULL);
+	hvc_set_domain_failed_cb(xsd_hv, xsd_ring_domain_failed, NULL);
 	xsd_ring_ep = epoll_create1(EPOLL_CLOEXEC);
 	xsd_ring_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (xsd_ring_ep < 0 || xsd_ring_wake < 0)
