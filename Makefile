@@ -53,7 +53,9 @@ TEST_BINS :=       # helper programs for tests in build/tests/bin (static)
 UNIT_SUITES :=     # tests/unit/check_$(s).c defines Suite *$(s)_suite(void)
 INTEG_SUITES :=    # tests/integration/check_$(s).c, same convention
 BENCH_CMDS :=      # commands `make bench` runs, in order
-INSTALL_HEADERS := # headers installed under include/drvdom
+INSTALL_LIBS := drvdom xenstore # the libraries other programs may link
+INSTALL_HEADERS := # headers installed under include/drvdom/, keeping their dir
+INSTALL_HEADERS_FLAT := # headers installed in include/drvdom/ itself
 
 include $(sort $(wildcard */*.mk */*/*.mk))
 
@@ -162,8 +164,9 @@ bench: all
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/drvdom
 	install -m 0755 $(foreach b,$(BINS) $(STATIC_BINS),$(BUILD)/bin/$(call binout,$(b))) $(DESTDIR)$(PREFIX)/bin/
-	$(if $(LIBS_A),install -m 0644 $(foreach l,$(LIBS_A),$(BUILD)/lib/lib$(l).a) $(DESTDIR)$(PREFIX)/lib/)
-	$(if $(INSTALL_HEADERS),install -m 0644 $(INSTALL_HEADERS) $(DESTDIR)$(PREFIX)/include/drvdom/)
+	install -m 0644 $(foreach l,$(INSTALL_LIBS),$(BUILD)/lib/lib$(l).a) $(DESTDIR)$(PREFIX)/lib/
+	$(foreach h,$(INSTALL_HEADERS),install -D -m 0644 $(h) $(DESTDIR)$(PREFIX)/include/drvdom/$(h);)
+	$(if $(INSTALL_HEADERS_FLAT),install -m 0644 $(INSTALL_HEADERS_FLAT) $(DESTDIR)$(PREFIX)/include/drvdom/)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -4,7 +4,7 @@ LIBS_A += xsd xenstore
 xsd_SRCS := xenstore/xsd_store.c xenstore/xsd_watch.c xenstore/xsd_conn.c
 xenstore_SRCS := xenstore/xs.c xenstore/xs_ring.c
 
-INSTALL_HEADERS += xenstore/include/xenstore.h xenstore/include/xenstore_lib.h
+INSTALL_HEADERS_FLAT += xenstore/include/xenstore.h xenstore/include/xenstore_lib.h
 
 BINS += drvdom-xenstored
 drvdom-xenstored_SRCS := xenstore/xsd_main.c xenstore/xsd_ring.c
