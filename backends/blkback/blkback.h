@@ -36,6 +36,10 @@
 #define BLKBACK_PGRANTS_MAX 1056u
 /* Requests taken from one ring before their grants are mapped in one batch. */
 #define BLKBACK_BATCH 32u
+/* Stats ticks between two looks at the xenstore without a watch event. */
+#define BLKBACK_RESCAN_TICKS 6u
+/* Threads of the fallback I/O pool (blkback_pool.c). */
+#define BLKBACK_IO_THREADS 4u
 /* Rings whose responses wait for one push per round. */
 #define BLKBACK_DIRTY_MAX 64u
 /* Sectors are 512 bytes on the wire; the disk's own are published apart. */
@@ -111,8 +115,10 @@ struct blkback_req {
 	struct blkif_seg *segs; /* copies (inline or from indirect pages) */
 	struct blkif_seg inline_segs[BLKIF_MAX_SEGMENTS_PER_REQUEST];
 	struct iovec *iov;
-	gnt_handle_t *handles; /* per-request mappings to undo */
-	unsigned first_op;     /* index of its first op in the batch */
+	gnt_handle_t *handles;	  /* per-request mappings to undo */
+	unsigned first_op;	  /* index of its first op in the batch */
+	struct blkback_req *next; /* the thread pool's lists */
+	int res;		  /* the thread pool's result */
 };
 
 /* drvdom-crash-at kinds (docs/blkback.md "Crash points"). */
@@ -132,10 +138,14 @@ struct blkback {
 	char vbd_path[96];
 	struct blkback_dev *devs;
 	struct io_uring uring;
+	bool uring_up;
+	bool io_threads;	   /* --io-threads: the pool, not io_uring */
+	struct blkback_pool *pool; /* the fallback I/O threads, or NULL */
 	int uring_efd;
 	unsigned uring_pending; /* SQEs prepared, not yet submitted */
 	int wake_fd;		/* port handlers in other threads wake the loop */
 	int timer_fd;		/* stats */
+	unsigned ticks;		/* of timer_fd */
 	pthread_t loop_thread;
 	struct blkback_crash crash;
 	struct blkback_ring *dirty[BLKBACK_DIRTY_MAX]; /* rings with unpushed responses */
@@ -180,5 +190,12 @@ void blkback_io_finish(struct blkback *bb, struct blkback_req *const *done, cons
 void blkback_io_flush(struct blkback *bb);
 int blkback_io_reap(struct blkback *bb);
 void blkback_io_drain_ring(struct blkback *bb, struct blkback_ring *r);
+
+/* blkback_pool.c */
+struct blkback_pool;
+int blkback_pool_start(struct blkback *bb, unsigned nthreads);
+void blkback_pool_stop(struct blkback *bb);
+void blkback_pool_submit(struct blkback *bb, struct blkback_req *q);
+unsigned blkback_pool_take(struct blkback *bb, struct blkback_req **done, int *res, unsigned max);
 
 #endif

@@ -13,12 +13,14 @@
 // when the kernel has completion work pending), and an eventfd registered
 // with the io_uring wakes the loop when it sleeps. The loop thread never
 // waits for the disk except while tearing a ring down
-// (blkback_io_drain_ring).
+// (blkback_io_drain_ring). Where the host refuses io_uring, or with
+// --io-threads, a small thread pool does the same (blkback_pool.c).
 #include "backends/blkback/blkback.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -47,7 +49,7 @@ static int io_poll(void *arg, unsigned flags)
 	return blkback_io_reap(arg) > 0;
 }
 
-int blkback_io_init(struct blkback *bb)
+static int io_uring_start(struct blkback *bb)
 {
 	struct io_uring_params p = {.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN |
 					     IORING_SETUP_TASKRUN_FLAG,
@@ -60,27 +62,45 @@ int blkback_io_init(struct blkback *bb)
 	}
 	if (r < 0)
 		return r;
-	bb->uring_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (bb->uring_efd < 0) {
-		r = -errno;
-		goto fail_uring;
-	}
 	r = io_uring_register_eventfd(&bb->uring, bb->uring_efd);
-	if (r < 0)
-		goto fail_efd;
+	if (r < 0) {
+		io_uring_queue_exit(&bb->uring);
+		return r;
+	}
+	bb->uring_up = true;
+	return 0;
+}
+
+int blkback_io_init(struct blkback *bb)
+{
+	bb->uring_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (bb->uring_efd < 0)
+		return -errno;
+	int r = bb->io_threads ? -ENOSYS : io_uring_start(bb);
+	if (r) {
+		if (!bb->io_threads)
+			log_warn("io_uring unavailable (%s): disk I/O on %u threads instead",
+				 strerror(-r), BLKBACK_IO_THREADS);
+		r = blkback_pool_start(bb, BLKBACK_IO_THREADS);
+		if (r)
+			goto fail_efd;
+	}
 	r = evloop_add_fd(bb->loop, bb->uring_efd, EPOLLIN, io_ready, bb);
 	if (r < 0)
-		goto fail_efd;
+		goto fail_io;
 	r = evloop_add_poller(bb->loop, io_poll, bb);
 	if (r < 0)
 		goto fail_fd;
 	return 0;
 fail_fd:
 	evloop_del_fd(bb->loop, bb->uring_efd);
+fail_io:
+	if (bb->uring_up)
+		io_uring_queue_exit(&bb->uring);
+	bb->uring_up = false;
+	blkback_pool_stop(bb);
 fail_efd:
 	close(bb->uring_efd);
-fail_uring:
-	io_uring_queue_exit(&bb->uring);
 	return r;
 }
 
@@ -88,8 +108,11 @@ void blkback_io_fini(struct blkback *bb)
 {
 	evloop_del_poller(bb->loop, io_poll, bb);
 	evloop_del_fd(bb->loop, bb->uring_efd);
+	if (bb->uring_up)
+		io_uring_queue_exit(&bb->uring);
+	bb->uring_up = false;
+	blkback_pool_stop(bb);
 	close(bb->uring_efd);
-	io_uring_queue_exit(&bb->uring);
 }
 
 /* Expected result of a request's I/O: bytes for reads and writes, 0 else. */
@@ -124,6 +147,15 @@ int blkback_io_try_inline(struct blkback *bb, struct blkback_req *q)
 
 int blkback_io_submit(struct blkback *bb, struct blkback_req *q)
 {
+	if (bb->pool) {
+		if (q->io_op > BLKIF_OP_DISCARD)
+			return -EINVAL;
+		struct blkback_stats *st = &q->ring->st;
+		if (++st->inflight > st->inflight_max)
+			st->inflight_max = st->inflight;
+		blkback_pool_submit(bb, q);
+		return 0;
+	}
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&bb->uring);
 	if (!sqe) {
 		blkback_io_flush(bb);
@@ -163,7 +195,7 @@ int blkback_io_submit(struct blkback *bb, struct blkback_req *q)
 
 void blkback_io_flush(struct blkback *bb)
 {
-	if (!bb->uring_pending)
+	if (!bb->uring_pending || !bb->uring_up)
 		return;
 	int r = io_uring_submit(&bb->uring);
 	if (r < 0 && r != -EAGAIN && r != -EBUSY && r != -EINTR)
@@ -218,6 +250,19 @@ int blkback_io_reap(struct blkback *bb)
 {
 	struct io_uring_cqe *cqes[BLKBACK_REAP_MAX];
 	int total = 0;
+	if (bb->pool) {
+		struct blkback_req *done[BLKBACK_REAP_MAX];
+		int res[BLKBACK_REAP_MAX];
+		unsigned n;
+		while ((n = blkback_pool_take(bb, done, res, BLKBACK_REAP_MAX)) > 0) {
+			for (unsigned i = 0; i < n; i++)
+				done[i]->ring->st.inflight--;
+			blkback_io_finish(bb, done, res, n);
+			total += (int)n;
+		}
+		blkback_push_responses(bb);
+		return total;
+	}
 	for (;;) {
 		unsigned n = io_uring_peek_batch_cqe(&bb->uring, cqes, BLKBACK_REAP_MAX);
 		if (n == 0)
@@ -241,6 +286,13 @@ int blkback_io_reap(struct blkback *bb)
 void blkback_io_drain_ring(struct blkback *bb, struct blkback_ring *r)
 {
 	blkback_io_flush(bb);
+	while (r->st.inflight > 0 && bb->pool) {
+		struct pollfd pfd = {bb->uring_efd, POLLIN, 0};
+		(void)poll(&pfd, 1, 100);
+		uint64_t v;
+		(void)!read(bb->uring_efd, &v, sizeof(v));
+		blkback_io_reap(bb);
+	}
 	while (r->st.inflight > 0) {
 		struct io_uring_cqe *cqe;
 		int e = io_uring_wait_cqe(&bb->uring, &cqe);

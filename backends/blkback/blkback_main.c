@@ -178,12 +178,22 @@ static void timer_ready(void *arg, int fd, uint32_t events)
 	(void)!read(fd, &v, sizeof(v));
 	for (struct blkback_dev *d = bb->devs; d; d = d->next)
 		blkback_stats_publish(d, false);
+	/* A safety net under the watches: every few seconds look at the
+	 * directories and the frontends' states as if a watch had fired (each
+	 * transition function acts only on a change), so a lost or late
+	 * event costs a delay, never a device. */
+	if (++bb->ticks % BLKBACK_RESCAN_TICKS == 0) {
+		blkback_scan(bb);
+		for (struct blkback_dev *d = bb->devs; d; d = d->next)
+			if (d->fe_watched)
+				blkback_frontend_changed(d);
+	}
 }
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: drvdom-blkback [--crash-at request:N|mid-batch:N|"
-			"before-publish:N|after-io:N] [--no-inline-io]\n"
+			"before-publish:N|after-io:N] [--no-inline-io] [--io-threads]\n"
 			"A driver domain kernel: started by drvdom-hv (drvdom create with\n"
 			"kernel = \"drvdom-blkback\", driver_domain = 1), not by hand.\n");
 }
@@ -200,6 +210,8 @@ int main(int argc, char **argv)
 			crash = argv[++i];
 		} else if (!strncmp(argv[i], "--crash-at=", 11)) {
 			crash = argv[i] + 11;
+		} else if (!strcmp(argv[i], "--io-threads")) {
+			bb->io_threads = true; /* the fallback thread pool, not io_uring */
 		} else if (!strcmp(argv[i], "--no-inline-io")) {
 			bb->no_inline_io = true; /* tests: every read/write via io_uring */
 		} else {
@@ -225,7 +237,7 @@ int main(int argc, char **argv)
 	if (!bb->xs)
 		die("xs_open");
 	if ((r = blkback_io_init(bb)))
-		die_err(-r, "io_uring setup");
+		die_err(-r, "disk I/O setup");
 
 	bb->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (bb->wake_fd < 0)

@@ -3,7 +3,8 @@
 # suite.
 STATIC_BINS += drvdom-blkback
 drvdom-blkback_SRCS := backends/blkback/blkback_main.c backends/blkback/blkback_xenbus.c \
-	backends/blkback/blkback_ring.c backends/blkback/blkback_io.c
+	backends/blkback/blkback_ring.c backends/blkback/blkback_io.c \
+	backends/blkback/blkback_pool.c
 drvdom-blkback_DEPLIBS := xenstore drvdom
 drvdom-blkback_LIBS := -luring
 

@@ -484,6 +484,23 @@ START_TEST(test_bad_handshakes)
 }
 END_TEST
 
+/* The fallback I/O path (a thread pool, for hosts that refuse io_uring)
+ * with every feature of the good path. */
+START_TEST(test_good_io_threads)
+{
+	env_up();
+	create_blkdom("extra_args = [ '--no-inline-io', '--io-threads' ]");
+	make_disk("g1.img", 8);
+	char disks[512];
+	snprintf(disks, sizeof(disks), "'target=%s/g1.img, vdev=xvda, access=rw, backend=blkdom'",
+		 run);
+	create_guest("g1", "good", disks);
+	assert_result_ok("g1", 30000);
+	T_ASSERT(disk_has_pattern("g1.img", 51712), "g1's writes are in g1.img");
+	env_down();
+}
+END_TEST
+
 /* The malicious frontend against one disk read-write and one read-only,
  * while another guest keeps doing verified I/O on the same blkdom. */
 START_TEST(test_evil_frontend)
@@ -613,6 +630,7 @@ Suite *blkback_suite(void)
 	TCase *tc = tcase_create("blkback");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_good_two_guests);
+	tcase_add_test(tc, test_good_io_threads);
 	tcase_add_test(tc, test_leftover_backend_dir);
 	tcase_add_test(tc, test_bad_handshakes);
 	tcase_add_test(tc, test_offline_releases_disk);
