@@ -477,6 +477,9 @@ static int req_fit(struct blkfront *bf, struct bf_req *r)
 	 * split off it carry at most the inline segments. */
 	if (!r->nind && ms > BLKIF_MAX_SEGMENTS_PER_REQUEST)
 		ms = BLKIF_MAX_SEGMENTS_PER_REQUEST;
+	if (r->nsegs > ms)
+		log_info("vbd %u: request of %u segments split for this backend (%u per request)",
+			 bf->devid, r->nsegs, ms);
 	while (r->nsegs > ms) {
 		struct bf_req *n = shadow_alloc(bf);
 		if (!n)

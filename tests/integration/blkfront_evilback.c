@@ -16,7 +16,10 @@
 //   jump     moves the response producer index far past the requests sent:
 //            blkfront must reset the connection (Closing), not crash; the
 //            backend then closes and offers a new handshake
-// After its one misbehaviour it serves correctly, so the client must see
+// A third argument "fewer" makes the first instance offer persistent grants
+// and 64 indirect segments and the restarted one neither (blkfront must
+// re-encode and split what it replays). After its one misbehaviour it
+// serves correctly, so the client must see
 // every request answered correctly: only latency. Single-threaded polling
 // loop: simple, and fast enough for a test.
 #include <errno.h>
@@ -63,6 +66,8 @@ static struct {
 	unsigned served;
 	uint64_t last_ok_id;
 	uint8_t last_ok_op;
+	bool fewer, offer_indirect;
+	unsigned indirect_served;
 } eb;
 
 static char *rd(const char *dir, const char *key)
@@ -106,7 +111,12 @@ static void init_wait(void)
 	wr("feature-flush-cache", "1");
 	wr("max-ring-page-order", "0");
 	wr("multi-queue-max-queues", "1");
-	wr("feature-persistent", "0");
+	/* With "fewer": the first instance offers indirect segments and
+	 * persistent grants, the restarted one neither, so blkfront must
+	 * re-encode (and split) what it replays. */
+	eb.offer_indirect = eb.fewer && !eb.misbehaved;
+	wr("feature-persistent", eb.offer_indirect ? "1" : "0");
+	wr("feature-max-indirect-segments", eb.offer_indirect ? "64" : "0");
 	set_state(XENBUS_STATE_INIT_WAIT);
 }
 
@@ -125,7 +135,8 @@ static void drop_rings(void)
 
 static void restart(const char *why)
 {
-	log_info("acting restarted (%s) after %u requests", why, eb.served);
+	log_info("acting restarted (%s) after %u requests (%u indirect)", why, eb.served,
+		 eb.indirect_served);
 	drop_rings();
 	eb.misbehaved = true;
 	set_state(XENBUS_STATE_INITIALISING);
@@ -182,17 +193,12 @@ static void xenbus_step(void)
 	}
 }
 
-static int16_t do_io(const struct blkif_req *rq)
+/* Read or write nsegs segments from sector on. */
+static int16_t do_segs(bool wr_op, uint64_t sector, const struct blkif_seg *segs, unsigned nsegs)
 {
-	if (rq->operation == BLKIF_OP_FLUSH_DISKCACHE)
-		return fdatasync(eb.disk) ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY;
-	if (rq->operation != BLKIF_OP_READ && rq->operation != BLKIF_OP_WRITE)
-		return BLKIF_RSP_EOPNOTSUPP;
-	if (rq->nr_segments == 0 || rq->nr_segments > BLKIF_MAX_SEGMENTS_PER_REQUEST)
-		return BLKIF_RSP_ERROR;
-	uint64_t off = rq->sector_number * 512u;
-	for (unsigned i = 0; i < rq->nr_segments; i++) {
-		const struct blkif_seg *s = &rq->seg[i];
+	uint64_t off = sector * 512u;
+	for (unsigned i = 0; i < nsegs; i++) {
+		const struct blkif_seg *s = &segs[i];
 		if (s->first_sect > s->last_sect || s->last_sect > 7)
 			return BLKIF_RSP_ERROR;
 		size_t len = (size_t)(s->last_sect - s->first_sect + 1) * 512u;
@@ -200,7 +206,6 @@ static int16_t do_io(const struct blkif_req *rq)
 			return BLKIF_RSP_ERROR;
 		void *page;
 		gnt_handle_t hd;
-		bool wr_op = rq->operation == BLKIF_OP_WRITE;
 		if (gnt_map(eb.h, eb.fe_id, s->gref, wr_op ? GNTMAP_readonly : 0, &page, &hd))
 			return BLKIF_RSP_ERROR;
 		char *p = (char *)page + s->first_sect * 512u;
@@ -212,6 +217,35 @@ static int16_t do_io(const struct blkif_req *rq)
 		off += len;
 	}
 	return BLKIF_RSP_OKAY;
+}
+
+static int16_t do_io(const union blkif_req_slot *slot)
+{
+	const struct blkif_req *rq = &slot->rw;
+	if (rq->operation == BLKIF_OP_FLUSH_DISKCACHE)
+		return fdatasync(eb.disk) ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY;
+	if (rq->operation == BLKIF_OP_INDIRECT && eb.offer_indirect) {
+		const struct blkif_req_indirect *ir = &slot->indirect;
+		unsigned n = ir->nr_segments;
+		if (n == 0 || n > BLKIF_SEGS_PER_INDIRECT_FRAME ||
+		    (ir->indirect_op != BLKIF_OP_READ && ir->indirect_op != BLKIF_OP_WRITE))
+			return BLKIF_RSP_ERROR;
+		void *page;
+		gnt_handle_t hd;
+		if (gnt_map(eb.h, eb.fe_id, ir->indirect_grefs[0], GNTMAP_readonly, &page, &hd))
+			return BLKIF_RSP_ERROR;
+		static struct blkif_seg segs[BLKIF_SEGS_PER_INDIRECT_FRAME];
+		memcpy(segs, page, n * sizeof(*segs)); /* copy, then check */
+		gnt_unmap(eb.h, hd);
+		eb.indirect_served++;
+		return do_segs(ir->indirect_op == BLKIF_OP_WRITE, ir->sector_number, segs, n);
+	}
+	if (rq->operation != BLKIF_OP_READ && rq->operation != BLKIF_OP_WRITE)
+		return BLKIF_RSP_EOPNOTSUPP;
+	if (rq->nr_segments == 0 || rq->nr_segments > BLKIF_MAX_SEGMENTS_PER_REQUEST)
+		return BLKIF_RSP_ERROR;
+	return do_segs(rq->operation == BLKIF_OP_WRITE, rq->sector_number, rq->seg,
+		       rq->nr_segments);
 }
 
 static void respond(uint64_t id, uint8_t op, int16_t st)
@@ -242,7 +276,10 @@ static bool serve(void)
 			break;
 		}
 		work = true;
-		if (!eb.misbehaved && eb.served >= eb.k && eb.mode != M_GOOD) {
+		/* With "fewer", misbehave on an indirect request, so that what is
+		 * replayed needs re-encoding. */
+		bool due = eb.served >= eb.k && (!eb.fewer || rq.operation == BLKIF_OP_INDIRECT);
+		if (!eb.misbehaved && due && eb.mode != M_GOOD) {
 			if (eb.mode == M_RESTART) {
 				/* Hold it (and everything queued): never answered. */
 				restart("held requests");
@@ -278,7 +315,7 @@ static bool serve(void)
 				return true;
 			}
 		}
-		int16_t st = do_io(&rq.rw);
+		int16_t st = do_io(&rq);
 		respond(rq.rw.id, rq.operation, st);
 		eb.last_ok_id = rq.rw.id;
 		eb.last_ok_op = rq.operation;
@@ -350,6 +387,7 @@ int main(int argc, char **argv)
 		  : !strcmp(m, "jump")	 ? M_JUMP
 					 : M_GOOD;
 	eb.k = argc > 2 ? (unsigned)atoi(argv[2]) : 20;
+	eb.fewer = argc > 3 && !strcmp(argv[3], "fewer");
 	eb.disk = -1;
 	int r = hvc_open_domain(&eb.h);
 	if (r)

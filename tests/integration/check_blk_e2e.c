@@ -285,7 +285,7 @@ static void setup(void)
 
 /* The guest against blkfront_evilback in MODE (misbehaving after K
  * requests) instead of drvdom-blkback, one disk. */
-static void setup_evil(const char *mode)
+static void setup_evil(const char *mode, const char *extra)
 {
 	const char *build = getenv("DRVDOM_BUILD");
 	ck_assert_msg(build, "DRVDOM_BUILD is not set");
@@ -305,8 +305,8 @@ static void setup_evil(const char *mode)
 	snprintf(
 	    text, sizeof(text),
 	    "name = \"blkdom\"\ndriver_domain = 1\nkernel = \"%s/tests/bin/blkfront_evilback\"\n"
-	    "extra_args = [ \"%s\", \"40\" ]\n",
-	    build, mode);
+	    "extra_args = [ \"%s\", \"40\", \"%s\" ]\n",
+	    build, mode, extra);
 	write_text(cfg, text);
 	ck_assert_int_eq(drvdom("create", cfg), 0);
 	char disks[512];
@@ -319,17 +319,22 @@ static void setup_evil(const char *mode)
 
 static void setup_evil_restart(void)
 {
-	setup_evil("restart");
+	setup_evil("restart", "");
+}
+
+static void setup_evil_fewer(void)
+{
+	setup_evil("restart", "fewer");
 }
 
 static void setup_evil_badrsp(void)
 {
-	setup_evil("badrsp");
+	setup_evil("badrsp", "");
 }
 
 static void setup_evil_jump(void)
 {
-	setup_evil("jump");
+	setup_evil("jump", "");
 }
 
 static void teardown(void)
@@ -889,11 +894,11 @@ START_TEST(test_loadgen)
 }
 END_TEST
 
-/* Does the guest's console log hold `what`? */
-static bool guest_logged(const char *what)
+/* Does a domain's console log hold `what`? */
+static bool dom_logged(const char *dom, const char *what)
 {
 	char p[PATH_MAX], line[1024];
-	snprintf(p, sizeof(p), "%s/console/guest1.log", fx.dir);
+	snprintf(p, sizeof(p), "%s/console/%s.log", fx.dir, dom);
 	FILE *f = fopen(p, "r");
 	if (!f)
 		return false;
@@ -936,7 +941,7 @@ static void evil_workload(const char *const *expect_logged, int nlogged)
 	ck_assert_msg(run(cmp, NULL, 0) == 0, "the disk differs from the expected image");
 	free(expect);
 	for (int i = 0; i < nlogged; i++)
-		ck_assert_msg(guest_logged(expect_logged[i]), "the guest never logged '%s'",
+		ck_assert_msg(dom_logged("guest1", expect_logged[i]), "the guest never logged '%s'",
 			      expect_logged[i]);
 	ck_assert_int_gt(domain_pid("drvdom-guest"), 0);
 }
@@ -948,6 +953,21 @@ START_TEST(test_evil_restart_replay)
 {
 	const char *logged[] = {"requests kept for replay", "replaying"};
 	evil_workload(logged, 2);
+}
+END_TEST
+
+/* The first instance took persistent grants and indirect requests; the
+ * restarted one takes neither: the replayed requests are re-encoded inline
+ * with per-request grants, the large ones split. */
+START_TEST(test_evil_restart_fewer_features)
+{
+	const char *logged[] = {"requests kept for replay", "replaying",
+				"64 segments per request, persistent grants, indirect",
+				"11 segments per request, flush", "split for this backend"};
+	evil_workload(logged, 5);
+	ck_assert_msg(dom_logged("blkdom", "acting restarted"), "blkdom never restarted");
+	ck_assert_msg(!dom_logged("blkdom", "(0 indirect)"),
+		      "no indirect request reached the first instance");
 }
 END_TEST
 
@@ -994,6 +1014,7 @@ Suite *blk_e2e_suite(void)
 		const TTest *test;
 	} evil[] = {
 	    {"evil-restart", setup_evil_restart, test_evil_restart_replay},
+	    {"evil-fewer", setup_evil_fewer, test_evil_restart_fewer_features},
 	    {"evil-badrsp", setup_evil_badrsp, test_evil_bad_responses},
 	    {"evil-jump", setup_evil_jump, test_evil_index_jump},
 	};
