@@ -303,6 +303,7 @@ int hv_domctl_create(struct hv_conn *c, const struct hv_create_req *req,
 	struct hv_dom *d = rec->dom;
 	log_info("domain %u (%s): created, pid %d, kernel %s", d->domid, d->name, (int)d->pid,
 		 kernel);
+	hv_rec_timer(); /* the policy's deadlines (watchdog, standby spare) */
 	rep->domid = d->domid;
 	rep->store_port = d->store_port;
 	rep->store_frame = d->store_frame;

@@ -505,7 +505,7 @@ void hv_rec_timer(void)
 				hv_min(&next, rec->restart_at_ns);
 			}
 		}
-		if (rec->spare_at_ns && rec->state == HV_DOM_RUNNING) {
+		if (rec->spare_at_ns && rec->dom && rec->state == HV_DOM_RUNNING) {
 			if (rec->spare_at_ns <= now) {
 				hv_rec_start_spare(rec);
 				now = hv_now_ns();

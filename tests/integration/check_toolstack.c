@@ -112,6 +112,51 @@ START_TEST(config_errors_are_clear)
 }
 END_TEST
 
+/* The crash-recovery keys (docs/recovery.md): bad values are refused; a
+ * restart policy with a watchdog and a standby spare keeps a killed driver
+ * domain coming back, and `drvdom list` counts it. */
+START_TEST(crash_policy_keys)
+{
+	SH_OK("drvdom up");
+	char cfg[4096];
+	static const struct {
+		const char *body, *msg;
+	} bad[] = {
+	    {"standby = 1\n", "standby = 1 needs on_crash = \"restart\""},
+	    {"on_crash = \"restart\"\nstandby = 2\n", "standby must be 0 or 1"},
+	    {"watchdog_ms = 5\n", "watchdog_ms must be 0 (off) or 10..3600000"},
+	    {"crash_limit = \"5\"\n", "crash_limit must be"},
+	    {"crash_limit = \"0/60\"\n", "crash_limit must be"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(cfg, sizeof(cfg), "name = \"g\"\nkernel = \"%s/tool_sleeper\"\n%s", T.tbin,
+			 bad[i].body);
+		tt_file(&T, "bad.cfg", cfg);
+		SH_FAILS_WITH(bad[i].msg, "drvdom create %s/bad.cfg", T.run);
+	}
+	snprintf(cfg, sizeof(cfg),
+		 "name = \"drv\"\ndriver_domain = 1\nkernel = \"%s/dom_recover\"\n"
+		 "on_crash = \"restart\"\nstandby = 1\nwatchdog_ms = 200\ncrash_limit = \"3/60\"\n",
+		 T.tbin);
+	tt_file(&T, "drv.cfg", cfg);
+	SH_OK("drvdom create %s/drv.cfg", T.run);
+	usleep(600000); /* 3 watchdog periods: the library heartbeats */
+	SH_OK("drvdom list | awk '$2 == \"drv\" {print $4, $6}'");
+	ck_assert_str_eq(T.out, "running 0\n");
+	SH_OK("drvdom kill drv");
+	for (int i = 0; i < 100; i++) {
+		SH_OK("drvdom list | awk '$2 == \"drv\" {print $4, $6}'");
+		if (!strcmp(T.out, "running 1\n"))
+			break;
+		usleep(20000);
+	}
+	ck_assert_str_eq(T.out, "running 1\n");
+	SH_OK("drvdom destroy drv");
+	SH_OK("drvdom list");
+	ck_assert_msg(!strstr(T.out, " drv "), "drv left after destroy: %s", T.out);
+}
+END_TEST
+
 START_TEST(create_writes_xen_layout_and_destroy_removes_it)
 {
 	SH_OK("drvdom up");
@@ -222,6 +267,7 @@ Suite *toolstack_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, up_down_idempotent_and_clean);
 	tcase_add_test(tc, config_errors_are_clear);
+	tcase_add_test(tc, crash_policy_keys);
 	tcase_add_test(tc, create_writes_xen_layout_and_destroy_removes_it);
 	tcase_add_test(tc, network_plumbing);
 	suite_add_tcase(s, tc);

@@ -70,6 +70,7 @@ static const struct fixed_case fixed[] = {
     {HV_OP_DOMCTL_REVOKE_DEVICE, sizeof(struct hv_assign_device_req), 0},
     {HV_OP_DOMCTL_LIST, 0, 0},
     {HV_OP_DOMCTL_SUBSCRIBE, 0, 0},
+    {HV_OP_DOMCTL_SET_POLICY, sizeof(struct hv_policy_req), 0},
 };
 #define NFIXED (sizeof(fixed) / sizeof(fixed[0]))
 
@@ -106,6 +107,7 @@ START_TEST(test_dom0_only_flags)
 	ck_assert(!hv_call_desc(HV_OP_GNT_MAP)->dom0_only);
 	ck_assert(hv_call_desc(HV_OP_DOMCTL_CREATE)->dom0_only);
 	ck_assert(hv_call_desc(HV_OP_DOMCTL_REVOKE_DEVICE)->dom0_only);
+	ck_assert(hv_call_desc(HV_OP_DOMCTL_SET_POLICY)->dom0_only);
 	ck_assert(hv_call_desc(HV_OP_DOMCTL_ASSIGN_DEVICE)->dom0_only);
 	ck_assert(hv_call_desc(HV_OP_DOMCTL_SUBSCRIBE)->dom0_only);
 	ck_assert_ptr_null(hv_call_desc(0));
@@ -217,6 +219,31 @@ START_TEST(test_create_strings)
 	ck_assert_int_eq(check(mk_create(3, "/k\0a\0b", 7), 0, NULL), 0);
 	ck_assert_int_eq(hv_call_create_strings(msg + 16, ((struct hv_hdr *)msg)->len, strs, 2),
 			 -EBADMSG);
+}
+END_TEST
+
+/* DOMCTL_CREATE with HV_CREATE_F_POLICY: a policy between the fixed part
+ * and the strings (docs/recovery.md). */
+START_TEST(test_create_policy)
+{
+	struct hv_create_req r = {.flags = HV_CREATE_F_POLICY, .nr_strings = 1};
+	uint8_t p[sizeof(r) + sizeof(struct hv_policy_req) + 3];
+	memset(p, 0, sizeof(p));
+	memcpy(p, &r, sizeof(r));
+	memcpy(p + sizeof(r) + sizeof(struct hv_policy_req), "/k", 3);
+	const char *strs[4], *why;
+	ck_assert_int_eq(check(mk(HV_OP_DOMCTL_CREATE, p, sizeof(p)), 0, &why), 0);
+	ck_assert_int_eq(hv_call_create_strings(p, sizeof(p), strs, 4), 0);
+	ck_assert_str_eq(strs[0], "/k");
+	/* the flag without the policy bytes */
+	uint8_t q[sizeof(r) + 3];
+	memcpy(q, &r, sizeof(r));
+	memcpy(q + sizeof(r), "/k", 3);
+	ck_assert_int_eq(check(mk(HV_OP_DOMCTL_CREATE, q, sizeof(q)), 0, &why), -EBADMSG);
+	/* the policy bytes without the flag: they do not parse as strings */
+	r.flags = 0;
+	memcpy(p, &r, sizeof(r));
+	ck_assert_int_eq(check(mk(HV_OP_DOMCTL_CREATE, p, sizeof(p)), 0, &why), -EBADMSG);
 }
 END_TEST
 
@@ -390,6 +417,7 @@ Suite *hv_call_suite(void)
 	tcase_add_test(tc, test_header);
 	tcase_add_loop_test(tc, test_batches, 0, (int)(sizeof(batches) / sizeof(batches[0])));
 	tcase_add_test(tc, test_create_strings);
+	tcase_add_test(tc, test_create_policy);
 	tcase_add_test(tc, test_names);
 	tcase_add_test(tc, test_copy_fits);
 	suite_add_tcase(s, tc);

@@ -395,6 +395,61 @@ START_TEST(async_events_queued_for_dispatch)
 }
 END_TEST
 
+/* Crash-recovery events (docs/recovery.md): RESTARTED and FAILED reach
+ * their callbacks, WATCHDOG sets hvc_watchdog_ms at once; wrong sizes are
+ * dropped. */
+static int restarted, failed;
+static struct hv_evt_domain_restarted last_rs;
+static void on_restarted_evt(void *arg, const struct hv_evt_domain_restarted *e)
+{
+	(void)arg;
+	last_rs = *e;
+	restarted++;
+}
+static void on_failed_evt(void *arg, const struct hv_evt_domain_failed *e)
+{
+	(void)arg;
+	ck_assert_uint_eq(e->restarts, 5);
+	failed++;
+}
+
+static void s_recovery_events(struct fake *f)
+{
+	struct req r;
+	ck_assert_int_eq(peer_recv(f->fd, &r), 0);
+	struct hv_evt_domain_restarted rs = {
+	    .domid = 3, .store_port = 1, .store_frame = 1, .restarts = 2};
+	strcpy(rs.name, "blkdom");
+	struct hv_evt_domain_failed fl = {.domid = 3, .restarts = 5};
+	struct hv_evt_watchdog wd = {250};
+	peer_send(f->fd, HV_EVT_DOMAIN_RESTARTED, 0, 0, &rs, 8, NULL, 0, -1); /* short */
+	peer_send(f->fd, HV_EVT_WATCHDOG, 0, 0, &wd, sizeof(wd), NULL, 0, -1);
+	peer_send(f->fd, HV_EVT_DOMAIN_RESTARTED, 0, 0, &rs, sizeof(rs), NULL, 0, -1);
+	peer_send(f->fd, HV_EVT_DOMAIN_FAILED, 0, 0, &fl, sizeof(fl), NULL, 0, -1);
+	peer_send(f->fd, r.hdr.op, r.hdr.id, 0, NULL, 0, NULL, 0, -1);
+	ck_assert_int_ne(peer_recv(f->fd, &r), 0);
+}
+
+START_TEST(recovery_events)
+{
+	struct fake f = {0};
+	struct hvc *h = start(&f, s_recovery_events);
+	restarted = failed = 0;
+	hvc_set_domain_restarted_cb(h, on_restarted_evt, NULL);
+	hvc_set_domain_failed_cb(h, on_failed_evt, NULL);
+	ck_assert_uint_eq(hvc_watchdog_ms(h), 0);
+	ck_assert_int_eq(hvc_domctl_subscribe(h), 0);
+	ck_assert_uint_eq(hvc_watchdog_ms(h), 250); /* applied when read */
+	ck_assert_int_eq(restarted, 0);		    /* callbacks wait for dispatch */
+	ck_assert_int_ge(hvc_dispatch(h), 3);
+	ck_assert_int_eq(restarted, 1);
+	ck_assert_int_eq(failed, 1);
+	ck_assert_uint_eq(last_rs.restarts, 2);
+	ck_assert_str_eq(last_rs.name, "blkdom");
+	finish(&f, h);
+}
+END_TEST
+
 /* --- event channels ------------------------------------------------------------------ */
 
 static int notifies, boundev, closedev;
@@ -743,6 +798,7 @@ Suite *hvc_suite(void)
 	tcase_add_test(tc, map_cache_one_mapping_per_segment);
 	tcase_add_test(tc, copy_splits_batches);
 	tcase_add_test(tc, grant_table_shared_per_domain);
+	tcase_add_test(tc, recovery_events);
 	suite_add_tcase(s, tc);
 	return s;
 }
