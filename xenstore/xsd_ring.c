@@ -286,10 +286,13 @@ static void xsd_ring_domain_failed(void *arg, const struct hv_evt_domain_failed 
 	(void)arg;
 	char path[64];
 	snprintf(path, sizeof(path), "/local/domain/%u/drvdom/state", e->domid);
-	/* Created by dom0 below /local/domain/D: it inherits that node's
-	 * permissions, so whoever could read the domain's home reads it.
-	 * xsd_op_write takes the store lock itself. */
+	/* Owned by dom0 and readable by every domain: a guest cannot read
+	 * the driver domain's home, but its frontends must see this (the
+	 * value is no secret). xsd_op_* take the store lock themselves. */
+	struct xsd_perm perm = {.id = 0, .perms = XSD_PERM_READ};
 	int ret = xsd_op_write(xsd_ring_self, NULL, path, "failed", 6);
+	if (!ret)
+		ret = xsd_op_set_perms(xsd_ring_self, NULL, path, &perm, 1);
 	if (ret)
 		log_warn("domain %u (%s) failed: %s: %s", e->domid, e->name, path, strerror(-ret));
 	else

@@ -357,6 +357,14 @@ START_TEST(test_crash_loop_fails)
 	ck_assert_ptr_nonnull(v);
 	ck_assert_str_eq(v, "failed");
 	free(v);
+	/* dom0's, readable by every domain (frontends live in guests) */
+	unsigned np = 0;
+	struct xs_permissions *perm = xs_get_permissions(x, XBT_NULL, path, &np);
+	ck_assert_ptr_nonnull(perm);
+	ck_assert_uint_eq(np, 1);
+	ck_assert_uint_eq(perm[0].id, 0);
+	ck_assert_uint_eq(perm[0].perms, XS_PERM_READ);
+	free(perm);
 	xs_close(x);
 
 	/* The name stays taken until destroy; then it is free. */
@@ -431,10 +439,15 @@ START_TEST(test_standby_failover)
 	expect_hello(devw, dw, 0);
 	enum { K = 5 };
 	double tc[K], tw[K];
+	ck_assert(log_count_wait(NULL, "(warm): standby instance parked", 1, 5000));
+	unsigned fds = hv_fd_count();
 	for (unsigned i = 0; i < K; i++) {
 		tc[i] = failover_ms(dc, devc, i + 1, "cold", false);
 		tw[i] = failover_ms(dw, devw, i + 1, "warm", true);
 	}
+	/* Each spare used was replaced by exactly one new one. */
+	ck_assert(log_count_wait(NULL, "(warm): standby instance parked", K + 1, 5000));
+	ck_assert_uint_eq(hv_fd_count(), fds);
 	qsort(tc, K, sizeof(double), cmp_double);
 	qsort(tw, K, sizeof(double), cmp_double);
 	printf("recovery_hv: kill -> first device I/O of the new instance, median of %d: "
