@@ -71,9 +71,10 @@ typedef void (*blkfront_done_fn)(void *arg, int err);
 
 /* Submit one io: offset and length in bytes, multiples of 512; data is
  * length bytes (READ fills it) and must stay valid until done runs.
- * Returns 0 (done runs later, never inside this call), -EAGAIN (no room or
- * the backend is not connected: call again after the kick callback),
- * -EROFS (read-only disk), -ENOTSUP (feature not offered), -EINVAL. Loop
+ * Returns 0 (done runs later — or before this call returns, with an error,
+ * only if a request could not be encoded at all), -EAGAIN (no room or the
+ * backend is not connected: call again after the kick callback), -EROFS
+ * (read-only disk), -ENOTSUP (feature not offered), -EINVAL, -ENOMEM. Loop
  * thread; never blocks. */
 int blkfront_submit(struct blkfront *bf, enum blkfront_op op, unsigned flags, uint64_t offset,
 		    uint32_t length, void *data, blkfront_done_fn done, void *arg);
