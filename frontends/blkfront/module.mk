@@ -10,6 +10,7 @@ drvdom_SRCS += frontends/blkfront/blkfront_xenbus.c frontends/blkfront/blkfront_
 # It needs drvdom-blkback: registered once backends/blkback/ is in the tree.
 ifneq ($(wildcard backends/blkback/module.mk),)
 INTEG_SUITES += blk_e2e
+blk_e2e_TEST_SRCS := tests/unit/hdr_blkfront.c
 endif
 
 # A misbehaving test backend for blk_e2e (restart, bad responses, index jump).

@@ -991,9 +991,11 @@ START_TEST(test_evil_index_jump)
 END_TEST
 
 Suite *blk_e2e_suite(void);
+int hdr_blkfront_compiled(void); /* tests/unit/hdr_blkfront.c */
 
 Suite *blk_e2e_suite(void)
 {
+	(void)hdr_blkfront_compiled;
 	Suite *s = suite_create("blk_e2e");
 	TCase *t = tcase_create("guest");
 	tcase_add_checked_fixture(t, setup, teardown);
