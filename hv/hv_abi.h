@@ -283,7 +283,8 @@ struct hv_domid_req {
 };
 /* HV_OP_DOMCTL_ASSIGN_DEVICE: one fd attached. HV_OP_DOMCTL_REVOKE_DEVICE:
  * the same request, no fd: closes an assignment the domain has not taken
- * (-ENOENT if it has or there is none). */
+ * (-ENOENT if it has or there is none) and in every case forgets the copy
+ * the hv keeps for restarts, so later instances do not get it again. */
 struct hv_assign_device_req {
 	domid_t domid;
 	uint16_t pad;

@@ -343,11 +343,17 @@ static void hv_op(struct hv_conn *c, const struct hv_hdr *h, const uint8_t *p, i
 		memcpy(&q, p, sizeof(q));
 		if (hv_call_devname_check(q.name, sizeof(q.name)))
 			r = -EINVAL;
-		else if (!(r = hv_domctl_target(q.domid, &t)) &&
-			 !(r = hv_device_get(t, q.name, &fd))) {
-			close(fd);
+		else if (!(r = hv_domctl_target(q.domid, &t))) {
+			/* Always forget the copy kept for restarts: a device
+			 * detached while taken must not come back with the
+			 * next instance. */
 			if (t->rec)
 				hv_rec_device_revoked(t->rec, q.name);
+			if (!(r = hv_device_get(t, q.name, &fd)))
+				close(fd);
+		} else if (r == -ESRCH && hv_rec_get(q.domid)) {
+			hv_rec_device_revoked(hv_rec_get(q.domid), q.name);
+			r = -ENOENT; /* between instances: nothing untaken */
 		}
 		break;
 	}

@@ -179,8 +179,8 @@ struct hv_rec {
 	char name[HV_NAME_MAX];
 	uint32_t flags;
 	uint64_t memory;
-	int kfd;     /* the kernel, opened once at create */
-	char **argv; /* kernel path, then argv[1..], NULL-terminated */
+	int kfd;		/* the kernel, opened once at create */
+	char **argv;		/* kernel path, then argv[1..], NULL-terminated */
 	struct hv_device *devs; /* dups of every device ever assigned */
 	struct hv_policy_req policy;
 	uint32_t restarts;
@@ -289,7 +289,8 @@ int hv_dom0_init(void);
 /* The live domain with that id (dom0 included), or NULL. */
 struct hv_dom *hv_dom_get(domid_t domid);
 /* DOMCTL_CREATE: checks, the record (with policy if not NULL), start info,
- * sandboxed process. strs: kernel path then argv[1..], NULL-terminated. Returns 0 (rep filled) or -errno. */
+ * sandboxed process. strs: kernel path then argv[1..], NULL-terminated.
+ * Returns 0 (rep filled) or -errno. */
 int hv_domctl_create(struct hv_conn *c, const struct hv_create_req *req,
 		     const struct hv_policy_req *policy, const char **strs,
 		     struct hv_create_rep *rep);
@@ -330,7 +331,7 @@ void hv_rec_free(struct hv_rec *rec);
 struct hv_rec *hv_rec_get(domid_t domid);
 /* A device was assigned to d: keep a dup of its fd for later instances. */
 void hv_rec_device_assigned(struct hv_rec *rec, const char *name, int fd);
-/* An assignment not yet taken was revoked: forget the kept copy. */
+/* DOMCTL_REVOKE_DEVICE (taken or not): forget the kept copy. */
 void hv_rec_device_revoked(struct hv_rec *rec, const char *name);
 /* DOMCTL_SET_POLICY. 0, -ESRCH, -EINVAL. */
 int hv_rec_set_policy(const struct hv_policy_req *p);

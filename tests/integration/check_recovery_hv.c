@@ -574,6 +574,26 @@ START_TEST(test_no_leak)
 }
 END_TEST
 
+/* A device revoked after the domain took it (a detach) is not handed to the
+ * next instance; the others are. */
+START_TEST(test_revoked_device_stays_away)
+{
+	setup(false);
+	domid_t d = create("rev", "serve", &restart_policy);
+	int keep = give_device(d, "vbd/1"), gone = give_device(d, "vbd/2");
+	expect_hello(keep, d, 0);
+	expect_hello(gone, d, 0);
+	ck_assert_int_eq(hvc_domctl_revoke_device(hc, d, "vbd/2"), -ENOENT); /* taken */
+	ck_assert_int_eq(hvc_domctl_kill(hc, d), 0);
+	ck_assert(wait_count(&E.restarts, 1, 5000));
+	expect_hello(keep, d, 1);
+	char buf[128];
+	ck_assert_int_lt(dev_read(gone, buf, sizeof(buf), 300), 0);
+	ck_assert_int_eq(hvc_domctl_destroy(hc, d), 0);
+	teardown();
+}
+END_TEST
+
 START_TEST(test_policy_errors)
 {
 	setup(false);
@@ -619,6 +639,7 @@ Suite *recovery_hv_suite(void)
 	tcase_add_test(tc, test_destroy_restarting);
 	tcase_add_test(tc, test_xenstore_reintroduce);
 	tcase_add_test(tc, test_no_leak);
+	tcase_add_test(tc, test_revoked_device_stays_away);
 	tcase_add_test(tc, test_policy_errors);
 	suite_add_tcase(s, tc);
 	return s;
