@@ -59,6 +59,7 @@ static void vif_set_state(struct netback_vif *v, int st)
 }
 
 static int vif_poll(void *arg, unsigned flags);
+static void vif_disconnect(struct netback_vif *v);
 
 /* Port handlers may run in the xenstore reader's thread (its hvc_dispatch):
  * outside the loop thread they only leave a flag and wake the loop. */
@@ -80,8 +81,16 @@ static void vif_port_event(void *arg, evtchn_port_t port, enum evtchn_event ev)
 
 void netback_vif_run_kicks(struct netback_vif *v)
 {
-	if (atomic_exchange(&v->peer_closed, false) && v->connected)
-		netback_vif_fail(v, "frontend closed its event channel");
+	if (atomic_exchange(&v->peer_closed, false) && v->connected) {
+		uint64_t fst, online;
+		xs_get_uint(v->nb, v->fe_path, "state", XENBUS_STATE_UNKNOWN, &fst);
+		xs_get_uint(v->nb, v->path, "online", 1, &online);
+		if (online == 0 || fst == XENBUS_STATE_CLOSING || fst == XENBUS_STATE_CLOSED ||
+		    fst == XENBUS_STATE_UNKNOWN)
+			vif_disconnect(v); /* an orderly close (or detach): the watch does the rest */
+		else
+			netback_vif_fail(v, "frontend closed its event channel");
+	}
 	if (atomic_exchange(&v->kicked, false)) {
 		v->rx_kick = true;
 		vif_poll(v, 0);
@@ -386,7 +395,12 @@ static void vif_deferred(struct netback_vif *v)
 		return;
 	v->fail_pending = false;
 	vif_disconnect(v);
-	vif_set_state(v, XENBUS_STATE_CLOSING);
+	uint64_t online;
+	char *fe = xs_get(v->nb, v->path, "frontend");
+	xs_get_uint(v->nb, v->path, "online", 1, &online);
+	if (fe && online) /* not while the directory is being removed */
+		vif_set_state(v, XENBUS_STATE_CLOSING);
+	free(fe);
 }
 
 static int vif_poll(void *arg, unsigned flags)

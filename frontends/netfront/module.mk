@@ -14,3 +14,6 @@ net_TEST_SRCS := tests/integration/tooltest.c
 TEST_BINS += netevil_dom
 netevil_dom_SRCS := tests/integration/netevil_dom.c
 netevil_dom_DEPLIBS := xenstore drvdom
+TEST_BINS += netevil_back
+netevil_back_SRCS := tests/integration/netevil_back.c
+netevil_back_DEPLIBS := xenstore drvdom

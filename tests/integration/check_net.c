@@ -2,15 +2,18 @@
 // Integration suite "net": the real drvdom-hv, drvdom-xenstored, the drvdom
 // toolstack, drvdom-netback as the driver domain of a veth "physical NIC"
 // whose other end is the run dir's wire namespace, and guests running
-// netfront (drvdom-guest, or netfront_dom, a netfront-only guest kernel) or
-// the malicious frontend netevil_dom. Real traffic through real programs: ping between a
-// guest and the wire and between two guests, 100 MiB over TCP each way with
-// SHA-256 compared at both ends; network-attach / -detach while running;
-// bad tx requests (dropped, or the vif
-// disconnected) and a guest that posts no rx buffers under a flood (drops,
-// netback's memory bounded) while another guest keeps working; isolation
-// checks on /proc (the guest holds no packet socket, netback maps no guest
-// data page). Everything happens in namespaces the toolstack creates, on
+// netfront (drvdom-guest, or netfront_dom, a netfront-only guest kernel).
+// Real traffic through real programs: ping between a guest and the wire and
+// between two guests, 100 MiB over TCP each way with SHA-256 compared at
+// both ends (and GSO seen in netback's counters), network-attach / -detach
+// while running. Malice both ways: a frontend sending bad tx requests
+// (netevil_dom: dropped, or the vif disconnected), a guest that posts no rx
+// buffers under a flood (drops, netback's memory bounded) while another
+// guest keeps working, and a backend breaking the protocol (netevil_back:
+// netfront resets and reconnects, the guest lives on). Isolation checks on
+// /proc: the guest holds no packet socket; netback maps only the ring pages
+// of a grant-copy guest and only what a persistent-grant guest dedicated to
+// it. Everything happens in namespaces the toolstack creates, on
 // 10.77.0.0/24.
 #include <check.h>
 #include <dirent.h>
@@ -462,6 +465,51 @@ START_TEST(test_hotplug)
 }
 END_TEST
 
+/* netfront against a backend that breaks the protocol: the guest resets the
+ * connection (never crashes) and runs the handshake again when the backend
+ * offers itself anew. */
+static void evil_backend(const char *mode)
+{
+	tt_init(&T);
+	guard_start();
+	SH_OK("drvdom up");
+	char cfg[1024];
+	snprintf(cfg, sizeof(cfg),
+		 "name = \"evilnet\"\nkernel = \"%s/netevil_back\"\ndriver_domain = 1\n"
+		 "extra_args = [ '%s' ]\n",
+		 T.tbin, mode);
+	SH_OK("drvdom create %s", tt_file(&T, "evilnet.cfg", cfg));
+	SH_OK("drvdom create %s",
+	      tt_file(&T, "g1.cfg",
+		      "name = \"g1\"\nkernel = \"drvdom-guest\"\n"
+		      "vif = [ 'mac=00:16:3e:00:00:02, ip=10.77.0.2/24, backend=evilnet' ]\n"));
+	unsigned e = domid_of("evilnet");
+	const char *r = "";
+	for (int i = 0; i < 1000 && !*r; i++) {
+		r = xs_get("/local/domain/%u/data/result", e, 0);
+		if (!*r)
+			sleep_ms(20);
+	}
+	ck_assert_msg(!strncmp(r, "ok", 2), "evil backend (%s): '%s'", mode, r);
+	SH_OK("drvdom list | awk '$2 == \"g1\" { print $4 }'");
+	ck_assert_msg(!strncmp(T.out, "running", 7), "guest: %s", T.out);
+	SH_OK("drvdom exec g1 -- ip -br link show eth0");
+	ck_assert_msg(strstr(T.out, "UP"), "eth0 is not up: %s", T.out);
+	tt_fini(&T);
+}
+
+START_TEST(test_frontend_bad_response_id)
+{
+	evil_backend("id");
+}
+END_TEST
+
+START_TEST(test_frontend_producer_jump)
+{
+	evil_backend("jump");
+}
+END_TEST
+
 Suite *net_suite(void);
 Suite *net_suite(void)
 {
@@ -479,6 +527,8 @@ Suite *net_suite(void)
 	tcase_add_test(tc, test_split_event_channels);
 	tcase_add_test(tc, test_rx_flood_no_buffers);
 	tcase_add_test(tc, test_hotplug);
+	tcase_add_test(tc, test_frontend_bad_response_id);
+	tcase_add_test(tc, test_frontend_producer_jump);
 	suite_add_tcase(s, tc);
 	return s;
 }
