@@ -38,6 +38,8 @@
 #define BLKBACK_BATCH 32u
 /* Stats ticks between two looks at the xenstore without a watch event. */
 #define BLKBACK_RESCAN_TICKS 6u
+/* Device assignments remembered between two runs of the loop. */
+#define BLKBACK_ASSIGNED_MAX 16u
 /* Threads of the fallback I/O pool (blkback_pool.c). */
 #define BLKBACK_IO_THREADS 4u
 /* Rings whose responses wait for one push per round. */
@@ -151,14 +153,20 @@ struct blkback {
 	struct blkback_ring *dirty[BLKBACK_DIRTY_MAX]; /* rings with unpushed responses */
 	unsigned ndirty;
 	bool rescan;
-	bool no_inline_io;     /* --no-inline-io */
-	_Atomic bool deferred; /* a device failed, a device was assigned */
-	_Atomic bool assigned; /* the hv assigned a device: scan again */
+	bool no_inline_io;	       /* --no-inline-io */
+	_Atomic bool deferred;	       /* a device failed, a device was assigned */
+	_Atomic bool assigned;	       /* the hv assigned a device: scan again */
+	pthread_mutex_t assigned_lock; /* names of devices assigned since */
+	char assigned_names[BLKBACK_ASSIGNED_MAX][HV_DEVNAME_MAX];
+	unsigned nassigned;
+	int stash_fd; /* a disk fd taken for a device being re-created */
+	char stash_name[HV_DEVNAME_MAX];
 };
 
 /* blkback_main.c */
 void blkback_crash_point(struct blkback *bb, int kind);
 void blkback_wake(struct blkback *bb);
+void blkback_wake_deferred(struct blkback *bb);
 int blkback_crash_parse(const char *spec, struct blkback_crash *out);
 
 /* blkback_xenbus.c: one function per XenbusState transition. */
@@ -167,6 +175,7 @@ void blkback_frontend_changed(struct blkback_dev *d);
 void blkback_dev_fail(struct blkback_dev *d, const char *why);
 void blkback_dev_fail_later(struct blkback_dev *d, const char *why);
 void blkback_dev_peer_gone(struct blkback_dev *d);
+void blkback_dev_assigned(struct blkback *bb, const char *name);
 void blkback_run_deferred(struct blkback *bb);
 void blkback_dev_free(struct blkback_dev *d);
 void blkback_stats_publish(struct blkback_dev *d, bool force);

@@ -88,6 +88,14 @@ void blkback_wake(struct blkback *bb)
 	(void)!write(bb->wake_fd, &one, sizeof(one));
 }
 
+void blkback_wake_deferred(struct blkback *bb)
+{
+	/* Always through the eventfd, even from the loop thread: deferred
+	 * work runs from wake_ready, not from the pollers. */
+	uint64_t one = 1;
+	(void)!write(bb->wake_fd, &one, sizeof(one));
+}
+
 void blkback_run_deferred(struct blkback *bb)
 {
 	if (!atomic_exchange(&bb->deferred, false))
@@ -100,8 +108,17 @@ void blkback_run_deferred(struct blkback *bb)
 		if (atomic_exchange(&d->peer_gone, false))
 			blkback_dev_peer_gone(d);
 	}
-	if (atomic_exchange(&bb->assigned, false))
+	if (atomic_exchange(&bb->assigned, false)) {
+		char names[BLKBACK_ASSIGNED_MAX][HV_DEVNAME_MAX];
+		pthread_mutex_lock(&bb->assigned_lock);
+		unsigned n = bb->nassigned;
+		memcpy(names, bb->assigned_names, sizeof(names));
+		bb->nassigned = 0;
+		pthread_mutex_unlock(&bb->assigned_lock);
+		for (unsigned i = 0; i < n; i++)
+			blkback_dev_assigned(bb, names[i]);
 		blkback_scan(bb);
+	}
 }
 
 static void wake_ready(void *arg, int fd, uint32_t events)
@@ -116,10 +133,14 @@ static void device_assigned(void *arg, const char *name)
 {
 	struct blkback *bb = arg;
 	log_debug("device %s assigned", name);
-	/* May run in another thread (see blkback_wake): only atomics here. */
+	/* May run in another thread (see blkback_wake): note it for the loop. */
+	pthread_mutex_lock(&bb->assigned_lock);
+	if (bb->nassigned < BLKBACK_ASSIGNED_MAX)
+		snprintf(bb->assigned_names[bb->nassigned++], HV_DEVNAME_MAX, "%s", name);
+	pthread_mutex_unlock(&bb->assigned_lock);
 	atomic_store(&bb->assigned, true);
 	atomic_store(&bb->deferred, true);
-	blkback_wake(bb);
+	blkback_wake_deferred(bb);
 }
 
 /* A backend watch event for path: rescan unless it is a key inside a
@@ -230,6 +251,8 @@ int main(int argc, char **argv)
 		die_err(-r, "DOMAIN_INFO");
 	snprintf(bb->vbd_path, sizeof(bb->vbd_path), "/local/domain/%u/backend/vbd", bb->self);
 	bb->loop_thread = pthread_self();
+	pthread_mutex_init(&bb->assigned_lock, NULL);
+	bb->stash_fd = -1;
 	if ((r = evloop_create(bb->h, &bb->loop)))
 		die_err(-r, "evloop_create");
 	xs_ring_use_hvc(bb->h);

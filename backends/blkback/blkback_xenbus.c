@@ -288,7 +288,7 @@ void blkback_dev_fail_later(struct blkback_dev *d, const char *why)
 	d->fail_pending = true;
 	snprintf(d->fail_why, sizeof(d->fail_why), "%s", why);
 	atomic_store(&d->bb->deferred, true);
-	blkback_wake(d->bb);
+	blkback_wake_deferred(d->bb);
 }
 
 /* --- Initialising -> InitWait ---------------------------------------------- */
@@ -298,9 +298,14 @@ static int dev_open_disk(struct blkback_dev *d)
 {
 	if (d->disk_fd >= 0)
 		return 0;
-	int fd, r = hvc_device_get(d->bb->h, d->name, &fd);
-	if (r)
+	struct blkback *bb = d->bb;
+	int fd, r;
+	if (bb->stash_fd >= 0 && !strcmp(bb->stash_name, d->name)) {
+		fd = bb->stash_fd;
+		bb->stash_fd = -1;
+	} else if ((r = hvc_device_get(bb->h, d->name, &fd))) {
 		return r;
+	}
 	struct stat st;
 	uint64_t bytes = 0;
 	if (fstat(fd, &st) < 0) {
@@ -487,6 +492,28 @@ static void dev_probe(struct blkback *bb, domid_t fe, unsigned devid)
 	log_info("%s: found %s (frontend %s)", d->name, d->path, d->fe_path);
 	if (blkback_dev_init_wait(d))
 		blkback_dev_fail(d, "cannot publish features");
+}
+
+/* The hv assigned a device named `name`. If we still hold a device of that
+ * name from before (its directory was removed and written again between
+ * two of our scans: a detach and re-attach), that one is stale: drop it,
+ * keeping the new fd for the fresh probe the caller's scan makes. */
+void blkback_dev_assigned(struct blkback *bb, const char *name)
+{
+	struct blkback_dev *d = bb->devs;
+	while (d && strcmp(d->name, name))
+		d = d->next;
+	if (!d || (d->disk_fd < 0 && d->state == XENBUS_STATE_INITIALISING))
+		return; /* new, or waiting for exactly this */
+	int fd;
+	if (hvc_device_get(bb->h, name, &fd))
+		return; /* nothing new: the assignment we already took */
+	log_info("%s: assigned again: the device was re-created", name);
+	blkback_dev_free(d);
+	if (bb->stash_fd >= 0)
+		close(bb->stash_fd);
+	bb->stash_fd = fd;
+	snprintf(bb->stash_name, sizeof(bb->stash_name), "%s", name);
 }
 
 void blkback_dev_free(struct blkback_dev *d)
