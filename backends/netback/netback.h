@@ -149,6 +149,7 @@ struct netback_fdb {
 struct netback_nic {
 	int fd;
 	bool tap; /* a TAP fd (nic = tap:NAME) rather than a packet socket */
+	bool v3;  /* TPACKET_V3 blocks instead of V2 frames (--tpacket-v3) */
 	uint8_t *ring;
 	size_t ring_bytes;
 	unsigned frame_size, nframes, head, block_size, frames_per_block;
@@ -175,6 +176,7 @@ struct netback {
 	_Atomic bool nic_pending;
 	struct netback_nic nic;
 	bool nic_open;
+	bool tpacket_v3; /* --tpacket-v3 (for measurements: docs/netback.md) */
 	char nic_last_stats[320];
 	struct netback_vif *vifs[NETBACK_MAX_VIFS + 1]; /* by port; [0] unused */
 	struct netback_fdb fdb[NETBACK_FDB_SIZE];
@@ -215,8 +217,8 @@ void netback_rxq_fini(struct netback_vif *v);
 void netback_rx_enqueue(struct netback_vif *v, const struct netback_pkt *p);
 int netback_rx_poll(struct netback_vif *v, unsigned flags);
 
-/* netback_nic.c: the physical NIC. */
-int netback_nic_open(struct netback *nb, int fd);
+/* netback_nic.c: the physical NIC. v3: use a TPACKET_V3 rx ring. */
+int netback_nic_open(struct netback *nb, int fd, bool v3);
 void netback_nic_close(struct netback *nb);
 int netback_nic_poll(void *arg, unsigned flags);
 void netback_nic_send(struct netback *nb, const struct netback_pkt *p, bool stays);

@@ -85,7 +85,7 @@ static void nic_try_open(struct netback *nb)
 		free(name);
 		return;
 	}
-	if ((r = netback_nic_open(nb, fd))) {
+	if ((r = netback_nic_open(nb, fd, nb->tpacket_v3))) {
 		log_err("NIC %s: cannot set it up: %s", name, strerror(-r));
 		close(fd);
 	} else {
@@ -204,8 +204,10 @@ int main(int argc, char **argv)
 	struct netback *nb = &nbs;
 	int r;
 	log_init("drvdom-netback");
-	if (argc > 1) {
-		fprintf(stderr, "usage: drvdom-netback\n"
+	if (argc > 1 && !strcmp(argv[1], "--tpacket-v3")) {
+		nb->tpacket_v3 = true;
+	} else if (argc > 1) {
+		fprintf(stderr, "usage: drvdom-netback [--tpacket-v3]\n"
 				"A driver domain kernel: started by drvdom-hv (drvdom create with\n"
 				"kernel = \"drvdom-netback\", driver_domain = 1, nic = ...).\n");
 		return strcmp(argv[1], "--help") ? 2 : 0;

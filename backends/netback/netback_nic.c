@@ -24,9 +24,31 @@
 
 static void nic_ready(void *arg, int fd, uint32_t events);
 
+/* TPACKET_V3: 16 blocks of 1 MiB, a block retired after 1 ms at most. */
+static int nic_ring_setup_v3(struct netback_nic *n)
+{
+	struct tpacket_req3 req = {0};
+	req.tp_block_size = 1u << 20;
+	req.tp_block_nr = 16;
+	req.tp_frame_size = 2048;
+	req.tp_frame_nr = req.tp_block_size / req.tp_frame_size * req.tp_block_nr;
+	req.tp_retire_blk_tov = 1;
+	if (setsockopt(n->fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0)
+		return -errno;
+	n->ring_bytes = (size_t)req.tp_block_size * req.tp_block_nr;
+	void *m = mmap(NULL, n->ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, n->fd, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	n->ring = m;
+	n->block_size = req.tp_block_size;
+	n->nframes = req.tp_block_nr; /* blocks */
+	n->head = 0;
+	return 0;
+}
+
 static int nic_ring_setup(struct netback_nic *n)
 {
-	int one = 1, v = TPACKET_V2;
+	int one = 1, v = n->v3 ? TPACKET_V3 : TPACKET_V2;
 	if (setsockopt(n->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0)
 		return -errno;
 	if (setsockopt(n->fd, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) < 0)
@@ -35,6 +57,8 @@ static int nic_ring_setup(struct netback_nic *n)
 #ifdef PACKET_IGNORE_OUTGOING
 	(void)setsockopt(n->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one));
 #endif
+	if (n->v3)
+		return nic_ring_setup_v3(n);
 	/* One TPACKET_V2 frame must hold the ring header, the sockaddr_ll, the
 	 * vnet header and a 64 KiB GSO frame: three such frames per 256 KiB
 	 * block. */
@@ -58,10 +82,11 @@ static int nic_ring_setup(struct netback_nic *n)
 	return 0;
 }
 
-int netback_nic_open(struct netback *nb, int fd)
+int netback_nic_open(struct netback *nb, int fd, bool v3)
 {
 	struct netback_nic *n = &nb->nic;
 	int type, r;
+	n->v3 = v3;
 	socklen_t sl = sizeof(type);
 	n->fd = fd;
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl) < 0 && errno == ENOTSOCK) {
@@ -76,9 +101,14 @@ int netback_nic_open(struct netback *nb, int fd)
 	} else if ((r = nic_ring_setup(n))) {
 		return r;
 	} else {
-		log_info("NIC: packet socket, TPACKET_V2 rx ring of %u frames of %u bytes, "
-			 "PACKET_VNET_HDR, sendmmsg tx",
-			 n->nframes, n->frame_size);
+		if (n->v3)
+			log_info("NIC: packet socket, TPACKET_V3 rx ring of %u blocks of %u bytes "
+				 "(retired after 1 ms), PACKET_VNET_HDR, sendmmsg tx",
+				 n->nframes, n->block_size);
+		else
+			log_info("NIC: packet socket, TPACKET_V2 rx ring of %u frames of %u bytes, "
+				 "PACKET_VNET_HDR, sendmmsg tx",
+				 n->nframes, n->frame_size);
 	}
 	for (unsigned i = 0; i < NETBACK_NIC_BATCH; i++) {
 		n->msgs[i].msg_hdr.msg_iov = n->iov[i];
@@ -109,10 +139,54 @@ void netback_nic_close(struct netback *nb)
 	nb->nic_open = false;
 }
 
+/* TPACKET_V3: every frame of each block the kernel retired to us. */
+static int nic_rx_ring_v3(struct netback *nb, unsigned budget)
+{
+	struct netback_nic *n = &nb->nic;
+	int done = 0;
+	while (budget--) {
+		uint8_t *b = n->ring + (size_t)n->head * n->block_size;
+		struct tpacket_block_desc *bd = (struct tpacket_block_desc *)b;
+		_Atomic uint32_t *st = (_Atomic uint32_t *)&bd->hdr.bh1.block_status;
+		/* acquire: pairs with the kernel's barrier before it retires the block. */
+		if (!(atomic_load_explicit(st, memory_order_acquire) & TP_STATUS_USER))
+			break;
+		uint32_t np = bd->hdr.bh1.num_pkts, off = bd->hdr.bh1.offset_to_first_pkt;
+		for (uint32_t i = 0; i < np && off < n->block_size; i++) {
+			struct tpacket3_hdr *th = (struct tpacket3_hdr *)(b + off);
+			struct sockaddr_ll *sll =
+			    (struct sockaddr_ll *)((uint8_t *)th +
+						   TPACKET_ALIGN(sizeof(struct tpacket3_hdr)));
+			if (th->tp_snaplen < th->tp_len || th->tp_mac < VH_LEN ||
+			    (size_t)off + th->tp_mac + th->tp_snaplen > n->block_size) {
+				n->rx_trunc++;
+			} else if (sll->sll_pkttype != PACKET_OUTGOING) {
+				struct netback_pkt p;
+				memcpy(&p.vh, (uint8_t *)th + th->tp_mac - VH_LEN, VH_LEN);
+				p.data = (uint8_t *)th + th->tp_mac;
+				p.len = th->tp_snaplen;
+				n->rx_pkts++;
+				n->rx_bytes += p.len;
+				netback_bridge_input(nb, 0, &p, true);
+				done++;
+			}
+			if (!th->tp_next_offset)
+				break;
+			off += th->tp_next_offset;
+		}
+		/* release: our reads of the block before the kernel refills it. */
+		atomic_store_explicit(st, TP_STATUS_KERNEL, memory_order_release);
+		n->head = (n->head + 1) % n->nframes;
+	}
+	return done;
+}
+
 /* Frames the NIC received: walk the ring from head while frames are ours. */
 static int nic_rx_ring(struct netback *nb, unsigned budget)
 {
 	struct netback_nic *n = &nb->nic;
+	if (n->v3)
+		return nic_rx_ring_v3(nb, budget / 16 + 1);
 	int done = 0;
 	while (budget--) {
 		uint8_t *f = n->ring + (size_t)(n->head / n->frames_per_block) * n->block_size +

@@ -87,7 +87,8 @@ void netback_vif_run_kicks(struct netback_vif *v)
 		xs_get_uint(v->nb, v->path, "online", 1, &online);
 		if (online == 0 || fst == XENBUS_STATE_CLOSING || fst == XENBUS_STATE_CLOSED ||
 		    fst == XENBUS_STATE_UNKNOWN)
-			vif_disconnect(v); /* an orderly close (or detach): the watch does the rest */
+			vif_disconnect(
+			    v); /* an orderly close (or detach): the watch does the rest */
 		else
 			netback_vif_fail(v, "frontend closed its event channel");
 	}
