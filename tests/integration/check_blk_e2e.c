@@ -484,6 +484,7 @@ static bool has_inode(const struct smap *m, int n, unsigned long ino)
 }
 
 static char *xs_read_cmd(const char *path);
+static bool dom_logged(const char *dom, const char *what);
 
 /* The domain id of a domain name, from xenstore; -1 if none. */
 static int domid_of(const char *name)
@@ -856,6 +857,46 @@ START_TEST(test_detach_attach)
 }
 END_TEST
 
+/* blkdom killed mid-workload: the guest lives, keeps what was unanswered
+ * in its shadow, and its client waits (latency, not an error) for a
+ * backend to come back. (The hv does not restart driver domains yet; the
+ * replay itself is tested with blkfront_evilback.) */
+START_TEST(test_backend_killed)
+{
+	pid_t guest = domain_pid("drvdom-guest");
+	pid_t kid = fork();
+	ck_assert_int_ge(kid, 0);
+	if (kid == 0) {
+		char *cmds[64];
+		int n = 0;
+		for (int i = 0; i < 30; i++) {
+			if (asprintf(&cmds[n++], "write -P 0x%02x %d 1048576", 0x30 + i % 16,
+				     (i % 32) << 20) < 0)
+				_exit(2);
+			cmds[n++] = "sleep 100"; /* ms: 3 s in all */
+		}
+		char *out;
+		int rc = qemu_io_rc(fx.uri[0], NULL, cmds, n, &out);
+		_exit(rc == 0 && !strstr(out, "failed") ? 0 : 1);
+	}
+	usleep(500000);
+	ck_assert_int_eq(drvdom("kill", "blkdom"), 0);
+	sleep(4);
+	/* The client is neither done nor failed: it waits. */
+	int st;
+	ck_assert_msg(waitpid(kid, &st, WNOHANG) == 0,
+		      "the client ended (status %d) although its disk's backend is gone",
+		      WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	ck_assert_int_eq(domain_pid("drvdom-guest"), guest);
+	ck_assert_msg(dom_logged("guest1", "backend gone"), "the guest did not notice");
+	kill(kid, SIGKILL);
+	waitpid(kid, &st, 0);
+	/* The other disk's client is held too, not failed; the guest still
+	 * accepts NBD connections. */
+	ck_assert_int_eq(domain_pid("drvdom-guest"), guest);
+}
+END_TEST
+
 /* drvdom-guest --loadgen drives blkfront with no NBD hop and reports its
  * results in its xenstore data directory. */
 START_TEST(test_loadgen)
@@ -1007,6 +1048,7 @@ Suite *blk_e2e_suite(void)
 	tcase_add_test(t, test_isolation_from_proc);
 	tcase_add_test(t, test_loadgen);
 	tcase_add_test(t, test_detach_attach);
+	tcase_add_test(t, test_backend_killed);
 	tcase_add_test(t, test_down_leaves_nothing);
 	suite_add_tcase(s, t);
 
