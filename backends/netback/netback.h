@@ -65,10 +65,17 @@
 
 struct netback;
 
+/* A frame: len bytes, the first head_len of them contiguous at data, the
+ * rest (if any) in ntail pieces (zero-copy tx from mapped guest pages: the
+ * headers are always netback's own copy). */
+#define NETBACK_PKT_MAX_TAIL (XEN_NETIF_NR_SLOTS_MIN + 1)
 struct netback_pkt {
 	struct virtio_net_hdr vh;
 	const uint8_t *data;
 	uint32_t len;
+	uint32_t head_len;
+	const struct iovec *tail;
+	unsigned ntail;
 };
 
 struct netback_stats {
@@ -155,7 +162,7 @@ struct netback_nic {
 	unsigned frame_size, nframes, head, block_size, frames_per_block;
 	/* pending tx batch */
 	struct mmsghdr msgs[NETBACK_NIC_BATCH];
-	struct iovec iov[NETBACK_NIC_BATCH][2];
+	struct iovec iov[NETBACK_NIC_BATCH][2 + NETBACK_PKT_MAX_TAIL];
 	struct virtio_net_hdr vh[NETBACK_NIC_BATCH];
 	uint8_t *copybuf[NETBACK_NIC_BATCH]; /* for frames whose bytes do not stay */
 	unsigned ntx;

@@ -54,8 +54,25 @@ static void output(struct netback *nb, unsigned port, const struct netback_pkt *
 		return;
 	}
 	struct netback_vif *v = nb->vifs[port];
-	if (v && v->connected && !v->broken)
-		netback_rx_enqueue(v, p);
+	if (!v || !v->connected || v->broken)
+		return;
+	if (p->ntail) { /* rx wants contiguous bytes: gather the pieces */
+		struct netback_pkt flat = *p;
+		uint32_t at = p->head_len;
+		memcpy(nb->scratch, p->data, p->head_len);
+		for (unsigned k = 0; k < p->ntail && at + p->tail[k].iov_len <= NETBACK_MAX_FRAME;
+		     k++) {
+			memcpy(nb->scratch + at, p->tail[k].iov_base, p->tail[k].iov_len);
+			at += (uint32_t)p->tail[k].iov_len;
+		}
+		flat.data = nb->scratch;
+		flat.len = flat.head_len = at;
+		flat.tail = NULL;
+		flat.ntail = 0;
+		netback_rx_enqueue(v, &flat);
+		return;
+	}
+	netback_rx_enqueue(v, p);
 }
 
 void netback_bridge_input(struct netback *nb, unsigned src_port, const struct netback_pkt *p,

@@ -215,7 +215,8 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < NETBACK_FDB_SIZE; i++)
 		nb->fdb[i].port = 0xffff;
 	nb->ops = calloc(HV_COPY_BATCH_MAX, sizeof(*nb->ops));
-	if (!nb->ops)
+	nb->scratch = malloc(NETBACK_MAX_FRAME);
+	if (!nb->ops || !nb->scratch)
 		die("calloc");
 	if ((r = hvc_open_domain(&nb->h)))
 		die_err(-r, "no hypercall connection (not started by drvdom-hv?)");

@@ -164,7 +164,9 @@ static int nic_rx_ring_v3(struct netback *nb, unsigned budget)
 				struct netback_pkt p;
 				memcpy(&p.vh, (uint8_t *)th + th->tp_mac - VH_LEN, VH_LEN);
 				p.data = (uint8_t *)th + th->tp_mac;
-				p.len = th->tp_snaplen;
+				p.len = p.head_len = th->tp_snaplen;
+				p.tail = NULL;
+				p.ntail = 0;
 				n->rx_pkts++;
 				n->rx_bytes += p.len;
 				netback_bridge_input(nb, 0, &p, true);
@@ -206,7 +208,9 @@ static int nic_rx_ring(struct netback *nb, unsigned budget)
 			struct netback_pkt p;
 			memcpy(&p.vh, f + th->tp_mac - VH_LEN, VH_LEN);
 			p.data = f + th->tp_mac;
-			p.len = th->tp_snaplen;
+			p.len = p.head_len = th->tp_snaplen;
+			p.tail = NULL;
+			p.ntail = 0;
 			n->rx_pkts++;
 			n->rx_bytes += p.len;
 			netback_bridge_input(nb, 0, &p, true);
@@ -230,7 +234,9 @@ static int nic_rx_tap(struct netback *nb, unsigned budget)
 		struct netback_pkt p;
 		memcpy(&p.vh, n->tapbuf, VH_LEN);
 		p.data = n->tapbuf + VH_LEN;
-		p.len = (uint32_t)(r - (ssize_t)VH_LEN);
+		p.len = p.head_len = (uint32_t)(r - (ssize_t)VH_LEN);
+		p.tail = NULL;
+		p.ntail = 0;
 		n->rx_pkts++;
 		n->rx_bytes += p.len;
 		netback_bridge_input(nb, 0, &p, true);
@@ -279,8 +285,11 @@ void netback_nic_send(struct netback *nb, const struct netback_pkt *p, bool stay
 	(void)stays; /* every source keeps its bytes until netback_nic_flush */
 	struct netback_nic *n = &nb->nic;
 	if (n->tap) {
-		struct iovec iov[2] = {{(void *)&p->vh, VH_LEN}, {(void *)p->data, p->len}};
-		if (writev(n->fd, iov, 2) < 0)
+		struct iovec iov[2 + NETBACK_PKT_MAX_TAIL] = {{(void *)&p->vh, VH_LEN},
+							      {(void *)p->data, p->head_len}};
+		for (unsigned k = 0; k < p->ntail; k++)
+			iov[2 + k] = p->tail[k];
+		if (writev(n->fd, iov, 2 + (int)p->ntail) < 0)
 			n->tx_drops++;
 		else
 			n->tx_pkts++, n->tx_bytes += p->len;
@@ -289,7 +298,10 @@ void netback_nic_send(struct netback *nb, const struct netback_pkt *p, bool stay
 	unsigned i = n->ntx++;
 	n->vh[i] = p->vh;
 	n->iov[i][1].iov_base = (void *)p->data;
-	n->iov[i][1].iov_len = p->len;
+	n->iov[i][1].iov_len = p->head_len;
+	for (unsigned k = 0; k < p->ntail; k++)
+		n->iov[i][2 + k] = p->tail[k];
+	n->msgs[i].msg_hdr.msg_iovlen = 2 + p->ntail;
 	n->tx_bytes += p->len;
 	if (n->ntx == NETBACK_NIC_BATCH)
 		netback_nic_flush(nb);

@@ -31,7 +31,16 @@ struct tx_pkt {
 	bool has_gso;
 	uint32_t stage_off, len;
 	unsigned op_first, op_count;
+	uint32_t head_len; /* zero-copy: headers copied, the rest in tail */
+	struct iovec tail[NETBACK_PKT_MAX_TAIL];
+	unsigned ntail;
 };
+
+/* Bytes of headers netback copies for itself before a zero-copy send: the
+ * rest of the frame goes from the guest's mapped pages straight into the
+ * kernel's skb (a guest changing it meanwhile only changes its own frame;
+ * everything netback parses is its own copy). */
+#define TX_HEAD_COPY 256u
 
 /* Peek at the packet starting at req_cons (avail slots pushed). Returns 1 and
  * *slots_out if a whole packet is there (consumed: the caller answers every
@@ -145,7 +154,7 @@ int netback_pkt_vnet(struct netback_pkt *p, uint16_t nflags, const struct netif_
 	memset(&p->vh, 0, sizeof(p->vh));
 	if ((nflags & NETTXF_CSUM_BLANK) || gso) {
 		struct netpkt_l4 l4;
-		if (netpkt_l4_parse(p->data, p->len, &l4))
+		if (netpkt_l4_parse(p->data, p->head_len, &l4))
 			return -EINVAL;
 		p->vh.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
 		p->vh.csum_start = l4.csum_start;
@@ -222,12 +231,40 @@ static int tx_round(struct netback_vif *v)
 		}
 		p->stage_off = stage;
 		p->op_first = nops;
+		p->head_len = p->len;
+		p->ntail = 0;
+		uint8_t *src[XEN_NETIF_NR_SLOTS_MIN];
+		bool zc = v->persistent && nb->nic_open;
+		for (unsigned i = 0; i < nf && zc; i++)
+			zc = (src[i] = netback_pgnt_get(v, frags[i].gref, false)) != NULL;
+		if (zc && p->len > TX_HEAD_COPY) {
+			uint8_t *dst = (uint8_t *)gnt_seg_page(v->tx_stage, 0) + stage;
+			uint32_t copied = 0;
+			for (unsigned i = 0; i < nf; i++) {
+				uint8_t *s = src[i] + frags[i].offset;
+				uint32_t sz = frags[i].size;
+				if (copied < TX_HEAD_COPY) {
+					uint32_t c =
+					    TX_HEAD_COPY - copied < sz ? TX_HEAD_COPY - copied : sz;
+					memcpy(dst + copied, s, c);
+					copied += c;
+					s += c;
+					sz -= c;
+				}
+				if (sz)
+					p->tail[p->ntail++] = (struct iovec){s, sz};
+			}
+			p->head_len = TX_HEAD_COPY;
+			stage = (stage + TX_HEAD_COPY + 63u) & ~63u;
+			p->op_count = 0;
+			continue;
+		}
 		for (unsigned i = 0; i < nf; i++) {
-			uint8_t *src =
+			uint8_t *from =
 			    v->persistent ? netback_pgnt_get(v, frags[i].gref, false) : NULL;
-			if (src) { /* mapped once: copy it ourselves, no hypercall */
+			if (from) { /* mapped once: copy it ourselves, no hypercall */
 				memcpy((uint8_t *)gnt_seg_page(v->tx_stage, 0) + stage,
-				       src + frags[i].offset, frags[i].size);
+				       from + frags[i].offset, frags[i].size);
 				stage += frags[i].size;
 			} else {
 				nops += tx_ops(v, nb->ops + nops, &frags[i], &stage);
@@ -252,7 +289,11 @@ static int tx_round(struct netback_vif *v)
 				if (cr != -EIO || nb->ops[p->op_first + k].status != GNTST_okay)
 					p->bad = true;
 		}
-		struct netback_pkt np = {.data = base + p->stage_off, .len = p->len};
+		struct netback_pkt np = {.data = base + p->stage_off,
+					 .len = p->len,
+					 .head_len = p->head_len,
+					 .tail = p->tail,
+					 .ntail = p->ntail};
 		if (!p->bad && netback_pkt_vnet(&np, p->nflags, p->has_gso ? &p->gso : NULL))
 			p->bad = true;
 		tx_respond(v, p, p->bad ? NETIF_RSP_ERROR : NETIF_RSP_OKAY);
