@@ -61,8 +61,9 @@ int blkfront_state(const struct blkfront *bf);
 enum blkfront_op {
 	BLKFRONT_READ,
 	BLKFRONT_WRITE,
-	BLKFRONT_FLUSH,	  /* every write completed before it is durable */
-	BLKFRONT_DISCARD, /* backend feature-discard */
+	BLKFRONT_FLUSH,	       /* every write completed before it is durable */
+	BLKFRONT_DISCARD,      /* backend feature-discard */
+	BLKFRONT_WRITE_ZEROES, /* writes of one shared read-only zero page */
 };
 #define BLKFRONT_FUA (1u << 0) /* WRITE: durable before completion */
 

@@ -19,11 +19,13 @@
 
 /* Our limits (the backend may offer more; we take the smaller). */
 #define BF_MAX_QUEUES 4u
-#define BF_MAX_RING_ORDER 2u	  /* 4 pages: 128 slots per queue */
-#define BF_MAX_INDIRECT_SEGS 256u /* 1 MiB per blkif request */
-#define BF_POOL_PAGES 1024u	  /* 4 MiB of data pages per device */
-#define BF_SHADOW_MAX 2048u	  /* shadow entries per device */
-#define BF_MAX_IO (2u << 20)	  /* largest io (NBD max_payload) */
+#define BF_MAX_RING_ORDER 2u		  /* 4 pages: 128 slots per queue */
+#define BF_MAX_INDIRECT_SEGS 256u	  /* 1 MiB per blkif request */
+#define BF_POOL_PAGES 1024u		  /* 4 MiB of data pages per device */
+#define BF_SHADOW_MAX 2048u		  /* shadow entries per device */
+#define BF_MAX_IO (2u << 20)		  /* largest io (NBD max_payload) */
+#define BF_ZERO_PAGE (BF_POOL_PAGES - 1u) /* pool page kept zero, granted read-only */
+#define BF_ZERO_INFLIGHT 8u		  /* WRITE_ZEROES requests in flight per io */
 
 struct bf_io;
 
@@ -80,6 +82,7 @@ struct bf_io {
 	uint64_t seq;	   /* writes: order of submission; flushes: last seq covered */
 	uint32_t *pages;   /* pool pages (data, then indirect descriptors), npages */
 	uint32_t npages;
+	uint64_t zero_next;	     /* WRITE_ZEROES: next byte to issue */
 	struct bf_io *wprev, *wnext; /* in-flight writes, by seq */
 	struct bf_io *next;	     /* flush FIFO */
 };

@@ -66,6 +66,9 @@ static int nbd_submit(void *ctx, struct nbd_io *io)
 	case NBD_IO_TRIM:
 		op = BLKFRONT_DISCARD;
 		break;
+	case NBD_IO_WRITE_ZEROES:
+		op = BLKFRONT_WRITE_ZEROES; /* NO_HOLE: always true of real writes */
+		break;
 	default:
 		return -ENOTSUP;
 	}
@@ -124,7 +127,7 @@ int bf_nbd_start(struct blkfront *bf)
 	    .can_flush = flush,
 	    .can_fua = flush && !bf->read_only,
 	    .can_trim = bf->can_discard && !bf->read_only,
-	    .can_zero = false,
+	    .can_zero = !bf->read_only,
 	    .can_multi_conn = true,
 	};
 	int r = nbd_server_create(&exp, &bf_nbd_ops, bf, &bf->nbd);

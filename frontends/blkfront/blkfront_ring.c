@@ -46,9 +46,11 @@ int bf_pool_setup(struct blkfront *bf)
 		bf->pool = NULL;
 		return -ENOMEM;
 	}
-	for (uint32_t i = 0; i < BF_POOL_PAGES; i++)
-		bf->pool_free[i] = BF_POOL_PAGES - 1 - i;
-	bf->pool_nfree = BF_POOL_PAGES;
+	/* The last page stays zero: every WRITE_ZEROES segment points at it. */
+	memset(gnt_seg_page(bf->pool, BF_ZERO_PAGE), 0, RING_PAGE_SIZE);
+	for (uint32_t i = 0; i < BF_POOL_PAGES - 1; i++)
+		bf->pool_free[i] = BF_POOL_PAGES - 2 - i;
+	bf->pool_nfree = BF_POOL_PAGES - 1;
 	return 0;
 }
 
@@ -113,6 +115,9 @@ static int page_ref(struct blkfront *bf, struct bf_req *r, uint32_t page, int re
 	uint32_t frame = gnt_seg_frame(bf->pool, page);
 	if (bf->persistent) {
 		if (!bf->pool_refs[page]) {
+			/* Read-write: backends map persistent grants read-write
+			 * (Linux's does), whatever the request. A backend that
+			 * scribbles on the zero page only spoils its own disk. */
 			int rc = gnt_grant_access(bf->env.gt, bf->backend_id, frame, 0,
 						  &bf->pool_refs[page]);
 			if (rc)
@@ -277,7 +282,8 @@ static void io_finish(struct blkfront *bf, struct bf_io *io)
 		free(io->pages);
 		io->pages = NULL;
 	}
-	if ((io->op == BLKFRONT_WRITE || io->op == BLKFRONT_DISCARD) &&
+	if ((io->op == BLKFRONT_WRITE || io->op == BLKFRONT_DISCARD ||
+	     io->op == BLKFRONT_WRITE_ZEROES) &&
 	    (io->flags & BLKFRONT_FUA) && !io->err && !io->fua_flushing) {
 		/* FUA: the data is written; now a flush covering it. */
 		io->fua_flushing = true;
@@ -290,7 +296,7 @@ static void io_finish(struct blkfront *bf, struct bf_io *io)
 		bf->stats.errors++;
 	else if (io->op == BLKFRONT_READ)
 		bf->stats.bytes_rd += io->length;
-	else if (io->op == BLKFRONT_WRITE)
+	else if (io->op == BLKFRONT_WRITE || io->op == BLKFRONT_WRITE_ZEROES)
 		bf->stats.bytes_wr += io->length;
 	else if (io->op == BLKFRONT_FLUSH)
 		bf->stats.flushes++;
@@ -314,6 +320,46 @@ static int status_errno(int16_t st)
 	}
 }
 
+/* Put more of a WRITE_ZEROES io into the shadow: inline requests whose
+ * segments all name the zero page, at most BF_ZERO_INFLIGHT at a time.
+ * Returns whether it added any. */
+static bool zeroes_issue(struct blkfront *bf, struct bf_io *io)
+{
+	bool added = false;
+	uint64_t end = io->offset + io->length;
+	while (io->zero_next < end && io->pending < BF_ZERO_INFLIGHT && bf->shadow_nfree) {
+		uint64_t left = end - io->zero_next;
+		unsigned nsegs = 0;
+		struct bf_seg segs[BLKIF_MAX_SEGMENTS_PER_REQUEST];
+		uint64_t bytes = 0;
+		while (nsegs < BLKIF_MAX_SEGMENTS_PER_REQUEST && bytes < left) {
+			uint64_t n = left - bytes < RING_PAGE_SIZE ? left - bytes : RING_PAGE_SIZE;
+			segs[nsegs++] = (struct bf_seg){.page = BF_ZERO_PAGE,
+							.first_sect = 0,
+							.last_sect = (uint8_t)(n / 512u - 1)};
+			bytes += n;
+		}
+		struct bf_seg *copy = malloc(nsegs * sizeof(*copy));
+		if (!copy) {
+			if (!io->err)
+				io->err = -ENOMEM; /* never report a partial zeroing as done */
+			break;
+		}
+		memcpy(copy, segs, nsegs * sizeof(*copy));
+		struct bf_req *r = shadow_alloc(bf);
+		r->op = BLKIF_OP_WRITE;
+		r->sector = io->zero_next / 512u;
+		r->segs = copy;
+		r->nsegs = (uint16_t)nsegs;
+		r->parent = io;
+		io->pending++;
+		io->zero_next += bytes;
+		shadow_append(bf, r);
+		added = true;
+	}
+	return added;
+}
+
 /* A shadow entry is answered (err 0 or -errno): copy read data out, drop
  * its grants, and complete its io when it was the last entry. */
 static void req_complete(struct blkfront *bf, struct bf_req *r, int err)
@@ -333,7 +379,10 @@ static void req_complete(struct blkfront *bf, struct bf_req *r, int err)
 	if (err && !io->err)
 		io->err = err;
 	shadow_remove(bf, r);
-	if (--io->pending == 0)
+	io->pending--;
+	if (io->op == BLKFRONT_WRITE_ZEROES && !io->err && zeroes_issue(bf, io))
+		return; /* more of it is on its way (bf_poll pumps) */
+	if (io->pending == 0)
 		io_finish(bf, io);
 }
 
@@ -380,6 +429,21 @@ int blkfront_submit(struct blkfront *bf, enum blkfront_op op, unsigned flags, ui
 	if (op == BLKFRONT_FLUSH) {
 		flush_enqueue(bf, io);
 		flush_check(bf);
+		bf_pump(bf);
+		return 0;
+	}
+	if (op == BLKFRONT_WRITE_ZEROES) {
+		if (!bf->shadow_nfree) {
+			free(io);
+			bf->want_kick = true;
+			return -EAGAIN;
+		}
+		io->zero_next = offset;
+		if (!zeroes_issue(bf, io)) {
+			free(io);
+			return -ENOMEM;
+		}
+		writes_append(bf, io);
 		bf_pump(bf);
 		return 0;
 	}

@@ -513,7 +513,7 @@ START_TEST(test_patterns_and_compare)
 		(unsigned long long)seed);
 	for (int disk = 0; disk < 2; disk++) {
 		uint8_t *expect = calloc(1, IMG_SIZE);
-		char *cmds[160];
+		char *cmds[200];
 		int n = 0;
 		for (int i = 0; i < 40; i++) {
 			uint64_t len = 1 + rnd(&seed) % (3u << 20);
@@ -528,6 +528,20 @@ START_TEST(test_patterns_and_compare)
 						  (unsigned long long)off, (unsigned long long)len),
 					 0);
 			ck_assert_int_gt(asprintf(&cmds[n++], "read -P 0x%02x %llu %llu", pat,
+						  (unsigned long long)off, (unsigned long long)len),
+					 0);
+		}
+		/* Write-zeroes (NBD WRITE_ZEROES: blkif writes of the shared zero
+		 * page), one of them with FUA. */
+		for (int i = 0; i < 4; i++) {
+			uint64_t len = 512 * (1 + rnd(&seed) % 8192);
+			uint64_t off = (rnd(&seed) % (IMG_SIZE - len)) & ~511ull;
+			memset(expect + off, 0, len);
+			ck_assert_int_gt(asprintf(&cmds[n++], "write -z%s %llu %llu",
+						  i == 0 ? " -f" : "", (unsigned long long)off,
+						  (unsigned long long)len),
+					 0);
+			ck_assert_int_gt(asprintf(&cmds[n++], "read -P 0 %llu %llu",
 						  (unsigned long long)off, (unsigned long long)len),
 					 0);
 		}
@@ -969,6 +983,14 @@ static void evil_workload(const char *const *expect_logged, int nlogged)
 				 0);
 		ck_assert_int_gt(asprintf(&cmds[n++], "read -P 0x%02x %llu %llu", pat,
 					  (unsigned long long)off, (unsigned long long)len),
+				 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		uint64_t len = 512 * (1 + rnd(&seed) % 2048);
+		uint64_t off = (rnd(&seed) % (IMG_SIZE - len)) & ~511ull;
+		memset(expect + off, 0, len);
+		ck_assert_int_gt(asprintf(&cmds[n++], "write -z %llu %llu", (unsigned long long)off,
+					  (unsigned long long)len),
 				 0);
 	}
 	ck_assert_int_gt(asprintf(&cmds[n++], "flush"), 0);
