@@ -5,6 +5,7 @@
 // instance is left but its logs.
 #include "tools/tool.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -198,6 +199,19 @@ int tool_cmd_down(int argc, char **argv)
 	daemon_stop(&xs_desc);
 	daemon_stop(&hv_desc);
 	tool_wire_stop();
+	/* Guests' directories: only their NBD sockets are in them. */
+	DIR *d = opendir(tool_run_dir());
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		char p[PATH_MAX];
+		if (de->d_type != DT_DIR || de->d_name[0] == '.' || !strcmp(de->d_name, "hv") ||
+		    !strcmp(de->d_name, "xenstored") || !strcmp(de->d_name, "console"))
+			continue;
+		if (!tool_path(p, sizeof(p), de->d_name))
+			tool_rm_guest_dir(p);
+	}
+	if (d)
+		closedir(d);
 	printf("drvdom is down: run dir %s\n", tool_run_dir());
 	return 0;
 }
