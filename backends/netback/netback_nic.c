@@ -9,6 +9,7 @@
 #include "backends/netback/netback.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
 #include <stdatomic.h>
@@ -92,7 +93,8 @@ int netback_nic_open(struct netback *nb, int fd, bool v3)
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl) < 0 && errno == ENOTSOCK) {
 		int hl = (int)VH_LEN;
 		n->tap = true;
-		if (ioctl(fd, TUNSETVNETHDRSZ, &hl) < 0)
+		if (ioctl(fd, TUNSETVNETHDRSZ, &hl) < 0 ||
+		    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
 			return -errno;
 		(void)ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6);
 		if (!(n->tapbuf = malloc(VH_LEN + NETBACK_MAX_FRAME)))

@@ -64,17 +64,24 @@ static void guard_start(void)
 	close(p[0]); /* p[1] stays open (close-on-exec) until this process ends */
 }
 
-static void net_up(void)
+static void net_up_nic(const char *nic)
 {
 	tt_init(&T);
 	guard_start();
 	SH_OK("drvdom up");
-	const char *cfg = tt_file(&T, "netdom.cfg",
-				  "name = \"netdom\"\n"
-				  "kernel = \"drvdom-netback\"\n"
-				  "driver_domain = 1\n"
-				  "nic = \"veth:phys0, wire_ip=10.77.0.1/24\"\n");
-	SH_OK("drvdom create %s", cfg);
+	char cfg[512];
+	snprintf(cfg, sizeof(cfg),
+		 "name = \"netdom\"\n"
+		 "kernel = \"drvdom-netback\"\n"
+		 "driver_domain = 1\n"
+		 "nic = \"%s, wire_ip=10.77.0.1/24\"\n",
+		 nic);
+	SH_OK("drvdom create %s", tt_file(&T, "netdom.cfg", cfg));
+}
+
+static void net_up(void)
+{
+	net_up_nic("veth:phys0");
 }
 
 /* A guest named name with one vif (mac suffix, ip 10.77.0.<host>). */
@@ -510,6 +517,19 @@ START_TEST(test_frontend_producer_jump)
 }
 END_TEST
 
+/* nic = "tap:NAME": the NIC is a TAP fd whose frames are the wire. */
+START_TEST(test_tap_nic)
+{
+	net_up_nic("tap:tapw");
+	guest("g1", 2, "drvdom-guest", NULL);
+	wait_connected("g1");
+	ping_ok("g1", "10.77.0.1");
+	transfer("g1", "wire", "10.77.0.1", 5008, 16);
+	transfer("wire", "g1", "10.77.0.2", 5009, 16);
+	tt_fini(&T);
+}
+END_TEST
+
 Suite *net_suite(void);
 Suite *net_suite(void)
 {
@@ -518,6 +538,7 @@ Suite *net_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_ping_wire);
 	tcase_add_test(tc, test_two_guests);
+	tcase_add_test(tc, test_tap_nic);
 	tcase_add_test(tc, test_tcp_100mib);
 	tcase_add_test(tc, test_isolation);
 	tcase_add_test(tc, test_evil_offset);
