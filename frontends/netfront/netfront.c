@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,6 +80,7 @@ struct netfront_vif {
 	uint64_t tx_pkts, rx_pkts, rx_drops, tx_drops, resets;
 	_Atomic bool kicked, peer_closed; /* from port handlers off the loop thread */
 	uint64_t hot_until;		  /* see NF_TX_HOT_NS */
+	char last_stats[256];
 };
 
 static struct {
@@ -91,7 +93,7 @@ static struct {
 	bool persistent; /* offer drvdom-persistent-grants (netfront_set_persistent) */
 	domid_t self;
 	pthread_t loop_thread;
-	int wake_fd;
+	int wake_fd, timer_fd;
 	char dir[96];
 	struct netfront_vif *vifs[NF_MAX_VIFS];
 } nf;
@@ -647,6 +649,35 @@ static void port_event(void *arg, evtchn_port_t port, enum evtchn_event ev)
 	}
 }
 
+/* Every 0.5 s: each vif's counters as drvdom-stats in its device directory
+ * (for drvdom top; written only when they changed). */
+static void stats_tick(void *arg, int fd, uint32_t events)
+{
+	(void)arg;
+	(void)events;
+	uint64_t x;
+	(void)!read(fd, &x, sizeof(x));
+	for (unsigned i = 0; i < NF_MAX_VIFS; i++) {
+		struct netfront_vif *v = nf.vifs[i];
+		if (!v || v->detaching)
+			continue;
+		char b[256], p[160];
+		snprintf(b, sizeof(b),
+			 "reqs=%llu tx_pkts=%llu rx_pkts=%llu drops=%llu tx_drops=%llu "
+			 "rx_drops=%llu resets=%llu",
+			 (unsigned long long)(v->tx_pkts + v->rx_pkts),
+			 (unsigned long long)v->tx_pkts, (unsigned long long)v->rx_pkts,
+			 (unsigned long long)(v->tx_drops + v->rx_drops),
+			 (unsigned long long)v->tx_drops, (unsigned long long)v->rx_drops,
+			 (unsigned long long)v->resets);
+		if (!strcmp(b, v->last_stats))
+			continue;
+		snprintf(v->last_stats, sizeof(v->last_stats), "%s", b);
+		snprintf(p, sizeof(p), "%s/drvdom-stats", v->path);
+		xs_write(nf.xs, XBT_NULL, p, b, (unsigned)strlen(b));
+	}
+}
+
 static void wake_ready(void *arg, int fd, uint32_t events)
 {
 	(void)arg;
@@ -817,6 +848,11 @@ int netfront_watch_start(struct hvc *h, struct xs_handle *xs, struct evloop *l,
 		return -errno;
 	if ((r = evloop_add_fd(l, nf.wake_fd, EPOLLIN, wake_ready, NULL)))
 		return r;
+	nf.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	struct itimerspec its = {.it_interval = {0, 500000000}, .it_value = {0, 500000000}};
+	if (nf.timer_fd < 0 || timerfd_settime(nf.timer_fd, 0, &its, NULL) < 0 ||
+	    evloop_add_fd(l, nf.timer_fd, EPOLLIN, stats_tick, NULL))
+		log_warn("netfront: no statistics timer (drvdom top will not see the vifs)");
 	nf.gt = gt;
 	nf.own_gt = !gt;
 	if (!gt && (r = gnt_table_open(h, 4096, &nf.gt)))
@@ -841,5 +877,9 @@ void netfront_stop(void)
 		gnt_table_close(nf.gt);
 	evloop_del_fd(nf.l, nf.wake_fd);
 	close(nf.wake_fd);
+	if (nf.timer_fd >= 0) {
+		evloop_del_fd(nf.l, nf.timer_fd);
+		close(nf.timer_fd);
+	}
 	nf.gt = NULL;
 }

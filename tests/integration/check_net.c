@@ -213,6 +213,9 @@ START_TEST(test_ping_wire)
 	const char *st = xs_get("/local/domain/%u/backend/vif/%u/0/drvdom-stats", nb, g);
 	ck_assert_msg(strstr(st, "reqs=") && strstr(st, "gnt_copies=") && !strstr(st, "reqs=0 "),
 		      "drvdom-stats: %s", st);
+	st = xs_get("/local/domain/%u/device/vif/%u/drvdom-stats", g, 0);
+	ck_assert_msg(strstr(st, "tx_pkts=") && !strstr(st, "tx_pkts=0 ") && strstr(st, "resets=0"),
+		      "frontend drvdom-stats: %s", st);
 	tt_fini(&T);
 }
 END_TEST
@@ -502,6 +505,9 @@ static void evil_backend(const char *mode)
 	ck_assert_msg(!strncmp(T.out, "running", 7), "guest: %s", T.out);
 	SH_OK("drvdom exec g1 -- ip -br link show eth0");
 	ck_assert_msg(strstr(T.out, "UP"), "eth0 is not up: %s", T.out);
+	sleep_ms(1100); /* the frontend counts its resets in drvdom-stats */
+	const char *st = xs_get("/local/domain/%u/device/vif/%u/drvdom-stats", domid_of("g1"), 0);
+	ck_assert_msg(strstr(st, "resets=1"), "frontend drvdom-stats: %s", st);
 	tt_fini(&T);
 }
 
