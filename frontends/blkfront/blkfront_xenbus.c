@@ -392,6 +392,15 @@ void blkfront_watch_event(struct blkfront *bf)
 			blkfront_disconnect(bf, XENBUS_STATE_INITIALISING);
 			continue;
 		}
+		if (be == XENBUS_STATE_CLOSING && !bf->rings_up &&
+		    bf->state == XENBUS_STATE_INITIALISING) {
+			/* A restarted backend that read our previous
+			 * instance's keys before we reset them refused them
+			 * and waits in Closing for us to close: go Closed,
+			 * then Initialising again once it is Closed. */
+			set_state(bf, XENBUS_STATE_CLOSED);
+			break;
+		}
 		if (be == XENBUS_STATE_CLOSED && !bf->rings_up &&
 		    bf->state != XENBUS_STATE_INITIALISING) {
 			/* Ask the backend for a new handshake (blkback re-enters
