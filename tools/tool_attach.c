@@ -146,6 +146,16 @@ static int detach(struct attach_ctx *c, const char *cls, int devid)
 	if (dev && !read_int(c->xs, p, &beid) && beid > 0)
 		hvc_domctl_revoke_device(c->h, (domid_t)beid, dev); /* -ENOENT: taken */
 	free(dev);
+	/* And the guest's side of it (its NBD socket or TAP): the hv keeps a
+	 * copy of every assigned fd for restarts, which must go too. */
+	static const char *const fe_devs[] = {"drvdom-nbd", "drvdom-tap"};
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(p, sizeof(p), "%s/%s", fe, fe_devs[i]);
+		dev = xs_read(c->xs, XBT_NULL, p, &len);
+		if (dev)
+			hvc_domctl_revoke_device(c->h, c->guest.domid, dev);
+		free(dev);
+	}
 	xs_rm(c->xs, XBT_NULL, be_path);
 	xs_rm(c->xs, XBT_NULL, fe);
 	return 0;
