@@ -50,6 +50,11 @@ static int nic_ring_setup_v3(struct netback_nic *n)
 static int nic_ring_setup(struct netback_nic *n)
 {
 	int one = 1, v = n->v3 ? TPACKET_V3 : TPACKET_V2;
+	/* A restarted instance gets the same socket again (the hv hands the
+	 * device fd it kept): free the dead instance's ring first (nothing
+	 * maps it any more), or the options below fail with EBUSY. */
+	struct tpacket_req3 none = {0};
+	(void)setsockopt(n->fd, SOL_PACKET, PACKET_RX_RING, &none, sizeof(none));
 	if (setsockopt(n->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0)
 		return -errno;
 	if (setsockopt(n->fd, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) < 0)
