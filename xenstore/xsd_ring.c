@@ -128,10 +128,18 @@ static void xsd_ring_service(struct xsd_ring *r)
 	struct xsd_conn *c = r->conn;
 	struct xenstore_domain_interface *in = r->intf;
 	pthread_mutex_lock(&c->out_lock);
+	bool was = c->throttled;
 	if (c->throttled && xsd_conn_may_resume(c))
 		c->throttled = false;
 	xsd_ring_flush(c);
 	pthread_mutex_unlock(&c->out_lock);
+	/* Requests copied in before the throttle are already out of the
+	 * ring: handle them now, or a domain that waits for their replies
+	 * (and so sends nothing more) waits forever (as xsd_main.c does). */
+	if (was && !c->throttled && c->in_len && xsd_conn_input(c) < 0) {
+		xsd_ring_fail(r, XENSTORE_ERROR_PROTO);
+		return;
+	}
 	while (!c->dead && !r->closing && !c->throttled) {
 		uint32_t cons = in->req_cons, prod = xsd_load(&in->req_prod);
 		if (prod - cons > XENSTORE_RING_SIZE) {
