@@ -22,6 +22,7 @@ enum { PS_FREE = 0, PS_UNBOUND = 1, PS_BOUND = 2 };
 struct evtchn_port_st {
 	uint8_t st;
 	uint8_t deferred; /* notified while unbound: kick when bound */
+	uint8_t priv;	  /* evtchn_set_private: not in hvc_fd()'s set */
 	domid_t remote;
 	evtchn_port_t rport;
 	int wait_fd, kick_fd;
@@ -137,6 +138,15 @@ void evtchn_state_free(struct hvc *h)
 	h->ev = NULL;
 }
 
+/* Lock held. Put a bound port's wait fd in hvc_fd()'s set. */
+static void port_watch(struct hvc *h, struct evtchn_port_st *p, evtchn_port_t port)
+{
+	struct epoll_event ee = {.events = EPOLLIN,
+				 .data.u64 = HVC_TAG_PORT | (uint64_t)p->serial << 16 | port};
+	if (epoll_ctl(h->ep_fd, EPOLL_CTL_ADD, p->wait_fd, &ee) < 0)
+		log_warn("evtchn: port %u: epoll_ctl: %s", port, strerror(errno));
+}
+
 /* Lock held. Install a binding (takes the fds). */
 static void port_set_bound(struct hvc *h, evtchn_port_t port, domid_t remote, evtchn_port_t rport,
 			   int wait_fd, int kick_fd)
@@ -158,10 +168,8 @@ static void port_set_bound(struct hvc *h, evtchn_port_t port, domid_t remote, ev
 		(void)fcntl(kick_fd, F_SETFL, fl | O_NONBLOCK);
 	p->wait_fd = wait_fd;
 	p->kick_fd = kick_fd;
-	struct epoll_event ee = {.events = EPOLLIN,
-				 .data.u64 = HVC_TAG_PORT | (uint64_t)p->serial << 16 | port};
-	if (epoll_ctl(h->ep_fd, EPOLL_CTL_ADD, wait_fd, &ee) < 0)
-		log_warn("evtchn: port %u: epoll_ctl: %s", port, strerror(errno));
+	if (!p->priv)
+		port_watch(h, p, port);
 	/* A notify made while we still thought the port unbound may have
 	 * followed the peer's bind at the hv (its EVT_PORT_BOUND was still in
 	 * the socket): deliver it now. At worst it is spurious, which every
@@ -224,7 +232,8 @@ void evtchn_on_wait_fd(struct hvc *h, uint64_t tag)
 	ssize_t n = -1;
 	pthread_mutex_lock(&s->lock);
 	struct evtchn_port_st *p = &s->p[port];
-	if (p->st == PS_BOUND && p->serial == serial && p->wait_fd >= 0)
+	/* A report for a port made private meanwhile is its owner's. */
+	if (p->st == PS_BOUND && p->serial == serial && p->wait_fd >= 0 && !p->priv)
 		n = read(p->wait_fd, &v, sizeof(v));
 	pthread_mutex_unlock(&s->lock);
 	if (n == (ssize_t)sizeof(v) && v)
@@ -367,6 +376,7 @@ int evtchn_close(struct hvc *h, evtchn_port_t port)
 	port_drop_fds(h, p);
 	p->st = PS_FREE;
 	p->deferred = 0;
+	p->priv = 0;
 	p->fn = NULL;
 	p->arg = NULL;
 	pthread_mutex_unlock(&s->lock);
@@ -414,6 +424,41 @@ int evtchn_wait_fd(struct hvc *h, evtchn_port_t port)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
 	int fd = s->p[port].st == PS_BOUND ? s->p[port].wait_fd : -ENOTCONN;
+	pthread_mutex_unlock(&s->lock);
+	return fd;
+}
+
+int evtchn_set_private(struct hvc *h, evtchn_port_t port, int on)
+{
+	struct evtchn_state *s = h->ev;
+	if (port == 0 || port >= HV_EVTCHN_PORTS)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	struct evtchn_port_st *p = &s->p[port];
+	if (on && !p->priv && p->wait_fd >= 0)
+		(void)epoll_ctl(h->ep_fd, EPOLL_CTL_DEL, p->wait_fd, NULL);
+	else if (!on && p->priv && p->wait_fd >= 0)
+		port_watch(h, p, port);
+	p->priv = !!on;
+	if (on && p->st == PS_FREE)
+		p->st = PS_UNBOUND; /* keep notifies until the binding is read */
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+int evtchn_wait_fd_dup(struct hvc *h, evtchn_port_t port)
+{
+	struct evtchn_state *s = h->ev;
+	if (port >= HV_EVTCHN_PORTS)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	int fd = -ENOTCONN;
+	/* Under the lock: the fd cannot be closed and reused meanwhile. */
+	if (s->p[port].st == PS_BOUND && s->p[port].wait_fd >= 0) {
+		fd = fcntl(s->p[port].wait_fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			fd = -errno;
+	}
 	pthread_mutex_unlock(&s->lock);
 	return fd;
 }

@@ -74,6 +74,24 @@ int evtchn_set_handler(struct hvc *h, evtchn_port_t port, evtchn_handler_fn fn, 
  * Returns the fd, or -ENOTCONN if the port is not bound, -EINVAL. */
 int evtchn_wait_fd(struct hvc *h, evtchn_port_t port);
 
+/* Make a port private (on != 0) to a thread that waits on its wait fd
+ * itself (evtchn_wait_fd_dup), or give it back to the event loop (on ==
+ * 0). A private port's wait fd is kept out of hvc_fd()'s set, now and for
+ * any later binding, so hvc_dispatch() never reads its events (no other
+ * consumer can swallow the waiter's wake-up) and its handler never runs. A
+ * private port not yet known to be bound keeps notifies until its
+ * EVT_PORT_BOUND is read, as an alloc_unbound port does (the xenstore port
+ * is allocated by dom0 for us). Cleared by evtchn_close. Any thread; does
+ * not block beyond a mutex. Returns 0 or -EINVAL. */
+int evtchn_set_private(struct hvc *h, evtchn_port_t port, int on);
+
+/* A duplicate of a bound port's wait fd, owned by the caller (close it):
+ * unlike evtchn_wait_fd's, it stays valid if the port closes meanwhile
+ * (it then never fires again). Reading it consumes the port's events.
+ * Any thread. Returns the fd, or -ENOTCONN (not bound), -EINVAL, -errno
+ * of fcntl(F_DUPFD_CLOEXEC). */
+int evtchn_wait_fd_dup(struct hvc *h, evtchn_port_t port);
+
 /* Mask / unmask a port (Xen's evtchn_mask bitmap). While masked, events
  * only set the pending bit; unmasking a pending port delivers it at the next
  * dispatch. Any thread, lock-free. Return 0 or -EINVAL. */

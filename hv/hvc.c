@@ -449,6 +449,11 @@ static int hvc_read_socket(struct hvc *h)
 	return ret;
 }
 
+int hvc_read_events(struct hvc *h)
+{
+	return hvc_read_socket(h);
+}
+
 int hvc_dispatch(struct hvc *h)
 {
 	int ret = 0, count = 0;

@@ -81,6 +81,16 @@ int hvc_fd(const struct hvc *h);
  * (-ECONNRESET) or the hv broke the protocol (-EPROTO). */
 int hvc_dispatch(struct hvc *h);
 
+/* Read the async events waiting on the socket, without blocking and
+ * without running any callback: apply their effect on library state (a
+ * bound port's fds are stored, a closed port's dropped) and queue them for
+ * hvc_dispatch() (hvc_fd() stays readable), exactly as a hvc_call() that
+ * reads one does. For a thread that must learn of bindings while another
+ * thread owns the event loop (the xenstore client inside a domain): it
+ * takes nothing from the loop. Any thread. Returns 0 or -errno
+ * (-ECONNRESET: the hv is gone, -EPROTO). */
+int hvc_read_events(struct hvc *h);
+
 /* --- callbacks (run from hvc_dispatch) ----------------------------------- */
 
 /* A domain exited (dom0 subscribers only; see hvc_domctl_subscribe). */
