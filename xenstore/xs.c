@@ -37,6 +37,7 @@ struct xs_handle {
 	struct xs_msg *wq_head, *wq_tail;
 	int watch_pipe[2];
 	bool reader_running, broken;
+	bool stateful; /* a watch or transaction was made (under req_lock) */
 	pthread_t reader;
 	uint32_t next_req;
 };
@@ -339,6 +340,8 @@ static void *xs_talkv(struct xs_handle *h, xs_transaction_t t, uint32_t type,
 	hdr.len = (uint32_t)total;
 	pthread_mutex_lock(&h->req_lock);
 	hdr.req_id = h->next_req++;
+	if (type == XS_WATCH || type == XS_TRANSACTION_START)
+		h->stateful = true;
 	memcpy(buf, &hdr, sizeof(hdr));
 	size_t off = sizeof(hdr);
 	for (unsigned int i = 0; i < n; i++) {
@@ -456,6 +459,17 @@ void xs_close(struct xs_handle *h)
 {
 	if (!h)
 		return;
+	pthread_mutex_lock(&h->lock);
+	bool broken = h->broken;
+	pthread_mutex_unlock(&h->lock);
+	if (h->tp.fd < 0 && h->stateful && !broken) {
+		/* The ring is the domain's one connection, which outlives this
+		 * handle: drop the handle's watches and transactions (as closing
+		 * Xen's xenbus device does). Once the reply is read nothing else
+		 * arrives for this handle, so the reader stops between messages
+		 * and the next handle starts at a message boundary. */
+		free(xs_talkv(h, XBT_NULL, XS_RESET_WATCHES, NULL, 0, NULL));
+	}
 	if (h->reader_running) {
 		h->tp.shutdown(&h->tp);
 		pthread_join(h->reader, NULL);

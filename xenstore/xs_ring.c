@@ -6,10 +6,17 @@
 // rsp[] after an acquire load of rsp_prod; indices are free-running and a
 // distance above XENSTORE_RING_SIZE means a broken peer (-EPROTO). The port
 // is bound by xenstored when dom0 introduces the domain; until then writes
-// simply wait in the ring. Waiting polls the port's eventfd and the hv
-// socket (whose async events tell the library the port got bound) with a
-// 10 ms fallback. The hv functions are weak references, so programs that
-// never run in a domain link libxenstore.a without libdrvdom.a.
+// simply wait in the ring. Inside a domain the program's event loop owns the
+// shared hypercall connection: this transport takes nothing from it. It
+// makes the store port private (evtchn_set_private) and sleeps on its own
+// duplicate of the port's wait fd with Xen's final check (drain, look at the
+// indices again, then sleep), and before the binding is known it only reads
+// the hv socket's events (hvc_read_events), whose callbacks stay queued for
+// the loop. It never calls hvc_dispatch() on a shared connection. Several
+// threads may wait at once (the reader thread for replies, a writer for
+// space): one sleeps on the port and wakes the others. The hv functions are
+// weak references, so programs that never run in a domain link
+// libxenstore.a without libdrvdom.a.
 #include <errno.h>
 
 #include "xenstore/xs_transport.h"
@@ -34,9 +41,10 @@
 #pragma weak hvc_call_exact
 #pragma weak hvc_domain_info
 #pragma weak hvc_dispatch
-#pragma weak hvc_fd
+#pragma weak hvc_read_events
 #pragma weak evtchn_notify
-#pragma weak evtchn_wait_fd
+#pragma weak evtchn_set_private
+#pragma weak evtchn_wait_fd_dup
 
 struct xs_ring {
 	struct hvc *h;
@@ -45,8 +53,25 @@ struct xs_ring {
 	evtchn_port_t port;
 	int shut_fd; /* eventfd: xs_close wakes a blocked reader */
 	_Atomic bool shut;
-	pthread_mutex_t wait_lock; /* one thread dispatches at a time */
+	/* Waiting (xs_ring_wait): one thread at a time sleeps on the port (the
+	 * poller); the others sleep on wait_cond until it wakes. The wants say
+	 * what the waiters wait for, so the poller's final check covers them
+	 * all (it drains the port for everyone). */
+	pthread_mutex_t wait_lock;
+	pthread_cond_t wait_cond;
+	bool polling;
+	unsigned gen;	       /* bumped each time the poller wakes */
+	atomic_uint want_rsp;  /* waiters for response bytes (the reader) */
+	atomic_uint want_room; /* waiters for request space (a writer) */
 };
+
+/* Fallback timeouts: before the port is bound nothing can wake us (the
+ * binding arrives on the hv socket, which the program's loop reads), so
+ * look every 10 ms; once bound every wake-up arrives on the port, and the
+ * 1 s bound only matters if xenstored loses a notify or the port is bound
+ * anew (a re-introduced domain). */
+#define XS_RING_UNBOUND_MS 10
+#define XS_RING_BOUND_MS 1000
 
 static struct hvc *xs_ring_shared_hvc;
 
@@ -67,21 +92,72 @@ static void xs_store(XENSTORE_RING_IDX *p, uint32_t v)
 	atomic_store_explicit((_Atomic uint32_t *)p, v, memory_order_release);
 }
 
-static void xs_ring_wait(struct xs_ring *r)
+/* May some waiter go on? Any thread. A distance other than "empty" /
+ * "full" (a corrupt index) also lets it go: the caller then sees -EPROTO. */
+static bool xs_ring_can_go(struct xs_ring *r)
+{
+	struct xenstore_domain_interface *in = r->intf;
+	if (atomic_load(&r->shut))
+		return true;
+	if (atomic_load(&r->want_rsp) && xs_load(&in->rsp_prod) != xs_load(&in->rsp_cons))
+		return true;
+	return atomic_load(&r->want_room) &&
+	       xs_load(&in->req_prod) - xs_load(&in->req_cons) != XENSTORE_RING_SIZE;
+}
+
+/* The poller: sleep until the port fires (or a fallback timeout). Xen's
+ * final-check pattern: drain the port's event counter first, then look at
+ * the ring again, and only then sleep, so a notify sent after xenstored
+ * moved an index either is seen by the check or wakes the poll. The port
+ * is private to this library (evtchn_set_private), so no other consumer
+ * (the program's event loop) can drain it in between. */
+static void xs_ring_poll(struct xs_ring *r)
+{
+	int wfd = evtchn_wait_fd_dup(r->h, r->port);
+	if (wfd < 0) {
+		/* Not bound yet: learn of the binding from the socket without
+		 * taking anything from the program's loop (its callbacks run
+		 * there); our own connection we may dispatch ourselves. */
+		if (r->own_hvc)
+			(void)hvc_dispatch(r->h);
+		else
+			(void)hvc_read_events(r->h);
+		if (xs_ring_can_go(r))
+			return;
+		struct pollfd p = {r->shut_fd, POLLIN, 0};
+		(void)poll(&p, 1, XS_RING_UNBOUND_MS);
+		return;
+	}
+	uint64_t v;
+	(void)!read(wfd, &v, sizeof(v)); /* nonblocking: the fd is the hv's */
+	if (!xs_ring_can_go(r)) {
+		struct pollfd p[2] = {{r->shut_fd, POLLIN, 0}, {wfd, POLLIN, 0}};
+		(void)poll(p, 2, XS_RING_BOUND_MS);
+	}
+	close(wfd);
+}
+
+/* Block until the ring may have moved; the caller looks again. want is
+ * &r->want_rsp or &r->want_room. */
+static void xs_ring_wait(struct xs_ring *r, atomic_uint *want)
 {
 	pthread_mutex_lock(&r->wait_lock);
-	int wfd = evtchn_wait_fd(r->h, r->port);
-	struct pollfd p[3] = {{hvc_fd(r->h), POLLIN, 0}, {r->shut_fd, POLLIN, 0}, {wfd, POLLIN, 0}};
-	pthread_mutex_unlock(&r->wait_lock);
-	poll(p, wfd >= 0 ? 3 : 2, 10);
-	pthread_mutex_lock(&r->wait_lock);
-	hvc_dispatch(r->h);
-	if (wfd >= 0 && evtchn_wait_fd(r->h, r->port) == wfd) {
-		struct pollfd q = {wfd, POLLIN, 0};
-		uint64_t v;
-		if (poll(&q, 1, 0) == 1)
-			(void)!read(wfd, &v, sizeof(v));
+	atomic_fetch_add(want, 1);
+	unsigned gen = r->gen;
+	while (!xs_ring_can_go(r) && r->gen == gen) {
+		if (r->polling) {
+			pthread_cond_wait(&r->wait_cond, &r->wait_lock);
+			continue;
+		}
+		r->polling = true;
+		pthread_mutex_unlock(&r->wait_lock);
+		xs_ring_poll(r);
+		pthread_mutex_lock(&r->wait_lock);
+		r->polling = false;
+		r->gen++;
+		pthread_cond_broadcast(&r->wait_cond);
 	}
+	atomic_fetch_sub(want, 1);
 	pthread_mutex_unlock(&r->wait_lock);
 }
 
@@ -97,7 +173,7 @@ static int xs_ring_read(struct xs_transport *tp, void *buf, size_t len)
 		if (prod - cons > XENSTORE_RING_SIZE)
 			return -EPROTO;
 		if (prod == cons) {
-			xs_ring_wait(r);
+			xs_ring_wait(r, &r->want_rsp);
 			continue;
 		}
 		uint32_t n = prod - cons, chunk = XENSTORE_RING_SIZE - MASK_XENSTORE_IDX(cons);
@@ -106,8 +182,9 @@ static int xs_ring_read(struct xs_transport *tp, void *buf, size_t len)
 		if (n > len)
 			n = (uint32_t)len;
 		memcpy(p, in->rsp + MASK_XENSTORE_IDX(cons), n);
+		/* The copy is done before xenstored may reuse the space. */
 		xs_store(&in->rsp_cons, cons + n);
-		evtchn_notify(r->h, r->port);
+		evtchn_notify(r->h, r->port); /* signal after every update */
 		p += n;
 		len -= n;
 	}
@@ -127,7 +204,7 @@ static int xs_ring_write(struct xs_transport *tp, const void *buf, size_t len)
 			return -EPROTO;
 		uint32_t space = XENSTORE_RING_SIZE - (prod - cons);
 		if (!space) {
-			xs_ring_wait(r);
+			xs_ring_wait(r, &r->want_room);
 			continue;
 		}
 		uint32_t n = space, chunk = XENSTORE_RING_SIZE - MASK_XENSTORE_IDX(prod);
@@ -137,7 +214,7 @@ static int xs_ring_write(struct xs_transport *tp, const void *buf, size_t len)
 			n = (uint32_t)len;
 		memcpy(in->req + MASK_XENSTORE_IDX(prod), p, n);
 		xs_store(&in->req_prod, prod + n);
-		evtchn_notify(r->h, r->port);
+		evtchn_notify(r->h, r->port); /* signal after every update */
 		p += n;
 		len -= n;
 	}
@@ -159,6 +236,9 @@ static void xs_ring_close(struct xs_transport *tp)
 	close(r->shut_fd);
 	if (r->own_hvc)
 		hvc_close(r->h);
+	else
+		(void)evtchn_set_private(r->h, r->port, 0); /* the loop's again */
+	pthread_cond_destroy(&r->wait_cond);
 	pthread_mutex_destroy(&r->wait_lock);
 	free(r);
 }
@@ -203,6 +283,9 @@ int xs_ring_open(struct xs_transport *tp)
 		goto fail;
 	}
 	pthread_mutex_init(&r->wait_lock, NULL);
+	pthread_cond_init(&r->wait_cond, NULL);
+	/* Only we consume the store port's events: see xs_ring_poll. */
+	(void)evtchn_set_private(r->h, r->port, 1);
 	tp->fd = -1;
 	tp->priv = r;
 	tp->read = xs_ring_read;

@@ -25,8 +25,9 @@ int xs_ring_open(struct xs_transport *tp);
 struct hvc;
 /* Inside a domain whose program already opened its hypercall connection:
  * make xs_open() use h instead of opening its own. Call before xs_open.
- * The program's own event loop must then not run hvc_dispatch() while a
- * xenstore call waits (the library dispatches itself). */
+ * The library never dispatches h: the program's event loop keeps every
+ * callback and may run concurrently with xenstore calls; only the store
+ * port is the library's (made private while a handle is open). */
 void xs_ring_use_hvc(struct hvc *h);
 
 #endif
