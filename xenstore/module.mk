@@ -23,3 +23,11 @@ xenstore_daemon_TEST_DEPLIBS := xenstore drvdom
 TEST_BINS += xs_dom
 xs_dom_SRCS := tests/integration/check_xenstore_dom.c
 xs_dom_DEPLIBS := xenstore drvdom
+
+# Stress of the client inside domains: many starts of a kernel that cycles
+# handles and reads from two threads while its own event loop runs.
+INTEG_SUITES += xs_stress
+xs_stress_TEST_DEPLIBS := xenstore drvdom
+TEST_BINS += xs_stress_dom
+xs_stress_dom_SRCS := tests/integration/xs_stress_dom.c
+xs_stress_dom_DEPLIBS := xenstore drvdom
