@@ -9,7 +9,8 @@
 // submitted after the kill (p50, p99, max), the time until a 50 ms window
 // is back to >= 90% of the 500 ms before the kill, client errors, and the
 // throughput around the kills in 10 ms bins, normalised and averaged over
-// the kills, drawn as an SVG next to the JSON.
+// the kills, drawn as an SVG next to the JSON. Kills are 2 s apart, each
+// the first crash of its 1 s crash window (no restart backoff).
 #include "hv/hvc.h"
 #include "tools/bench/benchjson.h"
 #include "tools/bench/recovery_load.h"
@@ -240,10 +241,14 @@ static int write_cfg(const char *name, const char *fmt, ...)
 	return sh("%s/drvdom create %s >/dev/null", bindir, p) ? -EIO : 0;
 }
 
+/* A 1 s crash window with kills 2 s apart: every kill is the first crash
+ * of its window, restarted at once. With the default window (60 s) the
+ * n-th crash in it waits 10 * 2^(n-2) ms (docs/hv.md): that is the backoff
+ * policy, not the recovery path this measures. */
 static const char *policy(bool standby)
 {
-	return standby ? "on_crash = \"restart\"\nstandby = 1\ncrash_limit = \"1000/60\"\n"
-		       : "on_crash = \"restart\"\ncrash_limit = \"1000/60\"\n";
+	return standby ? "on_crash = \"restart\"\nstandby = 1\ncrash_limit = \"1000/1\"\n"
+		       : "on_crash = \"restart\"\ncrash_limit = \"1000/1\"\n";
 }
 
 static void run_blk(struct result *r)
@@ -428,9 +433,13 @@ static void report(struct bench_report *rep, const struct result *r)
 		bench_report_add(rep, name, "ms", p99, "target", 200, BENCH_LOWER_BETTER, 1.0);
 	snprintf(name, sizeof(name), "%s kill->first-io max%s", r->kind, mode);
 	bench_report_add(rep, name, "ms", mx, NULL, 0, BENCH_LOWER_BETTER, 0);
+	/* A kill whose 50 ms windows never reach 90% within the 1.5 s shown
+	 * counts as 1500 ms (a miss) and is counted apart. */
 	snprintf(name, sizeof(name), "%s back to 90%% max%s", r->kind, mode);
-	double bmax = never ? 1e9 : pct(back, nb, 100);
+	double bmax = never ? POST_BINS * (BIN_NS / 1e6) : pct(back, nb, 100);
 	bench_report_add(rep, name, "ms", bmax, "target", 1000, BENCH_LOWER_BETTER, 1.0);
+	snprintf(name, sizeof(name), "%s kills not back to 90%% in 1.5 s%s", r->kind, mode);
+	bench_report_add(rep, name, "count", never, NULL, 0, BENCH_LOWER_BETTER, 0);
 	snprintf(name, sizeof(name), "%s back to 90%% p50%s", r->kind, mode);
 	bench_report_add(rep, name, "ms", nb ? pct(back, nb, 50) : NAN, NULL, 0, BENCH_LOWER_BETTER,
 			 0);
