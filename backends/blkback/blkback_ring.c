@@ -445,13 +445,16 @@ static void ring_port_event(void *arg, evtchn_port_t port, enum evtchn_event ev)
 {
 	struct blkback_ring *r = arg;
 	(void)port;
-	/* May run in a thread other than the loop's (a xenstore call waiting
-	 * dispatches too): only flag and wake; the poller does the work. */
+	/* Only flag and wake; the poller does the work. */
 	if (ev == EVTCHN_EV_CLOSED) {
 		/* The frontend closed its end or died: the loop closes the
-		 * device (blkback_run_deferred). */
+		 * device (blkback_run_deferred, which only wake_ready runs: so
+		 * through the eventfd even in the loop's own thread, where this
+		 * handler always runs now that xenstore calls no longer
+		 * dispatch). */
 		atomic_store(&r->dev->peer_gone, true);
 		atomic_store(&r->dev->bb->deferred, true);
+		blkback_wake_deferred(r->dev->bb);
 	}
 	atomic_store_explicit(&r->kicked, true, memory_order_relaxed);
 	blkback_wake(r->dev->bb);
