@@ -41,14 +41,18 @@ struct evloop {
 	struct evloop_poller *pollers;
 	unsigned npollers, cap_pollers;
 	uint64_t spin_ns;
+	uint64_t wait_spin_ns;
+	bool pending; /* a poller of the last pass awaits a peer */
 	uint64_t last_work_ns;
 	uint64_t last_fdcheck_ns;
 	uint64_t last_hb_ns; /* last HEARTBEAT sent (watchdog) */
 	struct evloop_stats st;
 };
 
-/* While pollers keep finding work, still look at fds this often. */
+/* While pollers keep finding work, or the loop spins, still look at fds
+ * (non-blocking) this often. */
 #define EVLOOP_FDCHECK_NS 200000u
+#define EVLOOP_SPIN_FDCHECK_NS 20000u
 
 static uint64_t now_ns(void)
 {
@@ -116,6 +120,7 @@ int evloop_create(struct hvc *h, struct evloop **out)
 		return -ENOMEM;
 	l->h = h;
 	l->spin_ns = EVLOOP_SPIN_NS_DEFAULT;
+	l->wait_spin_ns = EVLOOP_WAIT_SPIN_NS_DEFAULT;
 	l->stop_fd = -1;
 	l->ep = epoll_create1(EPOLL_CLOEXEC);
 	if (l->ep < 0) {
@@ -250,6 +255,24 @@ void evloop_set_spin_ns(struct evloop *l, uint64_t ns)
 	l->spin_ns = ns;
 }
 
+void evloop_poll_pending(struct evloop *l)
+{
+	l->pending = true;
+}
+
+void evloop_set_wait_spin_ns(struct evloop *l, uint64_t ns)
+{
+	l->wait_spin_ns = ns;
+}
+
+/* How long after the last work the loop keeps spinning. */
+static uint64_t spin_budget(const struct evloop *l)
+{
+	if (l->pending && l->spin_ns && l->wait_spin_ns > l->spin_ns)
+		return l->wait_spin_ns;
+	return l->spin_ns;
+}
+
 void evloop_stop(struct evloop *l)
 {
 	atomic_store(&l->stop, true);
@@ -265,6 +288,7 @@ void evloop_get_stats(const struct evloop *l, struct evloop_stats *out)
 static int run_pollers(struct evloop *l, unsigned flags)
 {
 	int work = 0;
+	l->pending = false;
 	/* By index: a poller may add or remove pollers. */
 	for (unsigned i = 0; i < l->npollers; i++)
 		if (l->pollers[i].fn(l->pollers[i].arg, flags))
@@ -340,8 +364,10 @@ int evloop_run_once(struct evloop *l, int timeout_ms)
 		}
 		return l->err ? l->err : total;
 	}
-	/* Spin: pollers only, no system calls, while work was recent. */
-	if (l->npollers && now - l->last_work_ns < l->spin_ns) {
+	/* Spin: pollers only while work was recent (longer while a poller
+	 * awaits a peer); fds are looked at without blocking now and then, so
+	 * a socket's input does not wait for the spin to end. */
+	if (l->npollers && now - l->last_work_ns < spin_budget(l)) {
 		uint64_t start = now;
 		for (unsigned i = 1;; i++) {
 			cpu_relax();
@@ -355,8 +381,19 @@ int evloop_run_once(struct evloop *l, int timeout_ms)
 				return total;
 			if ((i & 15) == 0) {
 				now = now_ns();
-				if (now - l->last_work_ns >= l->spin_ns)
+				if (now - l->last_work_ns >= spin_budget(l))
 					break;
+				if (now - l->last_fdcheck_ns >= EVLOOP_SPIN_FDCHECK_NS) {
+					l->last_fdcheck_ns = now;
+					r = wait_fds(l, 0);
+					if (r < 0)
+						return r;
+					if (r) {
+						l->last_work_ns = now;
+						l->st.spin_ns += now - start;
+						return l->err ? l->err : total + r;
+					}
+				}
 			}
 		}
 		l->st.spin_ns += now - start;

@@ -33,6 +33,8 @@ typedef int (*evloop_poll_fn)(void *arg, unsigned flags);
 
 /* Default spin budget after the last work found, in nanoseconds. */
 #define EVLOOP_SPIN_NS_DEFAULT 20000u
+/* Default longer budget while a poller awaits a peer (evloop_poll_pending). */
+#define EVLOOP_WAIT_SPIN_NS_DEFAULT 150000u
 
 /* Create a loop. h (may be NULL for a loop with no hv, e.g. tests) is
  * registered automatically: async hv events and port handlers run from the
@@ -63,6 +65,18 @@ int evloop_del_poller(struct evloop *l, evloop_poll_fn fn, void *arg);
 
 /* Set the spin budget (0 = never spin: always final-check and sleep). */
 void evloop_set_spin_ns(struct evloop *l, uint64_t ns);
+
+/* From a poller: it is waiting for an answer from a peer that is working on
+ * something it sent (requests on a ring, I/O in flight). During this pass
+ * the loop then spins up to the wait budget after the last work found (not
+ * the shorter spin budget), so an answer that takes longer than the spin
+ * budget but less than two sleeping wake-ups is not paid for with them.
+ * Bounded: with no work for the wait budget the loop sleeps anyway. */
+void evloop_poll_pending(struct evloop *l);
+
+/* Set the wait budget (default EVLOOP_WAIT_SPIN_NS_DEFAULT; 0 = like the
+ * spin budget). */
+void evloop_set_wait_spin_ns(struct evloop *l, uint64_t ns);
 
 /* One iteration: pollers; spin within the budget if work was found
  * recently; else final check and wait up to timeout_ms (-1: forever) for

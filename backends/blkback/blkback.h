@@ -36,6 +36,9 @@
 #define BLKBACK_PGRANTS_MAX 1056u
 /* Requests taken from one ring before their grants are mapped in one batch. */
 #define BLKBACK_BATCH 32u
+/* Writes up to this size are done inline (pwritev, blocking) when the disk
+ * cannot do RWF_NOWAIT writes; see blkback_io_try_inline. */
+#define BLKBACK_INLINE_WRITE_MAX (128u << 10)
 /* Stats ticks between two looks at the xenstore without a watch event. */
 #define BLKBACK_RESCAN_TICKS 6u
 /* Device assignments remembered between two runs of the loop. */
@@ -145,6 +148,7 @@ struct blkback {
 	struct blkback_pool *pool; /* the fallback I/O threads, or NULL */
 	int uring_efd;
 	unsigned uring_pending; /* SQEs prepared, not yet submitted */
+	unsigned io_inflight;	/* submitted (io_uring or pool), not reaped */
 	int wake_fd;		/* port handlers in other threads wake the loop */
 	int timer_fd;		/* stats */
 	unsigned ticks;		/* of timer_fd */

@@ -45,8 +45,13 @@ static void io_ready(void *arg, int fd, uint32_t events)
 
 static int io_poll(void *arg, unsigned flags)
 {
+	struct blkback *bb = arg;
 	(void)flags;
-	return blkback_io_reap(arg) > 0;
+	int work = blkback_io_reap(bb) > 0;
+	/* I/O in flight on the io_uring: its completions are due soon. */
+	if (bb->io_inflight)
+		evloop_poll_pending(bb->loop);
+	return work;
 }
 
 static int io_uring_start(struct blkback *bb)
@@ -125,11 +130,24 @@ static int64_t io_expected(const struct blkback_req *q)
 
 int blkback_io_try_inline(struct blkback *bb, struct blkback_req *q)
 {
-	if (bb->no_inline_io || (q->io_op != BLKIF_OP_READ && q->io_op != BLKIF_OP_WRITE) ||
-	    (q->io_op == BLKIF_OP_WRITE && q->ring->dev->no_nowait_write))
+	if (bb->no_inline_io || (q->io_op != BLKIF_OP_READ && q->io_op != BLKIF_OP_WRITE))
 		return -EAGAIN;
 	int fd = q->ring->dev->disk_fd;
 	off_t off = (off_t)(q->sector << BLKBACK_SECTOR_SHIFT);
+	if (q->io_op == BLKIF_OP_WRITE && q->ring->dev->no_nowait_write) {
+		/* No RWF_NOWAIT writes (ext4): the io_uring would hand each
+		 * write to a worker thread, a wake-up and a context switch for
+		 * what is a few microseconds of copying into page cache. Small
+		 * writes are done here, blocking; large ones still overlap on
+		 * the io_uring. */
+		if (q->nr_sectors << BLKBACK_SECTOR_SHIFT > BLKBACK_INLINE_WRITE_MAX)
+			return -EAGAIN;
+		ssize_t w = pwritev(fd, q->iov, (int)q->nr_segs, off);
+		if (w != io_expected(q))
+			return -EAGAIN; /* the io_uring tries again and reports */
+		q->ring->st.inline_io++;
+		return 0;
+	}
 	ssize_t n = q->io_op == BLKIF_OP_READ
 			? preadv2(fd, q->iov, (int)q->nr_segs, off, RWF_NOWAIT)
 			: pwritev2(fd, q->iov, (int)q->nr_segs, off, RWF_NOWAIT);
@@ -153,6 +171,7 @@ int blkback_io_submit(struct blkback *bb, struct blkback_req *q)
 		struct blkback_stats *st = &q->ring->st;
 		if (++st->inflight > st->inflight_max)
 			st->inflight_max = st->inflight;
+		bb->io_inflight++;
 		blkback_pool_submit(bb, q);
 		return 0;
 	}
@@ -187,6 +206,7 @@ int blkback_io_submit(struct blkback *bb, struct blkback_req *q)
 	}
 	io_uring_sqe_set_data(sqe, q);
 	bb->uring_pending++;
+	bb->io_inflight++;
 	struct blkback_stats *st = &q->ring->st;
 	if (++st->inflight > st->inflight_max)
 		st->inflight_max = st->inflight;
@@ -257,6 +277,7 @@ int blkback_io_reap(struct blkback *bb)
 		while ((n = blkback_pool_take(bb, done, res, BLKBACK_REAP_MAX)) > 0) {
 			for (unsigned i = 0; i < n; i++)
 				done[i]->ring->st.inflight--;
+			bb->io_inflight -= n;
 			blkback_io_finish(bb, done, res, n);
 			total += (int)n;
 		}
@@ -276,6 +297,7 @@ int blkback_io_reap(struct blkback *bb)
 		io_uring_cq_advance(&bb->uring, n);
 		for (unsigned i = 0; i < n; i++)
 			done[i]->ring->st.inflight--;
+		bb->io_inflight -= n;
 		blkback_io_finish(bb, done, res, n);
 		total += (int)n;
 	}

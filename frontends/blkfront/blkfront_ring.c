@@ -811,6 +811,13 @@ int bf_poll(void *arg, unsigned flags)
 	}
 	if (batch)
 		bf->batch_end(bf->batch_arg);
+	/* Requests on a ring: their responses are usually due within a few
+	 * tens of microseconds; spin for them rather than sleep (evloop.h). */
+	for (unsigned i = 0; i < bf->nr_queues; i++)
+		if (bf->queues[i].sent) {
+			evloop_poll_pending(bf->env.loop);
+			break;
+		}
 	return work;
 }
 
