@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 struct xs_msg {
@@ -455,21 +456,42 @@ static void xs_free_queues(struct xs_handle *h)
 	close(h->watch_pipe[1]);
 }
 
+/* The ring is the domain's one connection, which outlives a handle: before
+ * the handle goes, drop its watches and transactions (as closing Xen's
+ * xenbus device does). Once the reply is read nothing else arrives for this
+ * handle, so the reader stops between messages and the next handle starts
+ * at a message boundary. Waits for the reply at most XS_CLOSE_WAIT_S: a
+ * xenstored that is gone must not hang xs_close. */
+#define XS_CLOSE_WAIT_S 1
+static void xs_ring_reset(struct xs_handle *h)
+{
+	if (!xs_start_reader(h))
+		return;
+	struct xsd_sockmsg hdr = {.type = XS_RESET_WATCHES};
+	pthread_mutex_lock(&h->req_lock);
+	hdr.req_id = h->next_req++;
+	int ret = h->tp.write(&h->tp, &hdr, sizeof(hdr));
+	pthread_mutex_unlock(&h->req_lock);
+	if (ret)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts); /* reply_cond's clock */
+	ts.tv_sec += XS_CLOSE_WAIT_S;
+	pthread_mutex_lock(&h->lock);
+	while (!h->reply && !h->broken)
+		if (pthread_cond_timedwait(&h->reply_cond, &h->lock, &ts) == ETIMEDOUT)
+			break;
+	free(h->reply);
+	h->reply = NULL;
+	pthread_mutex_unlock(&h->lock);
+}
+
 void xs_close(struct xs_handle *h)
 {
 	if (!h)
 		return;
-	pthread_mutex_lock(&h->lock);
-	bool broken = h->broken;
-	pthread_mutex_unlock(&h->lock);
-	if (h->tp.fd < 0 && h->stateful && !broken) {
-		/* The ring is the domain's one connection, which outlives this
-		 * handle: drop the handle's watches and transactions (as closing
-		 * Xen's xenbus device does). Once the reply is read nothing else
-		 * arrives for this handle, so the reader stops between messages
-		 * and the next handle starts at a message boundary. */
-		free(xs_talkv(h, XBT_NULL, XS_RESET_WATCHES, NULL, 0, NULL));
-	}
+	if (h->tp.fd < 0 && h->stateful)
+		xs_ring_reset(h);
 	if (h->reader_running) {
 		h->tp.shutdown(&h->tp);
 		pthread_join(h->reader, NULL);
