@@ -436,7 +436,18 @@ int blkback_ring_poll(void *arg, unsigned flags)
 	}
 	if (n == 0)
 		return 0;
-	return ring_process(r) > 0;
+	int work = ring_process(r) > 0;
+	if (work && !r->broken && r->back.sring) {
+		/* Found work, so the loop does not sleep now: disarm the
+		 * notification a final check armed (req_event at or below
+		 * req_cons is never in the frontend's range), or the frontend
+		 * kicks us for every push while we poll anyway (measured: one
+		 * eventfd write per ~1.6 requests at QD32 over 4 queues). The
+		 * next final check re-arms before any sleep. */
+		atomic_store_explicit(&r->back.sring->req_event, r->back.req_cons,
+				      memory_order_relaxed);
+	}
+	return work;
 }
 
 /* --- connect / disconnect ------------------------------------------------------ */

@@ -795,14 +795,24 @@ int bf_poll(void *arg, unsigned flags)
 			bf->batch_begin(bf->batch_arg);
 			batch = true;
 		}
-		work += queue_responses(bf, q);
+		int qwork = queue_responses(bf, q);
 		if (flags & EVLOOP_POLL_FINAL) {
 			uint32_t n = 0;
 			if (blkif_ring_front_final_check_for_responses(&q->ring, &n) < 0)
 				bf_backend_broken(bf, "response producer index jumped");
 			else if (n)
-				work += queue_responses(bf, q);
+				qwork += queue_responses(bf, q);
 		}
+		if (qwork && q->ring.sring) {
+			/* Found work, so the loop does not sleep now: disarm the
+			 * notification that a final check armed (rsp_event at or
+			 * below rsp_cons is never in the backend's range), or the
+			 * backend kicks us for every push while we poll anyway.
+			 * The next final check re-arms before any sleep. */
+			atomic_store_explicit(&q->ring.sring->rsp_event, q->ring.rsp_cons,
+					      memory_order_relaxed);
+		}
+		work += qwork;
 	}
 	if (work) {
 		flush_check(bf);
