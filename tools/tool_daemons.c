@@ -181,7 +181,11 @@ int tool_cmd_up(int argc, char **argv)
 	int r = daemon_start(&hv_desc, hv_args);
 	if (r)
 		return 1;
-	char *xs_args[] = {"--socket", xssock, "--hv-socket", hvsock, "--foreground", NULL};
+	/* The toolstack has no daemon of its own: xenstored, the hv's dom0
+	 * subscriber, cleans up after domains that die for good. */
+	char *xs_args[] = {"--socket", xssock,	       "--hv-socket",
+			   hvsock,     "--foreground", "--clean-dead-domains",
+			   NULL};
 	r = daemon_start(&xs_desc, xs_args);
 	if (r) {
 		daemon_stop(&hv_desc);

@@ -241,5 +241,7 @@ extern void (*xsd_domain_disconnect)(struct xsd_domain *d);
  * ring thread and hook XS_INTRODUCE / XS_RELEASE. Main thread, once, before
  * serving. 0 or -errno. */
 int xsd_ring_init(const char *hv_socket);
+/* --clean-dead-domains: remove what belonged to a domain gone for good. */
+extern bool xsd_ring_clean_dead;
 
 #endif

@@ -163,9 +163,12 @@ static int xsd_listen(const char *path)
 static void xsd_usage(FILE *f)
 {
 	fprintf(f, "usage: drvdom-xenstored [--socket PATH] [--run-dir DIR] [--hv-socket PATH]\n"
-		   "                        [--threads N] [--foreground]\n"
+		   "                        [--threads N] [--foreground] [--clean-dead-domains]\n"
 		   "Serves the xenstore wire protocol (xs_wire.h) on a Unix socket; default\n"
-		   "socket DIR/xenstored/socket (DIR: --run-dir, $DRVDOM_RUN_DIR, /run/drvdom).\n");
+		   "socket DIR/xenstored/socket (DIR: --run-dir, $DRVDOM_RUN_DIR, /run/drvdom).\n"
+		   "--clean-dead-domains: when a domain is gone for good, do what libxl does\n"
+		   "on destroy (remove its home and backend directories, take back its\n"
+		   "backends' devices); by default a dead domain's nodes stay, as in Xen.\n");
 }
 
 int main(int argc, char **argv)
@@ -176,6 +179,7 @@ int main(int argc, char **argv)
 	    {"hv-socket", required_argument, NULL, 'H'},
 	    {"threads", required_argument, NULL, 't'},
 	    {"foreground", no_argument, NULL, 'f'},
+	    {"clean-dead-domains", no_argument, NULL, 'c'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -184,7 +188,7 @@ int main(int argc, char **argv)
 	bool foreground = false;
 	int o;
 	log_init("drvdom-xenstored");
-	while ((o = getopt_long(argc, argv, "s:r:H:t:fh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:r:H:t:fch", opts, NULL)) != -1) {
 		switch (o) {
 		case 's':
 			sock = optarg;
@@ -204,6 +208,9 @@ int main(int argc, char **argv)
 			break;
 		case 'f':
 			foreground = true;
+			break;
+		case 'c':
+			xsd_ring_clean_dead = true;
 			break;
 		case 'h':
 			xsd_usage(stdout);

@@ -226,6 +226,76 @@ static void xsd_ring_disconnect(struct xsd_domain *d)
 	xsd_ring_wakeup();
 }
 
+static struct xsd_conn *xsd_ring_self; /* dom0: writes made on the hv's behalf */
+bool xsd_ring_clean_dead;
+
+/* Names in a node's children list (NUL-separated), one at a time. */
+static const char *xsd_ring_next_child(const struct xsd_node *n, const char *prev)
+{
+	const char *p = prev ? prev + strlen(prev) + 1 : n->children;
+	return n->clen && p < n->children + n->clen ? p : NULL;
+}
+
+#define XSD_GONE_MAX 64 /* backend devices of one dead domain handled */
+
+/* A domain gone for good (neither restarted nor preserved nor failed):
+ * what libxl does when a domain is destroyed. Take back from its driver
+ * domains the devices they were given for it (the hv keeps a copy of each
+ * for restarts, and a disk stays locked while any copy is open), remove
+ * its backend directories there (each backend sees its device go) and its
+ * home. `drvdom destroy` does the same before destroying; doing it again
+ * finds nothing. */
+static void xsd_ring_cleanup_gone(uint16_t domid)
+{
+	static const char *const classes[] = {"vbd", "vif"};
+	struct {
+		uint16_t backend;
+		char dev[HV_DEVNAME_MAX];
+	} devs[XSD_GONE_MAX];
+	char dirs[XSD_GONE_MAX][96];
+	unsigned ndevs = 0, ndirs = 0;
+	pthread_mutex_lock(&xsd_store_lock);
+	rcu_read_lock();
+	const struct xsd_node *doms = xsd_view_get(NULL, "/local/domain");
+	for (const char *b = doms ? xsd_ring_next_child(doms, NULL) : NULL; b;
+	     b = xsd_ring_next_child(doms, b)) {
+		for (size_t c = 0; c < 2 && ndirs < XSD_GONE_MAX; c++) {
+			char path[96];
+			snprintf(path, sizeof(path), "/local/domain/%.8s/backend/%s/%u", b,
+				 classes[c], domid);
+			const struct xsd_node *dir = xsd_view_get(NULL, path);
+			if (!dir)
+				continue;
+			snprintf(dirs[ndirs++], sizeof(dirs[0]), "%s", path);
+			for (const char *d = xsd_ring_next_child(dir, NULL);
+			     d && ndevs < XSD_GONE_MAX; d = xsd_ring_next_child(dir, d)) {
+				char key[160];
+				snprintf(key, sizeof(key), "%s/%.16s/drvdom-device", path, d);
+				const struct xsd_node *v = xsd_view_get(NULL, key);
+				if (!v || !v->vlen || v->vlen >= HV_DEVNAME_MAX)
+					continue;
+				devs[ndevs].backend = (uint16_t)atoi(b);
+				memcpy(devs[ndevs].dev, v->value, v->vlen);
+				devs[ndevs].dev[v->vlen] = 0;
+				ndevs++;
+			}
+		}
+	}
+	rcu_read_unlock();
+	pthread_mutex_unlock(&xsd_store_lock);
+	for (unsigned i = 0; i < ndevs; i++)
+		hvc_domctl_revoke_device(xsd_hv, devs[i].backend, devs[i].dev); /* -ENOENT: gone */
+	for (unsigned i = 0; i < ndirs; i++)
+		xsd_op_rm(xsd_ring_self, NULL, dirs[i]);
+	char home[32];
+	snprintf(home, sizeof(home), "/local/domain/%u", domid);
+	int ret = xsd_op_rm(xsd_ring_self, NULL, home);
+	if (ndirs || !ret)
+		log_info("domain %u gone: its home and %u backend directories removed, %u devices "
+			 "taken back",
+			 domid, ndirs, ndevs);
+}
+
 static void xsd_ring_domain_exit(void *arg, const struct hv_evt_domain_exit *e)
 {
 	(void)arg;
@@ -245,6 +315,9 @@ static void xsd_ring_domain_exit(void *arg, const struct hv_evt_domain_exit *e)
 	if (ret == 0)
 		log_info("domain %u (%s) exited: released%s", e->domid, e->name,
 			 restart ? " (restart follows)" : "");
+	if (xsd_ring_clean_dead &&
+	    !(e->reason & (HV_EXIT_F_RESTART | HV_EXIT_F_FAILED | HV_EXIT_F_PRESERVED)))
+		xsd_ring_cleanup_gone(e->domid);
 }
 
 /* Output of the internal dom0 connection goes nowhere. */
@@ -262,7 +335,6 @@ static void xsd_ring_null_kill(struct xsd_conn *c)
 	(void)c;
 }
 static const struct xsd_transport xsd_ring_null_tp = {xsd_ring_null_flush, xsd_ring_null_kill};
-static struct xsd_conn *xsd_ring_self; /* dom0: writes made on the hv's behalf */
 
 static void xsd_ring_domain_restarted(void *arg, const struct hv_evt_domain_restarted *e)
 {

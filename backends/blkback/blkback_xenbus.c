@@ -75,18 +75,45 @@ static bool store_putu(struct blkback *bb, xs_transaction_t t, const char *dir, 
 	return store_put(bb, t, dir, key, s);
 }
 
+/* Write our state, but only into a directory the toolstack still has: a
+ * plain write after the toolstack (or xenstored, for a guest gone for good)
+ * removed it would create it again, and the device would never go. */
 static int dev_set_state(struct blkback_dev *d, int st)
 {
-	char v[4];
+	struct xs_handle *xs = d->bb->xs;
+	char v[4], fe[256];
 	snprintf(v, sizeof(v), "%d", st);
-	if (!store_put(d->bb, XBT_NULL, d->path, "state", v)) {
-		int e = errno;
-		log_warn("%s: write state %s: %s", d->name, xenbus_st_name(st), strerror(e));
-		return -e;
+	snprintf(fe, sizeof(fe), "%s/frontend", d->path);
+	for (int tries = 0; tries < 16; tries++) {
+		xs_transaction_t t = xs_transaction_start(xs);
+		if (!t)
+			break;
+		unsigned len;
+		char *probe = xs_read(xs, t, fe, &len);
+		if (!probe) {
+			xs_transaction_end(xs, t, true);
+			log_info("%s: %s -> %s (directory removed: not written)", d->name,
+				 xenbus_st_name(d->state), xenbus_st_name(st));
+			d->state = st;
+			return -ENOENT;
+		}
+		free(probe);
+		if (!store_put(d->bb, t, d->path, "state", v)) {
+			xs_transaction_end(xs, t, true);
+			break;
+		}
+		if (xs_transaction_end(xs, t, false)) {
+			log_info("%s: %s -> %s", d->name, xenbus_st_name(d->state),
+				 xenbus_st_name(st));
+			d->state = st;
+			return 0;
+		}
+		if (errno != EAGAIN)
+			break;
 	}
-	log_info("%s: %s -> %s", d->name, xenbus_st_name(d->state), xenbus_st_name(st));
-	d->state = st;
-	return 0;
+	int e = errno ? errno : EIO;
+	log_warn("%s: write state %s: %s", d->name, xenbus_st_name(st), strerror(e));
+	return -e;
 }
 
 /* --- connect / disconnect -------------------------------------------------- */

@@ -218,6 +218,40 @@ START_TEST(create_writes_xen_layout_and_destroy_removes_it)
 }
 END_TEST
 
+/* A guest that dies for good (on_crash destroy) is cleaned up as libxl would
+ * on destroy: its home and its backend directories go, its disk is taken
+ * back from the driver domain, and the same config can be created again. */
+START_TEST(killed_guest_is_cleaned_up)
+{
+	SH_OK("drvdom up");
+	make_blkdom();
+	SH_OK("truncate -s 8M %s/a.img", T.run);
+	char cfg[4096];
+	snprintf(cfg, sizeof(cfg),
+		 "name = \"guest1\"\nkernel = \"%s/tool_sleeper\"\n"
+		 "disk = [ 'target=%s/a.img, vdev=xvda, access=rw, backend=blkdom' ]\n",
+		 T.tbin, T.run);
+	tt_file(&T, "guest1.cfg", cfg);
+	SH_OK("drvdom create %s/guest1.cfg", T.run);
+	SH_OK("drvdom kill guest1");
+	char xs[256];
+	snprintf(xs, sizeof(xs), "XENSTORED_PATH=%s/xenstored/socket", T.run);
+	/* exit 0 while either still exists */
+	int left = 0;
+	for (int i = 0; i < 100 && left == 0; i++) {
+		left = tt_sh(&T,
+			     "%s xenstore-exists /local/domain/2 || "
+			     "%s xenstore-exists /local/domain/1/backend/vbd/2",
+			     xs, xs);
+		if (left == 0)
+			usleep(50000);
+	}
+	ck_assert_msg(left != 0, "the dead guest's directories are still there");
+	SH_OK("drvdom create %s/guest1.cfg", T.run);
+	OUT_HAS("created domain 3 (guest1)");
+}
+END_TEST
+
 START_TEST(network_plumbing)
 {
 	if (geteuid() != 0)
@@ -269,6 +303,7 @@ Suite *toolstack_suite(void)
 	tcase_add_test(tc, config_errors_are_clear);
 	tcase_add_test(tc, crash_policy_keys);
 	tcase_add_test(tc, create_writes_xen_layout_and_destroy_removes_it);
+	tcase_add_test(tc, killed_guest_is_cleaned_up);
 	tcase_add_test(tc, network_plumbing);
 	suite_add_tcase(s, tc);
 	return s;
