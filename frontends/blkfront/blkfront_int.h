@@ -115,6 +115,7 @@ struct blkfront {
 	bool broken;		   /* the backend broke the protocol: reset */
 	bool closing;		   /* being detached: waiting for the backend to close */
 	bool detached;		   /* closed for good (device removed) */
+	bool failed;		   /* the backend domain failed for good: EIO */
 	bool unhooked;		   /* watches and poller removed (blkfront_destroy) */
 
 	/* Negotiated. */

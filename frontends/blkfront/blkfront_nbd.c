@@ -49,6 +49,8 @@ static void nbd_done(void *arg, int err)
 static int nbd_submit(void *ctx, struct nbd_io *io)
 {
 	struct blkfront *bf = ctx;
+	if (bf->failed)
+		return -EIO; /* the backend domain failed for good */
 	enum blkfront_op op;
 	unsigned flags = (io->flags & NBD_IO_FUA) ? BLKFRONT_FUA : 0;
 	switch (io->cmd) {

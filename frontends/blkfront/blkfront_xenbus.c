@@ -338,10 +338,41 @@ void bf_backend_broken(struct blkfront *bf, const char *why)
 	set_state(bf, XENBUS_STATE_CLOSING);
 }
 
+/* The hv gave up restarting our backend domain (its crash limit: xenstored
+ * wrote /local/domain/B/drvdom/state = failed). Nothing will ever answer
+ * what the shadow holds for replay: fail it, and every later request, with
+ * EIO — a clean error, not a hang (docs/recovery.md). The export stays up
+ * so clients get the error as a reply. */
+static bool bf_backend_failed(struct blkfront *bf)
+{
+	char p[64];
+	unsigned len;
+	snprintf(p, sizeof(p), "/local/domain/%u/drvdom/state", bf->backend_id);
+	char *v = xs_read(bf->env.xs, XBT_NULL, p, &len);
+	bool failed = v && !strcmp(v, "failed");
+	free(v);
+	return failed;
+}
+
+static void blkfront_fail_for_good(struct blkfront *bf)
+{
+	log_err("vbd %u: backend domain %u failed for good: every request fails with EIO",
+		bf->devid, bf->backend_id);
+	bf->failed = true;
+	bf->connected = false;
+	bf_fail_all(bf, -EIO);
+	bf->want_kick = true;
+	bf_kick(bf); /* requests the export held for a connection: now refused */
+}
+
 void blkfront_watch_event(struct blkfront *bf)
 {
-	if (bf->in_xenbus || bf->detached)
+	if (bf->in_xenbus || bf->detached || bf->failed)
 		return;
+	if (bf_backend_failed(bf)) {
+		blkfront_fail_for_good(bf);
+		return;
+	}
 	bf->in_xenbus = true;
 	for (int round = 0; round < 4; round++) {
 		int be = (int)read_u64(bf, bf->be_path, "state", XENBUS_STATE_UNKNOWN);
@@ -487,6 +518,8 @@ int blkfront_create(const struct blkfront_env *env, unsigned devid, struct blkfr
 	}
 	snprintf(p, sizeof(p), "%s/state", bf->fe_path);
 	xs_watch(env->xs, p, bf->token);
+	snprintf(p, sizeof(p), "/local/domain/%u/drvdom/state", bf->backend_id);
+	xs_watch(env->xs, p, bf->token);
 	log_info("vbd %u (%s): backend domain %u at %s", devid, bf->vdev, bf->backend_id,
 		 bf->be_path);
 	*out = bf;
@@ -509,6 +542,8 @@ int blkfront_destroy(struct blkfront *bf, bool force)
 		snprintf(p, sizeof(p), "%s/state", bf->be_path);
 		xs_unwatch(bf->env.xs, p, bf->token);
 		snprintf(p, sizeof(p), "%s/state", bf->fe_path);
+		xs_unwatch(bf->env.xs, p, bf->token);
+		snprintf(p, sizeof(p), "/local/domain/%u/drvdom/state", bf->backend_id);
 		xs_unwatch(bf->env.xs, p, bf->token);
 		evloop_del_poller(bf->env.loop, bf_poll, bf);
 		bf->unhooked = true;

@@ -228,19 +228,11 @@ START_TEST(test_crash_loop)
 	char key[96];
 	snprintf(key, sizeof(key), "/local/domain/%d/drvdom/state", rc_domid(&T, "blkdom"));
 	ck_assert_str_eq(rc_xs_read(&T, key), "failed");
-	/* The client must get a clean EIO. blkfront does not act on
-	 * drvdom/state = failed yet (it keeps the request for a replay that
-	 * never comes), so the read times out instead: strict only with
-	 * DRVDOM_STRICT_FAILED=1 until it does. */
-	if (r == -EAGAIN && !getenv("DRVDOM_STRICT_FAILED")) {
-		fprintf(stderr, "recovery_blk: KNOWN GAP: the NBD read hangs after blkdom "
-				"failed (blkfront ignores drvdom/state = failed)\n");
-	} else {
-		ck_assert_msg(r == -EIO, "read with blkdom failed: %d (%s), want EIO", r,
-			      strerror(-r));
-		r = nbdc_pread(&c, buf, sizeof(buf), 4096);
-		ck_assert_msg(r == -EIO, "second read: %d (%s)", r, strerror(-r));
-	}
+	/* The client gets a clean EIO (blkfront watches drvdom/state =
+	 * failed and fails what its shadow held, and everything after). */
+	ck_assert_msg(r == -EIO, "read with blkdom failed: %d (%s), want EIO", r, strerror(-r));
+	r = nbdc_pread(&c, buf, sizeof(buf), 4096);
+	ck_assert_msg(r == -EIO, "second read: %d (%s)", r, strerror(-r));
 	nbdc_close(&c);
 	tt_fini(&T);
 }
