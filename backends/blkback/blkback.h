@@ -148,7 +148,6 @@ struct blkback {
 	struct blkback_pool *pool; /* the fallback I/O threads, or NULL */
 	int uring_efd;
 	unsigned uring_pending; /* SQEs prepared, not yet submitted */
-	unsigned io_inflight;	/* submitted (io_uring or pool), not reaped */
 	int wake_fd;		/* port handlers in other threads wake the loop */
 	int timer_fd;		/* stats */
 	unsigned ticks;		/* of timer_fd */

@@ -45,13 +45,12 @@ static void io_ready(void *arg, int fd, uint32_t events)
 
 static int io_poll(void *arg, unsigned flags)
 {
-	struct blkback *bb = arg;
 	(void)flags;
-	int work = blkback_io_reap(bb) > 0;
-	/* I/O in flight on the io_uring: its completions are due soon. */
-	if (bb->io_inflight)
-		evloop_poll_pending(bb->loop);
-	return work;
+	/* No evloop_poll_pending for I/O in flight: on ext4 the io_uring's
+	 * writes run in io-wq worker threads, and a loop spinning for their
+	 * completions takes a CPU from them (2 CPUs: 1 MiB writes at QD4 were
+	 * ~25% slower with it). */
+	return blkback_io_reap(arg) > 0;
 }
 
 static int io_uring_start(struct blkback *bb)
@@ -171,7 +170,6 @@ int blkback_io_submit(struct blkback *bb, struct blkback_req *q)
 		struct blkback_stats *st = &q->ring->st;
 		if (++st->inflight > st->inflight_max)
 			st->inflight_max = st->inflight;
-		bb->io_inflight++;
 		blkback_pool_submit(bb, q);
 		return 0;
 	}
@@ -206,7 +204,6 @@ int blkback_io_submit(struct blkback *bb, struct blkback_req *q)
 	}
 	io_uring_sqe_set_data(sqe, q);
 	bb->uring_pending++;
-	bb->io_inflight++;
 	struct blkback_stats *st = &q->ring->st;
 	if (++st->inflight > st->inflight_max)
 		st->inflight_max = st->inflight;
@@ -277,7 +274,6 @@ int blkback_io_reap(struct blkback *bb)
 		while ((n = blkback_pool_take(bb, done, res, BLKBACK_REAP_MAX)) > 0) {
 			for (unsigned i = 0; i < n; i++)
 				done[i]->ring->st.inflight--;
-			bb->io_inflight -= n;
 			blkback_io_finish(bb, done, res, n);
 			total += (int)n;
 		}
@@ -297,7 +293,6 @@ int blkback_io_reap(struct blkback *bb)
 		io_uring_cq_advance(&bb->uring, n);
 		for (unsigned i = 0; i < n; i++)
 			done[i]->ring->st.inflight--;
-		bb->io_inflight -= n;
 		blkback_io_finish(bb, done, res, n);
 		total += (int)n;
 	}
