@@ -583,6 +583,7 @@ END_TEST
 
 START_TEST(watcher_that_never_reads_is_dropped)
 {
+	long rss0 = daemon_rss_kb();
 	int fd = raw_connect();
 	raw_send(fd, XS_WATCH, 0, "/fl\0t", 6);
 	struct xs_handle *x = xs_open(0);
@@ -609,7 +610,10 @@ START_TEST(watcher_that_never_reads_is_dropped)
 	ck_assert_uint_lt(got, generated);
 	close(fd);
 	assert_serving();
-	ck_assert_int_lt(daemon_rss_kb(), 64 * 1024);
+	/* Growth, not the absolute size (malloc arenas and what earlier
+	 * cases left vary): the store holds ~6 MB of these nodes and the
+	 * dropped connection's queue was capped at 4 MiB. */
+	ck_assert_int_lt(daemon_rss_kb() - rss0, 32 * 1024);
 }
 END_TEST
 
