@@ -43,6 +43,15 @@ int tool_find_domain(struct hvc *h, const char *name, struct hv_domain_info *out
 bool tool_xs_write(struct xs_handle *xs, unsigned t, const char *path, const char *val);
 bool tool_xs_perms(struct xs_handle *xs, unsigned t, const char *path, unsigned owner,
 		   unsigned reader);
+struct tool_kv {
+	const char *key, *val;
+};
+/* Write a device's backend directory be (owned by backend, readable by
+ * frontend) and frontend directory fe (the other way round) in one
+ * transaction, retried on EAGAIN. 0 or -errno. */
+int tool_xs_write_device(struct xs_handle *xs, const char *be, const struct tool_kv *bekv,
+			 size_t nbe, unsigned backend, const char *fe, const struct tool_kv *fekv,
+			 size_t nfe, unsigned frontend);
 void tool_domain_teardown(struct hvc *h, struct xs_handle *xs, uint16_t domid, const char *name);
 
 /* tools/tool_vbd.c */

@@ -82,6 +82,40 @@ bool tool_xs_perms(struct xs_handle *xs, xs_transaction_t t, const char *path, u
 	return false;
 }
 
+/* Write one directory's keys, owned by owner and readable by reader. */
+static bool xs_write_dir(struct xs_handle *xs, xs_transaction_t t, const char *dir,
+			 const struct tool_kv *kv, size_t n, unsigned owner, unsigned reader)
+{
+	char p[512];
+	bool ok = tool_xs_write(xs, t, dir, "") && tool_xs_perms(xs, t, dir, owner, reader);
+	for (size_t i = 0; ok && i < n; i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, kv[i].key);
+		ok = tool_xs_write(xs, t, p, kv[i].val) && tool_xs_perms(xs, t, p, owner, reader);
+	}
+	return ok;
+}
+
+int tool_xs_write_device(struct xs_handle *xs, const char *be, const struct tool_kv *bekv,
+			 size_t nbe, unsigned backend, const char *fe, const struct tool_kv *fekv,
+			 size_t nfe, unsigned frontend)
+{
+	for (int tries = 0; tries < 10; tries++) {
+		xs_transaction_t t = xs_transaction_start(xs);
+		if (!t)
+			return -errno;
+		if (!xs_write_dir(xs, t, be, bekv, nbe, backend, frontend) ||
+		    !xs_write_dir(xs, t, fe, fekv, nfe, frontend, backend)) {
+			xs_transaction_end(xs, t, true);
+			return -EIO;
+		}
+		if (xs_transaction_end(xs, t, false))
+			return 0;
+		if (errno != EAGAIN)
+			return -errno;
+	}
+	return -EAGAIN;
+}
+
 /* The per-domain xenstore entries of docs/devices.md. */
 static int domain_xs_setup(struct xs_handle *xs, const struct hv_domain_info *di,
 			   const struct hv_create_rep *cr, bool driver)

@@ -445,7 +445,7 @@ int tool_vif_parse(const char *text, struct tool_vif *v)
 int tool_vif_attach(struct hvc *h, struct xs_handle *xs, const struct hv_domain_info *guest,
 		    const struct hv_domain_info *back, const struct tool_vif *vif, int index)
 {
-	char ifname[IFNAMSIZ], fe[128], be[128], p[192], v[32], devname[HV_DEVNAME_MAX];
+	char ifname[IFNAMSIZ], fe[128], be[128], devname[HV_DEVNAME_MAX];
 	snprintf(ifname, sizeof(ifname), "eth%d", index);
 	snprintf(fe, sizeof(fe), "/local/domain/%u/device/vif/%d", guest->domid, index);
 	snprintf(be, sizeof(be), "/local/domain/%u/backend/vif/%u/%d", back->domid, guest->domid,
@@ -469,51 +469,19 @@ int tool_vif_attach(struct hvc *h, struct xs_handle *xs, const struct hv_domain_
 	close(fd);
 	if (r)
 		return r;
-	for (int tries = 0; tries < 10; tries++) {
-		xs_transaction_t t = xs_transaction_start(xs);
-		if (!t)
-			return -errno;
-		bool ok = tool_xs_write(xs, t, be, "") &&
-			  tool_xs_perms(xs, t, be, back->domid, guest->domid);
-#define BE(key, val)                                                                               \
-	(snprintf(p, sizeof(p), "%s/%s", be, key),                                                 \
-	 ok = ok && tool_xs_write(xs, t, p, val) &&                                                \
-	      tool_xs_perms(xs, t, p, back->domid, guest->domid))
-#define FE(key, val)                                                                               \
-	(snprintf(p, sizeof(p), "%s/%s", fe, key),                                                 \
-	 ok = ok && tool_xs_write(xs, t, p, val) &&                                                \
-	      tool_xs_perms(xs, t, p, guest->domid, back->domid))
-		BE("frontend", fe);
-		snprintf(v, sizeof(v), "%u", guest->domid);
-		BE("frontend-id", v);
-		BE("online", "1");
-		BE("state", "1");
-		snprintf(v, sizeof(v), "%d", index);
-		BE("handle", v);
-		BE("mac", vif->mac);
-		if (vif->ip[0])
-			BE("ip", vif->ip);
-		ok = ok && tool_xs_write(xs, t, fe, "") &&
-		     tool_xs_perms(xs, t, fe, guest->domid, back->domid);
-		FE("backend", be);
-		snprintf(v, sizeof(v), "%u", back->domid);
-		FE("backend-id", v);
-		FE("state", "1");
-		snprintf(v, sizeof(v), "%d", index);
-		FE("handle", v);
-		FE("mac", vif->mac);
-		FE("drvdom-tap", devname);
-		FE("drvdom-vdev", ifname);
-#undef BE
-#undef FE
-		if (!ok) {
-			xs_transaction_end(xs, t, true);
-			return -EIO;
-		}
-		if (xs_transaction_end(xs, t, false))
-			return 0;
-		if (errno != EAGAIN)
-			return -errno;
-	}
-	return -EAGAIN;
+	char feid[16], beid[16], handle[16];
+	snprintf(feid, sizeof(feid), "%u", guest->domid);
+	snprintf(beid, sizeof(beid), "%u", back->domid);
+	snprintf(handle, sizeof(handle), "%d", index);
+	struct tool_kv bekv[] = {
+	    {"frontend", fe},	{"frontend-id", feid}, {"online", "1"}, {"state", "1"},
+	    {"handle", handle}, {"mac", vif->mac},     {"ip", vif->ip},
+	};
+	const struct tool_kv fekv[] = {
+	    {"backend", be},   {"backend-id", beid},	{"state", "1"},		 {"handle", handle},
+	    {"mac", vif->mac}, {"drvdom-tap", devname}, {"drvdom-vdev", ifname},
+	};
+	size_t nbe = sizeof(bekv) / sizeof(bekv[0]) - (vif->ip[0] ? 0 : 1); /* ip last */
+	return tool_xs_write_device(xs, be, bekv, nbe, back->domid, fe, fekv,
+				    sizeof(fekv) / sizeof(fekv[0]), guest->domid);
 }

@@ -43,7 +43,7 @@ static int nbd_listen(const char *path)
 int tool_vbd_attach(struct hvc *h, struct xs_handle *xs, const struct hv_domain_info *guest,
 		    const struct hv_domain_info *back, const struct xlcfg_disk *disk)
 {
-	char gname[HV_NAME_MAX + 1], p[512], v[64], be[256], fe[256];
+	char gname[HV_NAME_MAX + 1], be[256], fe[256];
 	snprintf(gname, sizeof(gname), "%.*s", (int)HV_NAME_MAX, guest->name);
 	snprintf(fe, sizeof(fe), "/local/domain/%u/device/vbd/%d", guest->domid, disk->devid);
 	snprintf(be, sizeof(be), "/local/domain/%u/backend/vbd/%u/%d", back->domid, guest->domid,
@@ -103,55 +103,34 @@ int tool_vbd_attach(struct hvc *h, struct xs_handle *xs, const struct hv_domain_
 		return r;
 	}
 
-	for (int tries = 0; tries < 10; tries++) {
-		xs_transaction_t t = xs_transaction_start(xs);
-		if (!t)
-			return -errno;
-		bool ok = tool_xs_write(xs, t, be, "") &&
-			  tool_xs_perms(xs, t, be, back->domid, guest->domid);
-#define BE(key, val)                                                                               \
-	(snprintf(p, sizeof(p), "%s/%s", be, key),                                                 \
-	 ok = ok && tool_xs_write(xs, t, p, val) &&                                                \
-	      tool_xs_perms(xs, t, p, back->domid, guest->domid))
-#define FE(key, val)                                                                               \
-	(snprintf(p, sizeof(p), "%s/%s", fe, key),                                                 \
-	 ok = ok && tool_xs_write(xs, t, p, val) &&                                                \
-	      tool_xs_perms(xs, t, p, guest->domid, back->domid))
-		BE("frontend", fe);
-		snprintf(v, sizeof(v), "%u", guest->domid);
-		BE("frontend-id", v);
-		BE("online", "1");
-		BE("state", "1");
-		BE("params", disk->target);
-		BE("mode", disk->readonly ? "r" : "w");
-		BE("type", "phy");
-		BE("dev", disk->vdev);
-		BE("removable", "0");
-		BE("device-type", "disk");
-		BE("drvdom-device", devname);
-		ok = ok && tool_xs_write(xs, t, fe, "") &&
-		     tool_xs_perms(xs, t, fe, guest->domid, back->domid);
-		FE("backend", be);
-		snprintf(v, sizeof(v), "%u", back->domid);
-		FE("backend-id", v);
-		FE("state", "1");
-		snprintf(v, sizeof(v), "%d", disk->devid);
-		FE("virtual-device", v);
-		FE("device-type", "disk");
-		FE("drvdom-nbd", nbdname);
-		FE("drvdom-vdev", disk->vdev);
-#undef BE
-#undef FE
-		if (!ok) {
-			xs_transaction_end(xs, t, true);
-			return -EIO;
-		}
-		if (xs_transaction_end(xs, t, false))
-			return 0;
-		if (errno != EAGAIN)
-			return -errno;
-	}
-	return -EAGAIN;
+	char feid[16], beid[16], devid[16];
+	snprintf(feid, sizeof(feid), "%u", guest->domid);
+	snprintf(beid, sizeof(beid), "%u", back->domid);
+	snprintf(devid, sizeof(devid), "%d", disk->devid);
+	const struct tool_kv bekv[] = {
+	    {"frontend", fe},
+	    {"frontend-id", feid},
+	    {"online", "1"},
+	    {"state", "1"},
+	    {"params", disk->target},
+	    {"mode", disk->readonly ? "r" : "w"},
+	    {"type", "phy"},
+	    {"dev", disk->vdev},
+	    {"removable", "0"},
+	    {"device-type", "disk"},
+	    {"drvdom-device", devname},
+	};
+	const struct tool_kv fekv[] = {
+	    {"backend", be},
+	    {"backend-id", beid},
+	    {"state", "1"},
+	    {"virtual-device", devid},
+	    {"device-type", "disk"},
+	    {"drvdom-nbd", nbdname},
+	    {"drvdom-vdev", disk->vdev},
+	};
+	return tool_xs_write_device(xs, be, bekv, sizeof(bekv) / sizeof(bekv[0]), back->domid, fe,
+				    fekv, sizeof(fekv) / sizeof(fekv[0]), guest->domid);
 }
 
 void tool_vbd_revoke_all(struct hvc *h, struct xs_handle *xs, const char *dir, domid_t backend)
