@@ -296,7 +296,7 @@ static void show_fds(const char *name, pid_t pid)
 	       anon);
 }
 
-static void show_where(void)
+static void show_where(bool net)
 {
 	printf("\nWhat runs where:\n");
 	char *argv[] = {"list", NULL};
@@ -305,7 +305,7 @@ static void show_where(void)
 	static const char *const names[] = {"blkdom", "netdom", "guest1"};
 	for (int i = 0; i < 3; i++) {
 		pid_t pid;
-		if (!tool_domain_netns_pid(names[i], &pid))
+		if ((net || strcmp(names[i], "netdom")) && !tool_domain_netns_pid(names[i], &pid))
 			show_fds(names[i], pid);
 	}
 	printf("  (each domain: own user, mount, pid, ipc and network namespaces, an empty "
@@ -381,8 +381,10 @@ int tool_cmd_demo(int argc, char **argv)
 	printf("\n[2/4] creating the driver domain and the guest\n");
 	if (run_create(blkcfg))
 		goto down;
-	bool net = run_create(netcfg) == 0;
-	if (!net)
+	bool net = false;
+	if (geteuid() != 0)
+		printf("  (network devices need root: the demo goes on without a network)\n");
+	else if (!(net = run_create(netcfg) == 0))
 		printf("  (netdom did not start: the demo goes on without a network)\n");
 	snprintf(text, sizeof(text),
 		 "# a guest whose disk is served by blkdom%s\n"
@@ -413,7 +415,7 @@ int tool_cmd_demo(int argc, char **argv)
 		fprintf(stderr, "drvdom demo: workload failed: %s\n", strerror(-r));
 		goto down;
 	}
-	show_where();
+	show_where(net);
 	printf("\n  guest1 → blkfront → ring → blkdom → %s: %.1f MB/s, data verified\n", img, mbps);
 	if (demo_kill.done)
 		printf("  blkdom was killed midway: first I/O %.1f ms after the kill, no I/O "
