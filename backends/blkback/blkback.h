@@ -153,6 +153,7 @@ struct blkback {
 	unsigned ticks;		/* of timer_fd */
 	pthread_t loop_thread;
 	struct blkback_crash crash;
+	bool crash_from_key; /* armed by the drvdom-crash-at key (else argv/env) */
 	struct blkback_ring *dirty[BLKBACK_DIRTY_MAX]; /* rings with unpushed responses */
 	unsigned ndirty;
 	bool rescan;

@@ -66,15 +66,24 @@ static void crash_reload(struct blkback *bb)
 	snprintf(p, sizeof(p), "/local/domain/%u/drvdom-crash-at", bb->self);
 	unsigned len;
 	char *v = xs_read(bb->xs, XBT_NULL, p, &len);
-	if (!v)
+	if (!v) {
+		/* The key went: a crash point it armed is disarmed. */
+		if (bb->crash_from_key) {
+			memset(&bb->crash, 0, sizeof(bb->crash));
+			bb->crash_from_key = false;
+			log_info("drvdom-crash-at removed: crash point disarmed");
+		}
 		return;
+	}
 	struct blkback_crash c;
 	if (blkback_crash_parse(v, &c))
 		log_warn("drvdom-crash-at: bad value '%s' (request:N, mid-batch:N, "
 			 "before-publish:N or after-io:N)",
 			 v);
-	else if (c.at != bb->crash.at || c.n != bb->crash.n)
+	else if (c.at != bb->crash.at || c.n != bb->crash.n) {
 		bb->crash = c;
+		bb->crash_from_key = true;
+	}
 	free(v);
 }
 
