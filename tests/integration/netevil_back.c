@@ -23,42 +23,11 @@
 #include "hv/hvc.h"
 #include "ring/netif.h"
 #include "ring/xenbus.h"
+#include "tests/integration/netevil_common.h"
 #include "xenstore/include/xenstore.h"
 #include "xenstore/xs_transport.h"
 
 static struct hvc *h;
-static struct xs_handle *xs;
-static domid_t self;
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-	nanosleep(&ts, NULL);
-}
-
-static void result(const char *fmt, ...)
-{
-	char b[256], p[128];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(b, sizeof(b), fmt, ap);
-	va_end(ap);
-	snprintf(p, sizeof(p), "/local/domain/%u/data/result", self);
-	xs_write(xs, XBT_NULL, p, b, (unsigned)strlen(b));
-	printf("RESULT %s\n", b);
-	fflush(stdout);
-}
-
-static long rd(const char *dir, const char *key)
-{
-	char p[256];
-	unsigned len;
-	snprintf(p, sizeof(p), "%s/%s", dir, key);
-	char *s = xs_read(xs, XBT_NULL, p, &len);
-	long v = s ? strtol(s, NULL, 10) : -1;
-	free(s);
-	return v;
-}
 
 static void wr(const char *dir, const char *key, long v)
 {
