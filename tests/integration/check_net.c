@@ -137,45 +137,9 @@ static void wait_connected(const char *name)
 /* Host pid of a domain: the hv's child whose environment says its domid. */
 static int dom_pid(const char *name)
 {
-	unsigned id = domid_of(name);
-	char p[600], want[32];
-	snprintf(p, sizeof(p), "%s/hv.pid", T.run);
-	FILE *f = fopen(p, "r");
-	ck_assert_ptr_nonnull(f);
-	int hv = 0;
-	ck_assert_int_eq(fscanf(f, "%d", &hv), 1);
-	fclose(f);
-	snprintf(want, sizeof(want), "DRVDOM_DOMID=%u", id);
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	int found = 0;
-	while (d && (de = readdir(d)) && !found) {
-		int pid = atoi(de->d_name), ppid = 0;
-		if (pid <= 0)
-			continue;
-		snprintf(p, sizeof(p), "/proc/%d/stat", pid);
-		if (!(f = fopen(p, "r")))
-			continue;
-		char comm[64], st;
-		if (fscanf(f, "%*d (%63[^)]) %c %d", comm, &st, &ppid) != 3)
-			ppid = 0;
-		fclose(f);
-		if (ppid != hv)
-			continue;
-		snprintf(p, sizeof(p), "/proc/%d/environ", pid);
-		if (!(f = fopen(p, "r")))
-			continue;
-		char env[4096];
-		size_t n = fread(env, 1, sizeof(env) - 1, f);
-		fclose(f);
-		for (size_t i = 0; i < n; i += strlen(env + i) + 1)
-			if (!strcmp(env + i, want))
-				found = pid;
-	}
-	if (d)
-		closedir(d);
-	ck_assert_msg(found > 0, "no process for domain %s", name);
-	return found;
+	int pid = tt_dom_pid(&T, (int)domid_of(name));
+	ck_assert_msg(pid > 0, "no process for domain %s", name);
+	return pid;
 }
 
 static long vmrss_kb(int pid)

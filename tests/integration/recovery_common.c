@@ -112,50 +112,7 @@ int rc_xs_write(struct tt *t, const char *path, const char *val)
 
 int rc_dom_pid(struct tt *t, const char *name)
 {
-	int id = rc_domid(t, name);
-	char p[600], want[32];
-	snprintf(p, sizeof(p), "%s/hv.pid", t->run);
-	FILE *f = fopen(p, "r");
-	if (!f || id < 0) {
-		if (f)
-			fclose(f);
-		return 0;
-	}
-	int hv = 0;
-	if (fscanf(f, "%d", &hv) != 1)
-		hv = -1;
-	fclose(f);
-	snprintf(want, sizeof(want), "DRVDOM_DOMID=%d", id);
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	int found = 0;
-	while (d && (de = readdir(d)) && !found) {
-		int pid = atoi(de->d_name), ppid = 0;
-		if (pid <= 0)
-			continue;
-		snprintf(p, sizeof(p), "/proc/%d/stat", pid);
-		if (!(f = fopen(p, "r")))
-			continue;
-		char comm[64], st;
-		if (fscanf(f, "%*d (%63[^)]) %c %d", comm, &st, &ppid) != 3)
-			ppid = 0;
-		fclose(f);
-		if (ppid != hv || st == 'Z')
-			continue;
-		snprintf(p, sizeof(p), "/proc/%d/environ", pid);
-		if (!(f = fopen(p, "r")))
-			continue;
-		char env[4096];
-		size_t n = fread(env, 1, sizeof(env) - 1, f);
-		env[n] = 0;
-		fclose(f);
-		for (size_t i = 0; i < n; i += strlen(env + i) + 1)
-			if (!strcmp(env + i, want))
-				found = pid;
-	}
-	if (d)
-		closedir(d);
-	return found;
+	return tt_dom_pid(t, rc_domid(t, name));
 }
 
 long rc_mapped_of(int pid, int gid)

@@ -106,3 +106,51 @@ int tt_procs_using(const struct tt *t)
 		closedir(d);
 	return n;
 }
+
+/* The hv's child whose environment says DRVDOM_DOMID=id (not a zombie). */
+int tt_dom_pid(struct tt *t, int id)
+{
+	char p[600], want[32];
+	snprintf(p, sizeof(p), "%s/hv.pid", t->run);
+	FILE *f = fopen(p, "r");
+	if (!f || id < 0) {
+		if (f)
+			fclose(f);
+		return 0;
+	}
+	int hv = 0;
+	if (fscanf(f, "%d", &hv) != 1)
+		hv = -1;
+	fclose(f);
+	snprintf(want, sizeof(want), "DRVDOM_DOMID=%d", id);
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int found = 0;
+	while (d && (de = readdir(d)) && !found) {
+		int pid = atoi(de->d_name), ppid = 0;
+		if (pid <= 0)
+			continue;
+		snprintf(p, sizeof(p), "/proc/%d/stat", pid);
+		if (!(f = fopen(p, "r")))
+			continue;
+		char comm[64], st;
+		if (fscanf(f, "%*d (%63[^)]) %c %d", comm, &st, &ppid) != 3)
+			ppid = 0;
+		fclose(f);
+		if (ppid != hv || st == 'Z')
+			continue;
+		snprintf(p, sizeof(p), "/proc/%d/environ", pid);
+		if (!(f = fopen(p, "r")))
+			continue;
+		char env[4096];
+		size_t n = fread(env, 1, sizeof(env) - 1, f);
+		env[n] = 0;
+		fclose(f);
+		for (size_t i = 0; i < n; i += strlen(env + i) + 1)
+			if (!strcmp(env + i, want))
+				found = pid;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}

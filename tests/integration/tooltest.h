@@ -26,6 +26,8 @@ int tt_sh(struct tt *t, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* Write a file under the run dir (path relative to it); returns its path in a
  * static buffer. */
 const char *tt_file(struct tt *t, const char *rel, const char *text);
+/* Host pid of domain id of this instance (a child of its hv), 0 if none. */
+int tt_dom_pid(struct tt *t, int id);
 /* Number of processes whose command line mentions the run dir. */
 int tt_procs_using(const struct tt *t);
 
