@@ -46,6 +46,9 @@ struct evloop {
 	uint64_t last_work_ns;
 	uint64_t last_fdcheck_ns;
 	uint64_t last_hb_ns; /* last HEARTBEAT sent (watchdog) */
+	evloop_progress_fn progress; /* ring-progress watchdog */
+	void *progress_arg;
+	bool stall_told; /* the hv was told of a stall: it kills us */
 	struct evloop_stats st;
 };
 
@@ -325,9 +328,33 @@ static int wait_fds(struct evloop *l, int timeout_ms)
 	return handled;
 }
 
+void evloop_set_progress_check(struct evloop *l, evloop_progress_fn fn, void *arg)
+{
+	l->progress = fn;
+	l->progress_arg = arg;
+}
+
+/* The ring-progress watchdog: ask the progress check, and tell the hv of a
+ * stall once (it kills us; if it refuses, the watchdog is off: ask again
+ * at later ticks). */
+static void progress_check(struct evloop *l, uint64_t now, uint32_t wd)
+{
+	if (!l->progress || l->stall_told)
+		return;
+	char why[HV_STALL_WHY_MAX];
+	why[0] = 0;
+	uint64_t age = l->progress(l->progress_arg, now, (uint64_t)wd * 1000000u, why, sizeof(why));
+	if (!age)
+		return;
+	uint64_t ms = age / 1000000u;
+	if (hvc_watchdog_stall(l->h, ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms, why) == 0)
+		l->stall_told = true;
+}
+
 /* The hv's watchdog (docs/recovery.md): while it is set, heartbeat every
  * quarter period from the loop itself, so a loop stuck in a callback stops
- * heartbeating and gets killed; and never sleep past the next one. */
+ * heartbeating and gets killed; and never sleep past the next one. At each
+ * heartbeat the progress check looks for work stuck with a live loop. */
 static void heartbeat(struct evloop *l, uint64_t now, int *timeout_ms)
 {
 	uint32_t wd = l->h ? hvc_watchdog_ms(l->h) : 0;
@@ -337,6 +364,7 @@ static void heartbeat(struct evloop *l, uint64_t now, int *timeout_ms)
 	if (now - l->last_hb_ns >= period) {
 		(void)hvc_heartbeat(l->h); /* a lost hv shows on its fd */
 		l->last_hb_ns = now;
+		progress_check(l, now, wd);
 	}
 	uint64_t left = l->last_hb_ns + period - now;
 	int ms = (int)((left + 999999u) / 1000000u);

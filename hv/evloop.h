@@ -12,6 +12,7 @@
 #ifndef DRVDOM_HV_EVLOOP_H
 #define DRVDOM_HV_EVLOOP_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/epoll.h> /* EPOLLIN etc. for evloop_add_fd */
 
@@ -77,6 +78,24 @@ void evloop_poll_pending(struct evloop *l);
 /* Set the wait budget (default EVLOOP_WAIT_SPIN_NS_DEFAULT; 0 = like the
  * spin budget). */
 void evloop_set_wait_spin_ns(struct evloop *l, uint64_t ns);
+
+/* A progress check (the ring-progress watchdog, docs/recovery.md): looks
+ * at the caller's private bookkeeping only (never at memory a peer can
+ * write, so a peer cannot make it report) for work taken from a peer and
+ * not yet answered. Returns 0 if nothing has been outstanding for bound_ns
+ * or longer, else the age in ns of the oldest such work, described in why
+ * (cap bytes, e.g. "vbd/5/51712 ring 0: request outstanding 2013 ms"). */
+typedef uint64_t (*evloop_progress_fn)(void *arg, uint64_t now_ns, uint64_t bound_ns, char *why,
+				       size_t cap);
+
+/* Set the loop's progress check (fn == NULL removes it). While the hv has
+ * set a watchdog (hvc_watchdog_ms), the loop calls it at every heartbeat
+ * (every quarter period) with bound = the watchdog period; when it reports
+ * a stall the loop tells the hv (hvc_watchdog_stall, once), which kills and
+ * restarts the domain per its on_crash. The loop wakes at least every
+ * quarter period and runs every poller, so work a peer published without a
+ * notification is taken within that time and is not a stall. */
+void evloop_set_progress_check(struct evloop *l, evloop_progress_fn fn, void *arg);
 
 /* One iteration: pollers; spin within the budget if work was found
  * recently; else final check and wait up to timeout_ms (-1: forever) for

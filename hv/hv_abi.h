@@ -90,6 +90,7 @@ enum hv_op {
 	HV_OP_DEVICE_GET = 12,
 	HV_OP_HEARTBEAT = 13,
 	HV_OP_STORE_SEG = 14,
+	HV_OP_WATCHDOG_STALL = 15, /* ring-progress watchdog (docs/recovery.md) */
 	/* domain 0 only: anyone else gets -EPERM */
 	HV_OP_DOMCTL_CREATE = 32,
 	HV_OP_DOMCTL_DESTROY = 33,
@@ -312,6 +313,7 @@ enum hv_exit_reason {
 	HV_EXIT_MALFORMED = 4, /* killed by the hv for a malformed hypercall */
 	HV_EXIT_DESTROYED = 5, /* DOMCTL_DESTROY */
 	HV_EXIT_HUNG = 6,      /* watchdog: no HEARTBEAT in watchdog_ms (status 9) */
+	HV_EXIT_STALLED = 7,   /* watchdog: the domain reported WATCHDOG_STALL (status 9) */
 };
 /* The reason's high bits say what follows the exit (docs/recovery.md); mask
  * with HV_EXIT_REASON_MASK before comparing with enum hv_exit_reason. */
@@ -374,9 +376,25 @@ _Static_assert(sizeof(struct hv_evt_domain_failed) == 72, "hv_evt_domain_failed 
 
 /* HV_EVT_WATCHDOG (to the domain): its watchdog period (0 = off). Sent when
  * the policy is set and to every new instance before anything else; the
- * library's event loop then calls HEARTBEAT at least every watchdog_ms / 4. */
+ * library's event loop then calls HEARTBEAT at least every watchdog_ms / 4,
+ * and asks its progress check (evloop_set_progress_check) each time. */
 struct hv_evt_watchdog {
 	uint32_t watchdog_ms;
 };
+
+/* HV_OP_WATCHDOG_STALL (a domain, about itself): work it took from a ring
+ * has been outstanding for longer than its watchdog period with no answer.
+ * The hv logs "ring progress: <why>", kills the domain (exit reason
+ * HV_EXIT_STALLED) and applies on_crash. Only the domain's own private
+ * bookkeeping decides to send it (a peer cannot). -EINVAL while no watchdog
+ * is set (the call is then ignored), or for a why that is not a
+ * NUL-terminated string in its field. */
+#define HV_STALL_WHY_MAX 120u
+struct hv_watchdog_stall_req {
+	uint32_t stalled_ms; /* age of the oldest unanswered work */
+	uint32_t pad;
+	char why[HV_STALL_WHY_MAX]; /* e.g. "vbd/5/51712 ring 0: request outstanding 2013 ms" */
+};
+_Static_assert(sizeof(struct hv_watchdog_stall_req) == 128, "hv_watchdog_stall_req size");
 
 #endif

@@ -27,6 +27,7 @@ static const struct hv_op_desc hv_ops[] = {
 	{HV_OP_DEVICE_GET, "DEVICE_GET", sizeof(struct hv_device_req), 0, 0, 0, 0, false, false},
 	{HV_OP_HEARTBEAT, "HEARTBEAT", 0, 0, 0, 0, 0, false, false},
 	{HV_OP_STORE_SEG, "STORE_SEG", 0, 0, 0, 0, 0, false, false},
+	{HV_OP_WATCHDOG_STALL, "WATCHDOG_STALL", sizeof(struct hv_watchdog_stall_req), 0, 0, 0, 0, false, false},
 	{HV_OP_DOMCTL_CREATE, "DOMCTL_CREATE", sizeof(struct hv_create_req), 0, 0, 0, 0, true, true},
 	{HV_OP_DOMCTL_DESTROY, "DOMCTL_DESTROY", sizeof(struct hv_domid_req), 0, 0, 0, 0, true, false},
 	{HV_OP_DOMCTL_PAUSE, "DOMCTL_PAUSE", sizeof(struct hv_domid_req), 0, 0, 0, 0, true, false},

@@ -250,6 +250,12 @@ static void hv_op(struct hv_conn *c, const struct hv_hdr *h, const uint8_t *p, i
 	case HV_OP_HEARTBEAT:
 		hv_rec_heartbeat(d);
 		break;
+	case HV_OP_WATCHDOG_STALL: {
+		struct hv_watchdog_stall_req q;
+		memcpy(&q, p, sizeof(q));
+		r = hv_rec_watchdog_stall(d, &q);
+		break;
+	}
 	case HV_OP_STORE_SEG: {
 		struct hv_seg *s = NULL;
 		for (s = d->segs; s && s->first_frame != d->store_frame; s = s->next)

@@ -420,6 +420,7 @@ static void hv_dom_reap(struct hv_dom *d, const siginfo_t *si)
 		log_info("domain %u (%s): %s", d->domid, d->name,
 			 reason == HV_EXIT_MALFORMED ? "killed for a malformed hypercall"
 			 : reason == HV_EXIT_HUNG    ? "killed as hung"
+			 : reason == HV_EXIT_STALLED ? "killed by the ring-progress watchdog"
 						     : "destroyed");
 	} else if (status == SIGSYS) {
 		reason = HV_EXIT_SECCOMP;

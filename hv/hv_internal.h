@@ -348,6 +348,10 @@ int hv_rec_destroy(domid_t domid);
 void hv_rec_fill_info(const struct hv_rec *rec, bool for_dom0, struct hv_domain_info *out);
 /* HEARTBEAT from d. */
 void hv_rec_heartbeat(struct hv_dom *d);
+/* WATCHDOG_STALL from d (the ring-progress watchdog): log the reason and
+ * kill it as stalled. Returns 0, or -EINVAL (no watchdog set, dom0, a why
+ * that is not a string). */
+int hv_rec_watchdog_stall(struct hv_dom *d, const struct hv_watchdog_stall_req *q);
 /* The timer fired or a deadline may have changed: run what is due, re-arm. */
 void hv_rec_timer(void);
 /* A parked spare's pidfd is readable. */

@@ -257,6 +257,9 @@ static void hv_crash_text(uint16_t reason, int32_t status, char *buf, size_t cap
 	case HV_EXIT_HUNG:
 		snprintf(buf, cap, "hung");
 		break;
+	case HV_EXIT_STALLED:
+		snprintf(buf, cap, "ring progress stalled");
+		break;
 	default:
 		snprintf(buf, cap, "signal %d", (int)status);
 		break;
@@ -466,6 +469,37 @@ void hv_rec_fill_info(const struct hv_rec *rec, bool for_dom0, struct hv_domain_
 void hv_rec_heartbeat(struct hv_dom *d)
 {
 	d->heartbeat_ns = hv_now_ns();
+}
+
+/* The ring-progress watchdog (docs/recovery.md): the domain's own event
+ * loop found work it took from a ring unanswered for longer than the
+ * watchdog period, by its private bookkeeping (a frontend cannot write it,
+ * so it cannot get its backend killed). Its word is enough: a domain can
+ * always kill itself. The reason is the domain's text, so it is checked to
+ * be a string and made printable before it reaches the log. */
+int hv_rec_watchdog_stall(struct hv_dom *d, const struct hv_watchdog_stall_req *q)
+{
+	struct hv_rec *rec = d->rec;
+	if (d->domid == 0 || !rec || !rec->policy.watchdog_ms)
+		return -EINVAL;
+	size_t n = strnlen(q->why, sizeof(q->why));
+	if (n == sizeof(q->why))
+		return -EINVAL;
+	char why[HV_STALL_WHY_MAX];
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)q->why[i];
+		why[i] = ch < 0x20 || ch > 0x7e ? '?' : (char)ch;
+	}
+	why[n] = 0;
+	if (d->exit_reason || d->state == HV_DOM_DYING)
+		return 0; /* already on its way out */
+	if (!n)
+		snprintf(why, sizeof(why), "work outstanding %u ms", q->stalled_ms);
+	log_warn("domain %u (%s): ring progress: %s (watchdog %u ms): killed", d->domid, d->name,
+		 why, rec->policy.watchdog_ms);
+	d->exit_reason = HV_EXIT_STALLED;
+	hv_dom_signal(d, SIGKILL);
+	return 0;
 }
 
 static void hv_min(uint64_t *next, uint64_t t)

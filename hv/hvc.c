@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -599,6 +600,15 @@ int hvc_device_get(struct hvc *h, const char *name, int *fd_out)
 int hvc_heartbeat(struct hvc *h)
 {
 	struct hvc_msg m = {.op = HV_OP_HEARTBEAT};
+	return hvc_call_exact(h, &m);
+}
+
+int hvc_watchdog_stall(struct hvc *h, uint32_t stalled_ms, const char *why)
+{
+	struct hv_watchdog_stall_req q = {.stalled_ms = stalled_ms};
+	/* Truncated to the field, always NUL-terminated. */
+	snprintf(q.why, sizeof(q.why), "%s", why ? why : "");
+	struct hvc_msg m = {.op = HV_OP_WATCHDOG_STALL, .req = &q, .req_len = sizeof(q)};
 	return hvc_call_exact(h, &m);
 }
 

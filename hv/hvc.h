@@ -127,6 +127,14 @@ int hvc_device_get(struct hvc *h, const char *name, int *fd_out);
 /* Tell the hv's watchdog this domain is alive. One round trip. */
 int hvc_heartbeat(struct hvc *h);
 
+/* Tell the hv's ring-progress watchdog that work this domain took has gone
+ * unanswered for stalled_ms, longer than its watchdog period: the hv logs
+ * why (truncated to HV_STALL_WHY_MAX - 1 bytes) and kills the domain, then
+ * applies on_crash. evloop sends it for a progress check that reports a
+ * stall (evloop_set_progress_check). One round trip; returns 0 (the kill
+ * follows) or -errno (-EINVAL: no watchdog is set). */
+int hvc_watchdog_stall(struct hvc *h, uint32_t stalled_ms, const char *why);
+
 /* The watchdog period the hv announced (HV_EVT_WATCHDOG), 0 if none (yet).
  * evloop heartbeats by itself while this is set; a domain without an
  * evloop must call hvc_heartbeat() at least this often. Any thread. */

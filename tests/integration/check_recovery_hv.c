@@ -428,6 +428,41 @@ START_TEST(test_watchdog)
 }
 END_TEST
 
+/* The ring-progress watchdog's hypercall: a domain whose progress check
+ * reports a stall (its loop still heartbeating) is killed with exit reason
+ * STALLED and its reason logged, made printable (a newline in it cannot
+ * forge a log line); it is then restarted per on_crash. Without a watchdog
+ * the call is refused and nothing happens. */
+START_TEST(test_ring_stall)
+{
+	setup(false);
+	struct hv_policy_req pol = {.on_crash = HV_ON_CRASH_RESTART, .watchdog_ms = 100};
+	struct hv_policy_req nowd = {.on_crash = HV_ON_CRASH_DESTROY};
+	domid_t calm = create("calm", "stall", &nowd);
+	domid_t st = create("staller", "stall", &pol);
+	ck_assert(wait_count(&E.exits, 1, 5000));
+	ck_assert_uint_eq(E.exit.domid, st);
+	ck_assert_uint_eq(E.exit.reason & HV_EXIT_REASON_MASK, HV_EXIT_STALLED);
+	ck_assert(E.exit.reason & HV_EXIT_F_RESTART);
+	ck_assert(hvt_log_wait(&H, "staller", "recover: reporting a stall", 1000));
+	ck_assert(hvt_log_wait(&H, NULL,
+			       "(staller): ring progress: fake ring 0: request outstanding 100 ms?"
+			       "[forged] line? (watchdog 100 ms): killed",
+			       1000));
+	ck_assert(hvt_log_wait(&H, NULL, "(staller): crashed (ring progress stalled)", 1000));
+	ck_assert(wait_count(&E.restarts, 1, 5000));
+	ck_assert(hvt_log_wait(&H, "calm", "recover: stall without watchdog: -22", 1000));
+	hvt_sleep_ms(500);
+	pump(0);
+	struct hv_domain_info info;
+	ck_assert_int_eq(hvc_domain_info(hc, calm, &info), 0);
+	ck_assert_uint_eq(info.state, HV_DOM_RUNNING);
+	ck_assert_int_eq(hvc_domctl_destroy(hc, calm), 0);
+	ck_assert_int_eq(hvc_domctl_destroy(hc, st), 0);
+	teardown();
+}
+END_TEST
+
 /* Kill -> the new instance's first device message, cold and with a spare. */
 static double failover_ms(domid_t d, int dev, unsigned restarts, const char *name, bool standby)
 {
@@ -660,6 +695,7 @@ Suite *recovery_hv_suite(void)
 	tcase_add_test(tc, test_backoff);
 	tcase_add_test(tc, test_crash_loop_fails);
 	tcase_add_test(tc, test_watchdog);
+	tcase_add_test(tc, test_ring_stall);
 	tcase_add_test(tc, test_standby_failover);
 	tcase_add_test(tc, test_preserve);
 	tcase_add_test(tc, test_destroy_restarting);

@@ -14,6 +14,10 @@
 //          loop stops heartbeating
 //   xs     the above, and first write data/instance = R into its own home
 //          over its xenstore ring (works only once xenstored introduced it)
+//   stall  the above with a progress check (the ring-progress watchdog's
+//          hook) that reports a stall 300 ms after start, with a reason
+//          holding a newline and a control byte; without a watchdog it
+//          first calls WATCHDOG_STALL itself and prints the answer
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +94,22 @@ static void hang_now(void *arg, int fd, uint32_t events)
 	}
 }
 
+static uint64_t stall_after_ns;
+
+static uint64_t fake_stall(void *arg, uint64_t now, uint64_t bound, char *why, size_t cap)
+{
+	(void)arg;
+	if (!stall_after_ns)
+		stall_after_ns = now + 300000000u;
+	if (now < stall_after_ns)
+		return 0;
+	snprintf(why, cap, "fake ring 0: request outstanding %llu ms\n[forged] line\x01",
+		 (unsigned long long)(bound / 1000000u));
+	printf("recover: reporting a stall\n");
+	fflush(stdout);
+	return bound;
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "serve";
@@ -117,6 +137,14 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 	hvc_set_device_assigned_cb(h, on_device, NULL);
+	if (!strcmp(mode, "stall")) {
+		if (!hvc_watchdog_ms(h)) {
+			printf("recover: stall without watchdog: %d\n",
+			       hvc_watchdog_stall(h, 1, "no watchdog"));
+			fflush(stdout);
+		}
+		evloop_set_progress_check(loop, fake_stall, NULL);
+	}
 	if (!strcmp(mode, "hang")) {
 		int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
 		struct itimerspec its = {.it_value = {0, 300000000}};

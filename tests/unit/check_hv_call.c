@@ -62,6 +62,7 @@ static const struct fixed_case fixed[] = {
     {HV_OP_DEVICE_GET, sizeof(struct hv_device_req), 0},
     {HV_OP_HEARTBEAT, 0, 0},
     {HV_OP_STORE_SEG, 0, 0},
+    {HV_OP_WATCHDOG_STALL, sizeof(struct hv_watchdog_stall_req), 0},
     {HV_OP_DOMCTL_DESTROY, sizeof(struct hv_domid_req), 0},
     {HV_OP_DOMCTL_PAUSE, sizeof(struct hv_domid_req), 0},
     {HV_OP_DOMCTL_UNPAUSE, sizeof(struct hv_domid_req), 0},
