@@ -80,6 +80,9 @@ struct blkback_ring {
 	_Atomic bool kicked;	   /* the event channel fired (any thread) */
 	struct gnt_pcache *pcache; /* NULL without feature-persistent */
 	struct blkback_stats st;
+	/* Requests taken and not yet answered, oldest first: what the
+	 * ring-progress watchdog looks at (blkback_progress_check). */
+	struct blkback_req *un_head, *un_tail;
 };
 
 struct blkback_dev {
@@ -105,6 +108,8 @@ struct blkback_dev {
 	struct blkback_ring *rings;
 	uint64_t stats_ns;
 	char stats_last[512];
+	uint64_t disk_done;		   /* completions from the disk (io_uring or pool) */
+	uint64_t wd_done_seen, wd_done_ns; /* progress check: last change seen, when */
 };
 
 /* A request between the ring and the disk. Segments point into mapped
@@ -124,10 +129,22 @@ struct blkback_req {
 	unsigned first_op;	  /* index of its first op in the batch */
 	struct blkback_req *next; /* the thread pool's lists */
 	int res;		  /* the thread pool's result */
+	/* The ring's unanswered list (take order); when it was taken (one
+	 * clock read per batch); whether the disk has it (io_uring or pool). */
+	struct blkback_req *un_prev, *un_next;
+	uint64_t taken_ns;
+	bool in_disk;
 };
 
 /* drvdom-crash-at kinds (docs/blkback.md "Crash points"). */
-enum { CRASH_NONE, CRASH_REQUEST, CRASH_MID_BATCH, CRASH_BEFORE_PUBLISH, CRASH_AFTER_IO };
+enum {
+	CRASH_NONE,
+	CRASH_REQUEST,
+	CRASH_MID_BATCH,
+	CRASH_BEFORE_PUBLISH,
+	CRASH_AFTER_IO,
+	CRASH_STALL, /* not a crash: the Nth request taken is never answered */
+};
 
 struct blkback_crash {
 	int at; /* CRASH_* */
@@ -169,6 +186,7 @@ struct blkback {
 
 /* blkback_main.c */
 void blkback_crash_point(struct blkback *bb, int kind);
+bool blkback_crash_hit(struct blkback *bb, int kind);
 void blkback_wake(struct blkback *bb);
 void blkback_wake_deferred(struct blkback *bb);
 int blkback_crash_parse(const char *spec, struct blkback_crash *out);
@@ -191,6 +209,8 @@ void blkback_ring_disconnect(struct blkback_ring *r);
 int blkback_ring_poll(void *arg, unsigned flags);
 void blkback_req_complete(struct blkback_req *q, int res);
 void blkback_push_responses(struct blkback *bb);
+uint64_t blkback_progress_check(void *arg, uint64_t now_ns, uint64_t bound_ns, char *why,
+				size_t cap);
 
 /* blkback_io.c */
 int blkback_io_init(struct blkback *bb);

@@ -170,6 +170,7 @@ int blkback_io_submit(struct blkback *bb, struct blkback_req *q)
 		struct blkback_stats *st = &q->ring->st;
 		if (++st->inflight > st->inflight_max)
 			st->inflight_max = st->inflight;
+		q->in_disk = true;
 		blkback_pool_submit(bb, q);
 		return 0;
 	}
@@ -207,6 +208,7 @@ int blkback_io_submit(struct blkback *bb, struct blkback_req *q)
 	struct blkback_stats *st = &q->ring->st;
 	if (++st->inflight > st->inflight_max)
 		st->inflight_max = st->inflight;
+	q->in_disk = true;
 	return 0;
 }
 
@@ -272,8 +274,10 @@ int blkback_io_reap(struct blkback *bb)
 		int res[BLKBACK_REAP_MAX];
 		unsigned n;
 		while ((n = blkback_pool_take(bb, done, res, BLKBACK_REAP_MAX)) > 0) {
-			for (unsigned i = 0; i < n; i++)
+			for (unsigned i = 0; i < n; i++) {
 				done[i]->ring->st.inflight--;
+				done[i]->ring->dev->disk_done++; /* the watchdog's */
+			}
 			blkback_io_finish(bb, done, res, n);
 			total += (int)n;
 		}
@@ -291,8 +295,10 @@ int blkback_io_reap(struct blkback *bb)
 			res[i] = cqes[i]->res;
 		}
 		io_uring_cq_advance(&bb->uring, n);
-		for (unsigned i = 0; i < n; i++)
+		for (unsigned i = 0; i < n; i++) {
 			done[i]->ring->st.inflight--;
+			done[i]->ring->dev->disk_done++; /* the watchdog's */
+		}
 		blkback_io_finish(bb, done, res, n);
 		total += (int)n;
 	}

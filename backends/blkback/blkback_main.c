@@ -29,7 +29,8 @@ int blkback_crash_parse(const char *spec, struct blkback_crash *out)
 	} kinds[] = {{"request:", CRASH_REQUEST},
 		     {"mid-batch:", CRASH_MID_BATCH},
 		     {"before-publish:", CRASH_BEFORE_PUBLISH},
-		     {"after-io:", CRASH_AFTER_IO}};
+		     {"after-io:", CRASH_AFTER_IO},
+		     {"stall:", CRASH_STALL}};
 	*out = (struct blkback_crash){.at = CRASH_NONE};
 	if (!spec || !*spec)
 		return 0;
@@ -49,11 +50,15 @@ int blkback_crash_parse(const char *spec, struct blkback_crash *out)
 	return -EINVAL;
 }
 
+/* Count an event of this kind; true at the Nth (once). */
+bool blkback_crash_hit(struct blkback *bb, int kind)
+{
+	return bb->crash.at == kind && ++bb->crash.count == bb->crash.n;
+}
+
 void blkback_crash_point(struct blkback *bb, int kind)
 {
-	if (bb->crash.at != kind)
-		return;
-	if (++bb->crash.count == bb->crash.n) {
+	if (blkback_crash_hit(bb, kind)) {
 		log_warn("drvdom-crash-at: crashing at the requested point (%d:%" PRIu64 ")", kind,
 			 bb->crash.n);
 		abort();
@@ -78,7 +83,7 @@ static void crash_reload(struct blkback *bb)
 	struct blkback_crash c;
 	if (blkback_crash_parse(v, &c))
 		log_warn("drvdom-crash-at: bad value '%s' (request:N, mid-batch:N, "
-			 "before-publish:N or after-io:N)",
+			 "before-publish:N, after-io:N or stall:N)",
 			 v);
 	else if (c.at != bb->crash.at || c.n != bb->crash.n) {
 		bb->crash = c;
@@ -223,7 +228,7 @@ static void timer_ready(void *arg, int fd, uint32_t events)
 static void usage(void)
 {
 	fprintf(stderr, "usage: drvdom-blkback [--crash-at request:N|mid-batch:N|"
-			"before-publish:N|after-io:N] [--no-inline-io] [--io-threads]\n"
+			"before-publish:N|after-io:N|stall:N] [--no-inline-io] [--io-threads]\n"
 			"A driver domain kernel: started by drvdom-hv (drvdom create with\n"
 			"kernel = \"drvdom-blkback\", driver_domain = 1), not by hand.\n");
 }
@@ -264,6 +269,8 @@ int main(int argc, char **argv)
 	bb->stash_fd = -1;
 	if ((r = evloop_create(bb->h, &bb->loop)))
 		die_err(-r, "evloop_create");
+	/* With a watchdog set, requests unanswered too long are a hang too. */
+	evloop_set_progress_check(bb->loop, blkback_progress_check, bb);
 	xs_ring_use_hvc(bb->h);
 	bb->xs = xs_open(0);
 	if (!bb->xs)

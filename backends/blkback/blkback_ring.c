@@ -12,8 +12,11 @@
 #include "backends/blkback/blkback.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 
@@ -71,8 +74,51 @@ static void ring_respond(struct blkback_ring *r, uint64_t id, uint8_t op, int16_
 	bb->dirty[bb->ndirty++] = r;
 }
 
+/* --- the unanswered list (ring-progress watchdog) ----------------------------- */
+
+/* Every request from the moment it is taken off the ring until it is
+ * answered (or dropped) sits on its ring's list, in take order, so the
+ * oldest is the head: two pointer stores in, two out, no clock read of its
+ * own (the batch's). */
+static void unans_add(struct blkback_ring *r, struct blkback_req *q, uint64_t now)
+{
+	q->taken_ns = now;
+	q->un_next = NULL;
+	q->un_prev = r->un_tail;
+	if (r->un_tail)
+		r->un_tail->un_next = q;
+	else
+		r->un_head = q;
+	r->un_tail = q;
+}
+
+static void unans_del(struct blkback_req *q)
+{
+	struct blkback_ring *r = q->ring;
+	if (!q->taken_ns)
+		return; /* never added */
+	if (q->un_prev)
+		q->un_prev->un_next = q->un_next;
+	else
+		r->un_head = q->un_next;
+	if (q->un_next)
+		q->un_next->un_prev = q->un_prev;
+	else
+		r->un_tail = q->un_prev;
+	q->un_prev = q->un_next = NULL;
+	q->taken_ns = 0;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void req_free(struct blkback_req *q)
 {
+	unans_del(q);
 	if (q->segs != q->inline_segs)
 		free(q->segs);
 	free(q->iov);
@@ -350,6 +396,7 @@ static unsigned ring_process(struct blkback_ring *r)
 	struct blkback_req *reqs[BLKBACK_BATCH];
 	static struct map_batch b;
 	unsigned nq = 0, taken = 0;
+	uint64_t now = 0;
 	b.n = 0;
 	while (nq < BLKBACK_BATCH && !r->broken) {
 		union blkif_req_slot s;
@@ -368,6 +415,17 @@ static unsigned ring_process(struct blkback_ring *r)
 			continue;
 		}
 		q->ring = r;
+		if (!now)
+			now = mono_ns();
+		unans_add(r, q, now);
+		if (blkback_crash_hit(bb, CRASH_STALL)) {
+			/* A lost request: taken, never answered, while the loop
+			 * and its heartbeat carry on (the watchdog's test). */
+			log_warn("drvdom-crash-at: stall: request %" PRIu64
+				 " taken and never answered",
+				 bb->crash.n);
+			continue;
+		}
 		unsigned mark = b.n;
 		int16_t st = req_check(r, q, &s);
 		if (st == BLKIF_RSP_OKAY && req_plan_maps(r, q, &b))
@@ -532,6 +590,65 @@ fail:
 	return ret ? ret : -EINVAL;
 }
 
+/* --- the ring-progress watchdog ------------------------------------------------ */
+
+/* The evloop progress check (docs/recovery.md "Ring-progress watchdog").
+ * Only private state is read: the unanswered lists and the disk completion
+ * counters, never the shared ring. A request is stalled when it has been
+ * unanswered for bound_ns and either the backend still holds it (taken but
+ * never sent to the disk, or lost: nothing of ours legitimately holds one
+ * for more than a loop iteration) or the disk has it and the disk completed
+ * nothing for that device in bound_ns (an I/O that never completes). A
+ * request that is merely slow while the disk keeps completing others is not
+ * stalled, so a frontend flooding its rings cannot trip it; a broken ring
+ * (closed for bad input) is never looked at. Runs in the loop thread. */
+uint64_t blkback_progress_check(void *arg, uint64_t now, uint64_t bound, char *why, size_t cap)
+{
+	struct blkback *bb = arg;
+	uint64_t worst = 0;
+	for (struct blkback_dev *d = bb->devs; d; d = d->next) {
+		bool disk_busy = false;
+		for (unsigned i = 0; i < d->nr_rings; i++)
+			disk_busy = disk_busy || d->rings[i].st.inflight > 0;
+		/* The disk's progress clock: restarted by a completion, and
+		 * held at now while the disk has nothing to do. */
+		if (!disk_busy || d->disk_done != d->wd_done_seen || !d->wd_done_ns) {
+			d->wd_done_seen = d->disk_done;
+			d->wd_done_ns = now;
+		}
+		uint64_t disk_idle = now - d->wd_done_ns;
+		for (unsigned i = 0; i < d->nr_rings; i++) {
+			struct blkback_ring *r = &d->rings[i];
+			if (r->broken || !r->back.sring)
+				continue;
+			/* Oldest first: stop at the first younger than bound. */
+			for (struct blkback_req *q = r->un_head; q; q = q->un_next) {
+				uint64_t age = now - q->taken_ns;
+				if (age < bound)
+					break;
+				if (q->in_disk && disk_idle < bound)
+					continue;
+				if (age > worst) {
+					worst = age;
+					if (q->in_disk)
+						snprintf(why, cap,
+							 "%s ring %u: request outstanding %" PRIu64
+							 " ms, disk idle %" PRIu64 " ms",
+							 d->name, r->idx, age / 1000000u,
+							 disk_idle / 1000000u);
+					else
+						snprintf(why, cap,
+							 "%s ring %u: request outstanding %" PRIu64
+							 " ms",
+							 d->name, r->idx, age / 1000000u);
+				}
+				break;
+			}
+		}
+	}
+	return worst;
+}
+
 void blkback_ring_disconnect(struct blkback_ring *r)
 {
 	struct blkback *bb = r->dev->bb;
@@ -557,4 +674,7 @@ void blkback_ring_disconnect(struct blkback_ring *r)
 	}
 	r->nr_pages = 0;
 	memset(&r->back, 0, sizeof(r->back));
+	/* Left after the drain: requests lost on purpose (crash point stall). */
+	while (r->un_head)
+		req_free(r->un_head);
 }

@@ -18,6 +18,11 @@
 //            rewritten while the backend reads it, and at last disk 0's
 //            producer index jumps past the ring size: disk 0 must go to
 //            Closing while disk 1 still answers
+//   scribble index games against the ring-progress watchdog (the suite
+//            runs blkdom with a short watchdog_ms): requests published
+//            without a notification and with scribbled event indices must
+//            still be answered; then a thread flips req_prod back and forth
+//            (which may break the ring). None of it may get blkdom killed.
 // Results go to the console and to data/result ("ok", or "fail: ...") in
 // the domain's own xenstore directory; the suite reads them from dom0.
 #include <errno.h>
@@ -739,6 +744,66 @@ static void evil(void)
 	check(get_num(ro->be, "state", -1) == XENBUS_STATE_CONNECTED, "disk 1 still Connected");
 }
 
+/* --- scribble ---------------------------------------------------------------------- */
+
+struct flipper {
+	struct blkif_ring_front *f;
+	_Atomic bool stop;
+	unsigned flips;
+};
+
+static void *flip_prod(void *arg)
+{
+	struct flipper *fl = arg;
+	uint32_t base = fl->f->req_prod_pvt;
+	while (!atomic_load(&fl->stop)) {
+		atomic_store(&fl->f->sring->req_prod, base + 1);
+		atomic_store(&fl->f->sring->req_prod, base);
+		atomic_store(&fl->f->sring->req_event, base + 0x40000000u);
+		fl->flips++;
+	}
+	return NULL;
+}
+
+static void scribble(struct tf_dev *d)
+{
+	struct blkif_ring_front *f = &d->q[0].front;
+	/* 1. Published with no notification, with the event indices made
+	 * garbage: the backend must take them anyway (with a watchdog its loop
+	 * wakes every quarter period and polls every ring) and answer them. */
+	unsigned answered = 0;
+	for (unsigned it = 0; it < 20; it++) {
+		for (unsigned i = 0; i < 4; i++) {
+			union blkif_req_slot *slot = tf_slot(d, 0);
+			*slot = rw_req(d, BLKIF_OP_READ, 8 * (it * 4 + i), 40 + i, 1);
+			slot->rw.id = NEXT_ID++;
+		}
+		atomic_store(&f->sring->req_event, f->req_prod_pvt + 0x10000u);
+		atomic_store(&f->sring->rsp_event, f->rsp_cons + 0x20000u);
+		blkif_ring_front_push_requests(f); /* and no evtchn_notify */
+		answered += tf_wait(d, 0, 4, NULL);
+	}
+	check(answered == 80, "un-notified requests with scribbled event indices: %u/80 answered",
+	      answered);
+	atomic_store(&f->sring->rsp_event, f->rsp_cons + 1);
+	union blkif_req_slot s = rw_req(d, BLKIF_OP_READ, 0, 0, 1);
+	check(tf_one(d, 0, &s) == BLKIF_RSP_OKAY, "a notified read after that");
+
+	/* 2. req_prod flipped between two values for a second, next slot a
+	 * valid read: whatever the backend makes of it (a request taken, the
+	 * ring stopped as the index goes back), it must not count as a stall. */
+	*tf_slot(d, 0) = rw_req(d, BLKIF_OP_READ, 0, 0, 1);
+	f->req_prod_pvt--; /* the flipper publishes it, or not */
+	struct flipper fl = {.f = f};
+	pthread_t th;
+	pthread_create(&th, NULL, flip_prod, &fl);
+	evtchn_notify(H, d->q[0].port);
+	sleep_ms(1000);
+	atomic_store(&fl.stop, true);
+	pthread_join(th, NULL);
+	say("req_prod flipped %u times; backend state %ld", fl.flips, get_num(d->be, "state", -1));
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -825,6 +890,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(mode, "evil")) {
 		evil();
+	} else if (!strcmp(mode, "scribble")) {
+		scribble(&DEV[0]);
 	} else if (!strcmp(mode, "bench")) {
 		bench(&DEV[0]);
 	} else {

@@ -583,6 +583,47 @@ START_TEST(test_evil_frontend)
 }
 END_TEST
 
+/* Whether the hv's log mentions s. */
+static bool hv_log_has(const char *s)
+{
+	char p[256], line[512];
+	snprintf(p, sizeof(p), "%s/hv.log", run);
+	FILE *f = fopen(p, "r");
+	bool hit = false;
+	while (f && fgets(line, sizeof(line), f))
+		hit = hit || strstr(line, s) != NULL;
+	if (f)
+		fclose(f);
+	return hit;
+}
+
+/* The ring-progress watchdog trusts only blkdom's private bookkeeping: a
+ * frontend playing with the shared indices (requests published without a
+ * notification, scribbled event indices, req_prod flipped back and forth
+ * until the ring breaks) never gets blkdom killed, even with a watchdog of
+ * 300 ms that would catch any of it if blkdom counted the shared indices. */
+START_TEST(test_scribbler_not_stalled)
+{
+	env_up();
+	create_blkdom("on_crash = \"restart\"\nwatchdog_ms = 300");
+	make_disk("evil.img", 8);
+	char disks[512];
+	snprintf(disks, sizeof(disks), "'target=%s/evil.img, vdev=xvda, access=rw, backend=blkdom'",
+		 run);
+	create_guest("evil", "scribble", disks);
+	assert_result_ok("evil", 60000);
+	sleep_ms(1500); /* five watchdog periods more */
+	T_ASSERT(domain_running("blkdom"), "blkdom still running");
+	T_ASSERT(!hv_log_has("ring progress") && !hv_log_has("(blkdom): crashed") &&
+		     !hv_log_has("no heartbeat"),
+		 "blkdom was never killed or restarted");
+	T_ASSERT(hv_log_has("(blkdom): policy on_crash=restart max_restarts=5 window=60000 ms "
+			    "watchdog=300 ms"),
+		 "blkdom ran with the watchdog on");
+	env_down();
+}
+END_TEST
+
 /* drvdom-crash-at: blkdom aborts at each kind of point, set on its command
  * line or (the last case) through its xenstore key while it runs. */
 START_TEST(test_crash_points)
@@ -647,6 +688,7 @@ Suite *blkback_suite(void)
 	tcase_add_test(tc, test_bad_handshakes);
 	tcase_add_test(tc, test_offline_releases_disk);
 	tcase_add_test(tc, test_evil_frontend);
+	tcase_add_test(tc, test_scribbler_not_stalled);
 	tcase_add_test(tc, test_crash_points);
 	suite_add_tcase(s, tc);
 	return s;

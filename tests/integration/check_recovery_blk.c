@@ -157,6 +157,55 @@ START_TEST(test_crash_points)
 }
 END_TEST
 
+/* The ring-progress watchdog (docs/recovery.md): with watchdog_ms set,
+ * blkdom is told to take one request under the verified load and never
+ * answer it (crash point stall:N) while its loop runs and heartbeats on.
+ * Its progress check finds the request outstanding past the bound and asks
+ * the hv to kill it; the hv logs the ring-progress reason (not a missed
+ * heartbeat) and restarts it; blkfront replays the lost request and the
+ * client sees no error, every block reads back as acknowledged. */
+START_TEST(test_ring_stall)
+{
+	rc_up(&T);
+	blkdom("crash_limit = \"1000/60\"\nwatchdog_ms = 2000");
+	guest("g1", 16);
+	int bd = rc_domid(&T, "blkdom");
+	char key[96];
+	snprintf(key, sizeof(key), "/local/domain/%d/drvdom-crash-at", bd);
+	struct rl_blk l;
+	ck_assert_int_eq(rl_blk_start(&l, sock_of("g1"), 8, 6), 0);
+	rc_sleep_ms(200);
+	ck_assert_int_eq(rc_xs_write(&T, key, "stall:200"), 0);
+	/* Once the request is lost, disarm the key so the next instance does
+	 * not lose one too (the lost one stays lost: the key only arms). */
+	int w;
+	for (w = 0; w < 15000; w += 20) {
+		if (tt_sh(&T, "grep -q 'drvdom-crash-at: stall' %s/console/blkdom.log", T.run) == 0)
+			break;
+		ck_assert_msg(atomic_load(&l.running), "load stopped: %s", strerror(-l.err));
+		rc_sleep_ms(20);
+	}
+	ck_assert_msg(w < 15000, "blkdom never reached its stall point");
+	SH_OK("XENSTORED_PATH=%s/xenstored/socket xenstore-rm %s", T.run, key);
+	ck_assert_msg(rc_wait_running(&T, "blkdom", 1, 20000) == 0,
+		      "blkdom not killed and restarted for the lost request: %s", T.out);
+	/* The hv names the reason, distinct from a missed heartbeat, and the
+	 * request was outstanding at least the bound when it was reported. */
+	SH_OK("grep 'ring progress: vbd/' %s/hv.log", T.run);
+	const char *hit = strstr(T.out, "request outstanding ");
+	ck_assert_msg(hit, "no request age in the hv log: %s", T.out);
+	long ms = atol(hit + strlen("request outstanding "));
+	ck_assert_msg(ms >= 2000, "reported after %ld ms, below the 2000 ms bound: %s", ms, T.out);
+	ck_assert_msg(strstr(T.out, " ring ") && strstr(T.out, "(watchdog 2000 ms): killed"),
+		      "hv log line: %s", T.out);
+	ck_assert_int_ne(tt_sh(&T, "grep -q 'no heartbeat' %s/hv.log", T.run), 0);
+	wait_progress(&l, atomic_load(&l.ops), 10000, "the ring-progress restart");
+	finish_load(&l, "g1");
+	ck_assert_int_ge(rc_restarts(&T, "blkdom"), 1);
+	tt_fini(&T);
+}
+END_TEST
+
 START_TEST(test_guest_crash)
 {
 	rc_up(&T);
@@ -246,6 +295,7 @@ Suite *recovery_blk_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_random_kills);
 	tcase_add_test(tc, test_crash_points);
+	tcase_add_test(tc, test_ring_stall);
 	tcase_add_test(tc, test_guest_crash);
 	tcase_add_test(tc, test_crash_loop);
 	suite_add_tcase(s, tc);
