@@ -110,6 +110,7 @@ struct blkback_dev {
 	char stats_last[512];
 	uint64_t disk_done;		   /* completions from the disk (io_uring or pool) */
 	uint64_t wd_done_seen, wd_done_ns; /* progress check: last change seen, when */
+	bool wd_busy;			   /* progress check: the disk had I/O last time */
 };
 
 /* A request between the ring and the disk. Segments point into mapped
@@ -143,12 +144,14 @@ enum {
 	CRASH_MID_BATCH,
 	CRASH_BEFORE_PUBLISH,
 	CRASH_AFTER_IO,
-	CRASH_STALL, /* not a crash: the Nth request taken is never answered */
+	CRASH_STALL,   /* not a crash: the Nth request taken is never answered */
+	CRASH_SLOW_IO, /* not a crash: the Nth disk completion is held back ms */
 };
 
 struct blkback_crash {
 	int at; /* CRASH_* */
 	uint64_t n;
+	uint64_t ms;	/* CRASH_SLOW_IO: how long */
 	uint64_t count; /* events of that kind so far */
 };
 
@@ -180,6 +183,11 @@ struct blkback {
 	pthread_mutex_t assigned_lock; /* names of devices assigned since */
 	char assigned_names[BLKBACK_ASSIGNED_MAX][HV_DEVNAME_MAX];
 	unsigned nassigned;
+	/* Crash point slow-io: one disk completion held back, as if the disk
+	 * had taken that long (blkback_io.c). */
+	struct blkback_req *held;
+	int held_res;
+	uint64_t held_until_ns;
 	int stash_fd; /* a disk fd taken for a device being re-created */
 	char stash_name[HV_DEVNAME_MAX];
 };

@@ -19,11 +19,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/falloc.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -265,15 +267,65 @@ void blkback_io_finish(struct blkback *bb, struct blkback_req *const *done, cons
 	}
 }
 
+/* --- crash point slow-io:N:MS ---------------------------------------------------- */
+
+static uint64_t io_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Take the Nth disk completion out of done[] and hold it back, as if the
+ * disk had taken MS longer: it stays in flight (and the disk's completion
+ * count does not move) until io_release_held. Returns the new count. */
+static unsigned io_hold(struct blkback *bb, struct blkback_req **done, int *res, unsigned n)
+{
+	if (bb->crash.at != CRASH_SLOW_IO || bb->held)
+		return n;
+	for (unsigned i = 0; i < n; i++) {
+		if (!blkback_crash_hit(bb, CRASH_SLOW_IO))
+			continue;
+		bb->held = done[i];
+		bb->held_res = res[i];
+		bb->held_until_ns = io_now_ns() + bb->crash.ms * 1000000u;
+		log_warn("drvdom-crash-at: slow-io: completion %" PRIu64 " held back %" PRIu64
+			 " ms",
+			 bb->crash.n, bb->crash.ms);
+		memmove(done + i, done + i + 1, (n - i - 1) * sizeof(*done));
+		memmove(res + i, res + i + 1, (n - i - 1) * sizeof(*res));
+		return n - 1;
+	}
+	return n;
+}
+
+/* Deliver the held completion once its time has come (or at once: the
+ * ring is being drained). Returns 1 if it did. */
+static int io_release_held(struct blkback *bb, bool now)
+{
+	if (!bb->held || (!now && io_now_ns() < bb->held_until_ns))
+		return 0;
+	struct blkback_req *q = bb->held;
+	int res = bb->held_res;
+	bb->held = NULL;
+	q->ring->st.inflight--;
+	q->ring->dev->disk_done++;
+	blkback_io_finish(bb, &q, &res, 1);
+	return 1;
+}
+
 int blkback_io_reap(struct blkback *bb)
 {
 	struct io_uring_cqe *cqes[BLKBACK_REAP_MAX];
 	int total = 0;
+	if (bb->held)
+		total += io_release_held(bb, false);
 	if (bb->pool) {
 		struct blkback_req *done[BLKBACK_REAP_MAX];
 		int res[BLKBACK_REAP_MAX];
 		unsigned n;
 		while ((n = blkback_pool_take(bb, done, res, BLKBACK_REAP_MAX)) > 0) {
+			n = io_hold(bb, done, res, n);
 			for (unsigned i = 0; i < n; i++) {
 				done[i]->ring->st.inflight--;
 				done[i]->ring->dev->disk_done++; /* the watchdog's */
@@ -295,6 +347,7 @@ int blkback_io_reap(struct blkback *bb)
 			res[i] = cqes[i]->res;
 		}
 		io_uring_cq_advance(&bb->uring, n);
+		n = io_hold(bb, done, res, n);
 		for (unsigned i = 0; i < n; i++) {
 			done[i]->ring->st.inflight--;
 			done[i]->ring->dev->disk_done++; /* the watchdog's */
@@ -309,12 +362,16 @@ int blkback_io_reap(struct blkback *bb)
 void blkback_io_drain_ring(struct blkback *bb, struct blkback_ring *r)
 {
 	blkback_io_flush(bb);
+	if (bb->held && bb->held->ring == r)
+		io_release_held(bb, true); /* no CQE will ever come for it */
 	while (r->st.inflight > 0 && bb->pool) {
 		struct pollfd pfd = {bb->uring_efd, POLLIN, 0};
 		(void)poll(&pfd, 1, 100);
 		uint64_t v;
 		(void)!read(bb->uring_efd, &v, sizeof(v));
 		blkback_io_reap(bb);
+		if (bb->held && bb->held->ring == r)
+			io_release_held(bb, true);
 	}
 	while (r->st.inflight > 0) {
 		struct io_uring_cqe *cqe;
@@ -322,5 +379,7 @@ void blkback_io_drain_ring(struct blkback *bb, struct blkback_ring *r)
 		if (e < 0 && e != -EINTR && e != -EAGAIN)
 			die_err(-e, "io_uring_wait_cqe");
 		blkback_io_reap(bb);
+		if (bb->held && bb->held->ring == r)
+			io_release_held(bb, true);
 	}
 }

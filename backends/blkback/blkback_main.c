@@ -30,7 +30,8 @@ int blkback_crash_parse(const char *spec, struct blkback_crash *out)
 		     {"mid-batch:", CRASH_MID_BATCH},
 		     {"before-publish:", CRASH_BEFORE_PUBLISH},
 		     {"after-io:", CRASH_AFTER_IO},
-		     {"stall:", CRASH_STALL}};
+		     {"stall:", CRASH_STALL},
+		     {"slow-io:", CRASH_SLOW_IO}};
 	*out = (struct blkback_crash){.at = CRASH_NONE};
 	if (!spec || !*spec)
 		return 0;
@@ -41,7 +42,19 @@ int blkback_crash_parse(const char *spec, struct blkback_crash *out)
 		char *end;
 		errno = 0;
 		unsigned long long n = strtoull(spec + l, &end, 10);
-		if (errno || end == spec + l || *end || n == 0)
+		if (errno || end == spec + l || n == 0)
+			return -EINVAL;
+		if (kinds[i].at == CRASH_SLOW_IO) {
+			/* slow-io:N:MS */
+			const char *m = end;
+			if (*m != ':')
+				return -EINVAL;
+			unsigned long long ms = strtoull(m + 1, &end, 10);
+			if (errno || end == m + 1 || ms == 0 || ms > 3600000)
+				return -EINVAL;
+			out->ms = ms;
+		}
+		if (*end)
 			return -EINVAL;
 		out->at = kinds[i].at;
 		out->n = n;
@@ -83,9 +96,9 @@ static void crash_reload(struct blkback *bb)
 	struct blkback_crash c;
 	if (blkback_crash_parse(v, &c))
 		log_warn("drvdom-crash-at: bad value '%s' (request:N, mid-batch:N, "
-			 "before-publish:N, after-io:N or stall:N)",
+			 "before-publish:N, after-io:N, stall:N or slow-io:N:MS)",
 			 v);
-	else if (c.at != bb->crash.at || c.n != bb->crash.n) {
+	else if (c.at != bb->crash.at || c.n != bb->crash.n || c.ms != bb->crash.ms) {
 		bb->crash = c;
 		bb->crash_from_key = true;
 	}
@@ -228,7 +241,8 @@ static void timer_ready(void *arg, int fd, uint32_t events)
 static void usage(void)
 {
 	fprintf(stderr, "usage: drvdom-blkback [--crash-at request:N|mid-batch:N|"
-			"before-publish:N|after-io:N|stall:N] [--no-inline-io] [--io-threads]\n"
+			"before-publish:N|after-io:N|stall:N|slow-io:N:MS] [--no-inline-io]\n"
+			"       [--io-threads]\n"
 			"A driver domain kernel: started by drvdom-hv (drvdom create with\n"
 			"kernel = \"drvdom-blkback\", driver_domain = 1), not by hand.\n");
 }

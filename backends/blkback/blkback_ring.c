@@ -610,12 +610,16 @@ uint64_t blkback_progress_check(void *arg, uint64_t now, uint64_t bound, char *w
 		bool disk_busy = false;
 		for (unsigned i = 0; i < d->nr_rings; i++)
 			disk_busy = disk_busy || d->rings[i].st.inflight > 0;
-		/* The disk's progress clock: restarted by a completion, and
-		 * held at now while the disk has nothing to do. */
-		if (!disk_busy || d->disk_done != d->wd_done_seen || !d->wd_done_ns) {
+		/* The disk's progress clock, restarted at the first check that
+		 * sees the disk busy and at each that sees a completion: it
+		 * may only underestimate how long the disk did nothing (a
+		 * stall is then reported up to a quarter period late, never
+		 * below the bound). */
+		if (!disk_busy || !d->wd_busy || d->disk_done != d->wd_done_seen) {
 			d->wd_done_seen = d->disk_done;
 			d->wd_done_ns = now;
 		}
+		d->wd_busy = disk_busy;
 		uint64_t disk_idle = now - d->wd_done_ns;
 		for (unsigned i = 0; i < d->nr_rings; i++) {
 			struct blkback_ring *r = &d->rings[i];

@@ -624,6 +624,61 @@ START_TEST(test_scribbler_not_stalled)
 }
 END_TEST
 
+/* The ring-progress watchdog and the disk: an I/O that takes long but less
+ * than the bound (slow-io holds one completion back 600 ms, watchdog 2000
+ * ms) does not trip it, and all I/O completes; one that does not complete
+ * within the bound while the disk completes nothing else (held 6 s,
+ * watchdog 1000 ms) gets blkdom killed and restarted, the hv saying the
+ * disk was idle. Every read and write goes through the io_uring
+ * (--no-inline-io), as with a disk that is not in the page cache. */
+START_TEST(test_slow_io_vs_watchdog)
+{
+	env_up();
+	create_blkdom("on_crash = \"restart\"\nwatchdog_ms = 2000\n"
+		      "extra_args = [ '--no-inline-io', '--crash-at', 'slow-io:1:600' ]");
+	make_disk("g1.img", 8);
+	char disks[512];
+	snprintf(disks, sizeof(disks), "'target=%s/g1.img, vdev=xvda, access=rw, backend=blkdom'",
+		 run);
+	create_guest("g1", "simple", disks);
+	assert_result_ok("g1", 60000);
+	char p[256], line[512];
+	snprintf(p, sizeof(p), "%s/console/blkdom.log", run);
+	FILE *f = fopen(p, "r");
+	bool held = false;
+	while (f && fgets(line, sizeof(line), f))
+		held = held || strstr(line, "slow-io: completion 1 held back 600 ms") != NULL;
+	if (f)
+		fclose(f);
+	T_ASSERT(held, "blkdom held its first completion back");
+	sleep_ms(1000);
+	T_ASSERT(!hv_log_has("ring progress") && !hv_log_has("(blkdom): crashed"),
+		 "a 600 ms I/O under a 2000 ms watchdog is not a stall");
+	T_ASSERT(domain_running("blkdom"), "blkdom still running");
+	env_down();
+
+	env_up();
+	create_blkdom("on_crash = \"restart\"\nwatchdog_ms = 1000\n"
+		      "extra_args = [ '--no-inline-io', '--crash-at', 'slow-io:1:6000' ]");
+	make_disk("g1.img", 8);
+	snprintf(disks, sizeof(disks), "'target=%s/g1.img, vdev=xvda, access=rw, backend=blkdom'",
+		 run);
+	create_guest("g1", "simple", disks);
+	bool killed = false;
+	for (int t = 0; t < 300 && !killed; t++) {
+		killed = hv_log_has("(blkdom): restarted");
+		if (!killed)
+			sleep_ms(50);
+	}
+	T_ASSERT(killed, "blkdom restarted for an I/O that does not complete");
+	T_ASSERT(hv_log_has("(blkdom): ring progress: vbd/") && hv_log_has(" ms, disk idle ") &&
+		     hv_log_has("(blkdom): crashed (ring progress stalled)"),
+		 "the hv says why");
+	T_ASSERT(!hv_log_has("no heartbeat"), "not a missed heartbeat");
+	env_down();
+}
+END_TEST
+
 /* drvdom-crash-at: blkdom aborts at each kind of point, set on its command
  * line or (the last case) through its xenstore key while it runs. */
 START_TEST(test_crash_points)
@@ -689,6 +744,7 @@ Suite *blkback_suite(void)
 	tcase_add_test(tc, test_offline_releases_disk);
 	tcase_add_test(tc, test_evil_frontend);
 	tcase_add_test(tc, test_scribbler_not_stalled);
+	tcase_add_test(tc, test_slow_io_vs_watchdog);
 	tcase_add_test(tc, test_crash_points);
 	suite_add_tcase(s, tc);
 	return s;
