@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,6 +57,8 @@ struct evloop {
  * (non-blocking) this often. */
 #define EVLOOP_FDCHECK_NS 200000u
 #define EVLOOP_SPIN_FDCHECK_NS 20000u
+/* A sched_yield that took this long let another task run. */
+#define EVLOOP_YIELD_RAN_NS 1500u
 
 static uint64_t now_ns(void)
 {
@@ -408,10 +411,21 @@ int evloop_run_once(struct evloop *l, int timeout_ms)
 			if (atomic_load_explicit(&l->stop, memory_order_relaxed))
 				return total;
 			if ((i & 15) == 0) {
+				/* Give the CPU to whatever else is runnable on it:
+				 * often the very peer we wait for, woken on this
+				 * core, which our spinning would otherwise keep
+				 * off it for the rest of our time slice. With
+				 * nothing else runnable this returns at once. */
+				uint64_t before = now_ns();
+				sched_yield();
 				now = now_ns();
+				bool others_ran = now - before >= EVLOOP_YIELD_RAN_NS;
 				if (now - l->last_work_ns >= spin_budget(l))
 					break;
-				if (now - l->last_fdcheck_ns >= EVLOOP_SPIN_FDCHECK_NS) {
+				/* Another task ran: it may have written to one
+				 * of our fds (a client's next request). */
+				if (others_ran ||
+				    now - l->last_fdcheck_ns >= EVLOOP_SPIN_FDCHECK_NS) {
 					l->last_fdcheck_ns = now;
 					r = wait_fds(l, 0);
 					if (r < 0)
