@@ -32,6 +32,8 @@
 static double case_secs = 2.0;
 static uint64_t file_size = 256ull << 20;
 static char dir[64], img[128], bindir[PATH_MAX];
+static const char *only; /* --only: run the cases whose name contains this */
+static bool no_loadgen;	 /* --no-loadgen */
 
 struct wl {
 	const char *name;
@@ -288,17 +290,29 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"json", required_argument, NULL, 'j'},
 					     {"quick", no_argument, NULL, 'q'},
+					     {"only", required_argument, NULL, 'o'},
+					     {"no-loadgen", no_argument, NULL, 'n'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	const char *json = NULL;
 	int o;
-	while ((o = getopt_long(argc, argv, "j:qh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "j:qo:nh", opts, NULL)) != -1) {
 		if (o == 'j')
 			json = optarg;
+		else if (o == 'o')
+			only = optarg;
+		else if (o == 'n')
+			no_loadgen = true;
 		else if (o == 'q')
 			case_secs = 0.5, file_size = 64ull << 20;
 		else {
-			printf("usage: drvdom-bench-blk [--quick] [--json FILE]\n");
+			printf("usage: drvdom-bench-blk [--quick] [--json FILE] [--only TEXT] "
+			       "[--no-loadgen]\n"
+			       "  --quick        0.5 s per case on a 64 MiB file (else 2 s, 256 MiB)\n"
+			       "  --json FILE    also write the results as JSON\n"
+			       "  --only TEXT    only the NBD cases whose name contains TEXT\n"
+			       "                 (e.g. \"qd1\", \"1m seqwrite\")\n"
+			       "  --no-loadgen   skip the in-guest load generator\n");
 			return o == 'h' ? 0 : 2;
 		}
 	}
@@ -367,7 +381,7 @@ int main(int argc, char **argv)
 	for (size_t w = 0; w < NWL; w++) {
 		for (int s = 0; s < 4; s++) {
 			srv[s].ops[w] = -1;
-			if (!srv[s].up)
+			if (!srv[s].up || (only && !strstr(workloads[w].name, only)))
 				continue;
 			fprintf(stderr, "bench blk: %-18s %-8s ...", workloads[w].name,
 				srv[s].name);
@@ -378,7 +392,7 @@ int main(int argc, char **argv)
 	}
 
 	double lg_ops[NLG], lg_direct[NLG];
-	if (srv[0].up) {
+	if (srv[0].up && !no_loadgen) {
 		run_loadgen(lg_ops);
 		for (size_t i = 0; i < NLG; i++) {
 			fprintf(stderr, "bench blk: %-18s direct (io_uring) ...",
@@ -407,7 +421,7 @@ int main(int argc, char **argv)
 					 BENCH_HIGHER_BETTER, 0);
 	}
 	/* Targets: randread QD32 >= 0.5x the file, sequential >= 0.6x. */
-	for (size_t i = 0; srv[0].up && i < NLG; i++) {
+	for (size_t i = 0; srv[0].up && !no_loadgen && i < NLG; i++) {
 		const struct wl *wl = &lg_workloads[i];
 		bool big = wl->bs >= BIG;
 		double scale = big ? wl->bs / 1e6 : 1e-3;
