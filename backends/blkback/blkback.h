@@ -32,8 +32,9 @@
 #define BLKBACK_MAX_INDIRECT 256u /* feature-max-indirect-segments */
 #define BLKBACK_INDIRECT_PAGES                                                                     \
 	((BLKBACK_MAX_INDIRECT + BLKIF_SEGS_PER_INDIRECT_FRAME - 1) / BLKIF_SEGS_PER_INDIRECT_FRAME)
-/* Persistent grants kept mapped per ring (Linux blkback's max_pgrants). */
-#define BLKBACK_PGRANTS_MAX 1056u
+/* Persistent grants kept mapped per ring (Linux blkback's max_pgrants is
+ * 1056; ours covers the whole pool of our blkfront, 2048 pages + rings). */
+#define BLKBACK_PGRANTS_MAX 2112u
 /* Requests taken from one ring before their grants are mapped in one batch. */
 #define BLKBACK_BATCH 32u
 /* Writes up to this size are done inline (pwritev, blocking) when the disk

@@ -80,6 +80,19 @@ typedef void (*blkfront_done_fn)(void *arg, int err);
 int blkfront_submit(struct blkfront *bf, enum blkfront_op op, unsigned flags, uint64_t offset,
 		    uint32_t length, void *data, blkfront_done_fn done, void *arg);
 
+/* A data buffer of length bytes (<= max_io) lent from the device's pool of
+ * pages shared with the backend: an io whose data is such a buffer goes to
+ * the backend from where it is (a write's data is not copied, a read's data
+ * lands in it), so a caller that fills or drains the buffer itself (the NBD
+ * server: socket <-> buffer) saves a copy. The backend can see and write
+ * the buffer for as long as it is lent: put only data in it that the
+ * backend may see, and treat what it holds as the backend's word.
+ * Page-aligned. NULL when the pool has no room (use your own memory then:
+ * blkfront_submit copies it) or the device is not connected. Give it back
+ * with blkfront_buf_put once no io uses it. Loop thread; never blocks. */
+void *blkfront_buf_get(struct blkfront *bf, uint32_t length);
+void blkfront_buf_put(struct blkfront *bf, void *buf, uint32_t length);
+
 /* Geometry and features as negotiated (valid once Connected). */
 struct blkfront_info {
 	uint64_t size;	      /* bytes */

@@ -21,7 +21,8 @@
 #define BF_MAX_QUEUES 4u
 #define BF_MAX_RING_ORDER 2u		  /* 4 pages: 128 slots per queue */
 #define BF_MAX_INDIRECT_SEGS 256u	  /* 1 MiB per blkif request */
-#define BF_POOL_PAGES 1024u		  /* 4 MiB of data pages per device */
+#define BF_POOL_PAGES 2048u		  /* 8 MiB of data pages per device */
+#define BF_BUF_RESERVE 64u		  /* pool pages blkfront_buf_get leaves free */
 #define BF_SHADOW_MAX 2048u		  /* shadow entries per device */
 #define BF_MAX_IO (2u << 20)		  /* largest io (NBD max_payload) */
 #define BF_ZERO_PAGE (BF_POOL_PAGES - 1u) /* pool page kept zero, granted read-only */
@@ -82,6 +83,10 @@ struct bf_io {
 	uint64_t seq;	   /* writes: order of submission; flushes: last seq covered */
 	uint32_t *pages;   /* pool pages (data, then indirect descriptors), npages */
 	uint32_t npages;
+	bool lent;	   /* data is a lent pool buffer: pages holds only the
+			    * indirect descriptors, data page i is lent_first + i */
+	uint32_t lent_first;
+	uint32_t wr_pages; /* data pages counted in blkfront.wr_pages */
 	uint64_t zero_next;	     /* WRITE_ZEROES: next byte to issue */
 	struct bf_io *wprev, *wnext; /* in-flight writes, by seq */
 	struct bf_io *next;	     /* flush FIFO */
@@ -128,8 +133,10 @@ struct blkfront {
 
 	/* Data page pool: one segment dedicated to the backend. */
 	struct gnt_seg *pool;
-	uint32_t *pool_free; /* stack of free page indices */
+	uint64_t *pool_map; /* bit set: page free */
 	uint32_t pool_nfree;
+	uint8_t *pool_lent;  /* 1: page of a buffer lent out (blkfront_buf_get) */
+	uint32_t wr_pages;   /* data pages of writes on a ring (spin or not) */
 	grant_ref_t *pool_refs; /* persistent refs (0: not granted) */
 	domid_t pool_refs_dom;
 

@@ -77,7 +77,21 @@ static int nbd_submit(void *ctx, struct nbd_io *io)
 	return blkfront_submit(bf, op, flags, io->offset, io->length, io->data, nbd_done, io);
 }
 
-static const struct nbd_backend_ops bf_nbd_ops = {.submit = nbd_submit};
+/* The NBD payload goes straight between the client's socket and pool pages
+ * the backend reads and writes: a write's data is received into them, a
+ * read's reply is sent from them (no copy in the guest). */
+static void *nbd_buf_get(void *ctx, uint32_t len)
+{
+	return blkfront_buf_get(ctx, len);
+}
+
+static void nbd_buf_put(void *ctx, void *buf, uint32_t len)
+{
+	blkfront_buf_put(ctx, buf, len);
+}
+
+static const struct nbd_backend_ops bf_nbd_ops = {
+    .submit = nbd_submit, .buf_get = nbd_buf_get, .buf_put = nbd_buf_put};
 
 static void nbd_kick(void *arg)
 {

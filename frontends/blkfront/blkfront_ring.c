@@ -29,8 +29,11 @@
 /* --- the pool ------------------------------------------------------------- */
 
 /* bf_poll asks the loop to spin for responses only while at most this many
- * pool pages are in use (256 KiB: 32 4 KiB requests, or a few small ones). */
+ * data pages of writes are in flight (256 KiB: 32 4 KiB writes). */
 #define BF_SPIN_MAX_PAGES 64u
+
+#define POOL_WORDS (BF_POOL_PAGES / 64u)
+_Static_assert(BF_POOL_PAGES % 64u == 0, "the pool bitmap is whole words");
 
 int bf_pool_setup(struct blkfront *bf)
 {
@@ -39,12 +42,15 @@ int bf_pool_setup(struct blkfront *bf)
 	int r = gnt_seg_alloc(bf->env.h, bf->backend_id, BF_POOL_PAGES, &bf->pool);
 	if (r)
 		return r;
-	bf->pool_free = calloc(BF_POOL_PAGES, sizeof(*bf->pool_free));
+	bf->pool_map = calloc(POOL_WORDS, sizeof(*bf->pool_map));
+	bf->pool_lent = calloc(BF_POOL_PAGES, sizeof(*bf->pool_lent));
 	bf->pool_refs = calloc(BF_POOL_PAGES, sizeof(*bf->pool_refs));
-	if (!bf->pool_free || !bf->pool_refs) {
-		free(bf->pool_free);
+	if (!bf->pool_map || !bf->pool_lent || !bf->pool_refs) {
+		free(bf->pool_map);
+		free(bf->pool_lent);
 		free(bf->pool_refs);
-		bf->pool_free = NULL;
+		bf->pool_map = NULL;
+		bf->pool_lent = NULL;
 		bf->pool_refs = NULL;
 		gnt_seg_free(bf->env.h, bf->pool);
 		bf->pool = NULL;
@@ -52,8 +58,8 @@ int bf_pool_setup(struct blkfront *bf)
 	}
 	/* The last page stays zero: every WRITE_ZEROES segment points at it. */
 	memset(gnt_seg_page(bf->pool, BF_ZERO_PAGE), 0, RING_PAGE_SIZE);
-	for (uint32_t i = 0; i < BF_POOL_PAGES - 1; i++)
-		bf->pool_free[i] = BF_POOL_PAGES - 2 - i;
+	memset(bf->pool_map, 0xff, POOL_WORDS * sizeof(*bf->pool_map));
+	bf->pool_map[BF_ZERO_PAGE / 64u] &= ~(1ull << (BF_ZERO_PAGE % 64u));
 	bf->pool_nfree = BF_POOL_PAGES - 1;
 	return 0;
 }
@@ -88,27 +94,116 @@ int bf_pool_teardown(struct blkfront *bf, bool leak)
 		return -EBUSY; /* the backend still maps some of it: try later */
 	if (r)
 		log_warn("vbd %u: data segment still mapped by the backend: leaked", bf->devid);
-	free(bf->pool_free);
+	free(bf->pool_map);
+	free(bf->pool_lent);
 	free(bf->pool_refs);
-	bf->pool_free = NULL;
+	bf->pool_map = NULL;
+	bf->pool_lent = NULL;
 	bf->pool_refs = NULL;
 	bf->pool = NULL;
 	return 0;
 }
 
+/* Single pages come from the top of the pool and runs (lent buffers,
+ * blkfront_buf_get) from the bottom, so that small requests do not break up
+ * the long runs large buffers need. */
 static int pool_get(struct blkfront *bf, uint32_t n, uint32_t *pages)
 {
 	if (bf->pool_nfree < n)
 		return -EAGAIN;
-	for (uint32_t i = 0; i < n; i++)
-		pages[i] = bf->pool_free[--bf->pool_nfree];
+	uint32_t got = 0;
+	for (int w = (int)POOL_WORDS - 1; w >= 0 && got < n; w--) {
+		while (bf->pool_map[w] && got < n) {
+			unsigned b = 63u - (unsigned)__builtin_clzll(bf->pool_map[w]);
+			bf->pool_map[w] &= ~(1ull << b);
+			pages[got++] = (uint32_t)w * 64u + b;
+		}
+	}
+	bf->pool_nfree -= n;
 	return 0;
 }
 
 static void pool_put(struct blkfront *bf, uint32_t n, const uint32_t *pages)
 {
 	for (uint32_t i = 0; i < n; i++)
-		bf->pool_free[bf->pool_nfree++] = pages[i];
+		bf->pool_map[pages[i] / 64u] |= 1ull << (pages[i] % 64u);
+	bf->pool_nfree += n;
+}
+
+static bool pool_page_free(const struct blkfront *bf, uint32_t p)
+{
+	return bf->pool_map[p / 64u] >> (p % 64u) & 1u;
+}
+
+/* First fit: the first page of n consecutive free pages, taken; -1 if none. */
+static int64_t pool_get_run(struct blkfront *bf, uint32_t n)
+{
+	uint32_t start = 0, len = 0;
+	for (uint32_t p = 0; p < BF_POOL_PAGES; p++) {
+		if (!pool_page_free(bf, p)) {
+			len = 0;
+			/* Skip a wholly used word at once. */
+			if (p % 64u == 0 && bf->pool_map[p / 64u] == 0)
+				p += 63;
+			continue;
+		}
+		if (len++ == 0)
+			start = p;
+		if (len == n) {
+			for (uint32_t i = start; i < start + n; i++)
+				bf->pool_map[i / 64u] &= ~(1ull << (i % 64u));
+			bf->pool_nfree -= n;
+			return start;
+		}
+	}
+	return -1;
+}
+
+void *blkfront_buf_get(struct blkfront *bf, uint32_t length)
+{
+	if (!bf->pool || !bf->connected || length == 0 || length > BF_MAX_IO)
+		return NULL;
+	uint32_t n = (length + PAGE - 1) / PAGE;
+	if (bf->pool_nfree < n + BF_BUF_RESERVE)
+		return NULL;
+	int64_t first = pool_get_run(bf, n);
+	if (first < 0)
+		return NULL;
+	memset(bf->pool_lent + first, 1, n);
+	return gnt_seg_page(bf->pool, (uint32_t)first);
+}
+
+/* The first pool page of a lent buffer spanning length bytes at buf, or -1
+ * if buf is not (wholly) one. */
+static int64_t lent_first_page(const struct blkfront *bf, const void *buf, uint32_t length)
+{
+	if (!bf->pool || !length)
+		return -1;
+	const char *base = gnt_seg_page(bf->pool, 0), *p = buf;
+	if (p < base || (uintptr_t)(p - base) % PAGE)
+		return -1;
+	uint64_t first = (uint64_t)(p - base) / PAGE, n = (length + PAGE - 1) / PAGE;
+	if (first + n > BF_POOL_PAGES)
+		return -1;
+	for (uint64_t i = first; i < first + n; i++)
+		if (!bf->pool_lent[i])
+			return -1;
+	return (int64_t)first;
+}
+
+void blkfront_buf_put(struct blkfront *bf, void *buf, uint32_t length)
+{
+	int64_t first = lent_first_page(bf, buf, length);
+	if (first < 0) {
+		log_warn("vbd %u: blkfront_buf_put of a buffer that was not lent", bf->devid);
+		return;
+	}
+	uint32_t n = (length + PAGE - 1) / PAGE;
+	for (uint32_t i = (uint32_t)first; i < (uint32_t)first + n; i++) {
+		bf->pool_lent[i] = 0;
+		bf->pool_map[i / 64u] |= 1ull << (i % 64u);
+	}
+	bf->pool_nfree += n;
 }
 
 /* A grant ref for pool page `page`: the persistent one (granted read-write
@@ -281,6 +376,8 @@ static void flush_check(struct blkfront *bf)
 static void io_finish(struct blkfront *bf, struct bf_io *io)
 {
 	writes_remove(bf, io);
+	bf->wr_pages -= io->wr_pages;
+	io->wr_pages = 0;
 	if (io->pages) {
 		pool_put(bf, io->npages, io->pages);
 		free(io->pages);
@@ -375,8 +472,10 @@ static void req_complete(struct blkfront *bf, struct bf_req *r, int err)
 		for (unsigned i = 0; i < r->nsegs; i++) {
 			const struct bf_seg *s = &r->segs[i];
 			uint32_t n = (uint32_t)(s->last_sect - s->first_sect + 1) * 512u;
-			memcpy((char *)io->data + off,
-			       (char *)gnt_seg_page(bf->pool, s->page) + s->first_sect * 512u, n);
+			char *src = (char *)gnt_seg_page(bf->pool, s->page) + s->first_sect * 512u;
+			/* A lent buffer already holds the data where it was read. */
+			if (!io->lent)
+				memcpy((char *)io->data + off, src, n);
 			off += n;
 		}
 	}
@@ -475,16 +574,22 @@ int blkfront_submit(struct blkfront *bf, enum blkfront_op op, unsigned flags, ui
 	uint32_t ndata = (length + PAGE - 1) / PAGE;
 	uint32_t nreq = (ndata + ms - 1) / ms;
 	uint32_t nind = ms > BLKIF_MAX_SEGMENTS_PER_REQUEST ? nreq : 0;
-	if (bf->shadow_nfree < nreq || bf->pool_nfree < ndata + nind) {
+	/* Data in a buffer lent from the pool (blkfront_buf_get) goes to the
+	 * backend from where it is: no pages to take, nothing to copy. */
+	int64_t lent = lent_first_page(bf, data, length);
+	uint32_t own = lent >= 0 ? nind : ndata + nind; /* pool pages this io takes */
+	if (bf->shadow_nfree < nreq || bf->pool_nfree < own) {
 		free(io);
 		bf->want_kick = true;
 		return -EAGAIN;
 	}
-	io->npages = ndata + nind;
-	io->pages = malloc(io->npages * sizeof(*io->pages));
+	io->lent = lent >= 0;
+	io->lent_first = lent >= 0 ? (uint32_t)lent : 0;
+	io->npages = own;
+	io->pages = own ? malloc(own * sizeof(*io->pages)) : NULL;
 	struct bf_seg *segs[BF_MAX_IO / PAGE];
 	unsigned nsegs_alloc = 0;
-	bool oom = !io->pages;
+	bool oom = own && !io->pages;
 	for (uint32_t k = 0; !oom && k < nreq; k++) {
 		uint32_t n = ndata - k * ms < ms ? ndata - k * ms : ms;
 		segs[k] = malloc(n * sizeof(struct bf_seg));
@@ -498,13 +603,17 @@ int blkfront_submit(struct blkfront *bf, enum blkfront_op op, unsigned flags, ui
 		free(io);
 		return -ENOMEM;
 	}
-	pool_get(bf, io->npages, io->pages);
+	if (own)
+		pool_get(bf, own, io->pages);
+	const uint32_t *ind_pages = io->pages ? io->pages + (io->lent ? 0 : ndata) : NULL;
 	if (op == BLKFRONT_WRITE) {
-		for (uint32_t i = 0; i < ndata; i++) {
+		for (uint32_t i = 0; !io->lent && i < ndata; i++) {
 			uint32_t n = length - i * PAGE < PAGE ? length - i * PAGE : PAGE;
 			memcpy(gnt_seg_page(bf->pool, io->pages[i]), (char *)data + i * PAGE, n);
 		}
 		writes_append(bf, io);
+		io->wr_pages = ndata;
+		bf->wr_pages += ndata;
 	}
 	io->pending = nreq;
 	for (uint32_t k = 0; k < nreq; k++) {
@@ -519,12 +628,13 @@ int blkfront_submit(struct blkfront *bf, enum blkfront_op op, unsigned flags, ui
 			uint32_t bytes = length - (first + i) * PAGE;
 			if (bytes > PAGE)
 				bytes = PAGE;
-			r->segs[i] = (struct bf_seg){.page = io->pages[first + i],
+			uint32_t page = io->lent ? io->lent_first + first + i : io->pages[first + i];
+			r->segs[i] = (struct bf_seg){.page = page,
 						     .first_sect = 0,
 						     .last_sect = (uint8_t)(bytes / 512u - 1)};
 		}
 		if (nind) {
-			r->ind_pages[0] = io->pages[ndata + k];
+			r->ind_pages[0] = ind_pages[k];
 			r->nind = 1;
 		}
 		r->parent = io;
@@ -827,11 +937,12 @@ int bf_poll(void *arg, unsigned flags)
 		bf->batch_end(bf->batch_arg);
 	/* Requests on a ring: their responses are usually due within a few
 	 * tens of microseconds; spin for them rather than sleep (evloop.h).
-	 * Not while much data is in flight: large writes run in the backend
-	 * host's io_uring worker threads, and spinning takes a CPU from them
-	 * (2 CPUs: in-guest 1 MiB writes at QD4 0.63x -> 0.50-0.55x of the
-	 * file). */
-	if (BF_POOL_PAGES - 1u - bf->pool_nfree <= BF_SPIN_MAX_PAGES)
+	 * Not while many write pages are in flight: large writes run in the
+	 * backend host's io_uring worker threads, and spinning takes a CPU
+	 * from them (2 CPUs: in-guest 1 MiB writes at QD4 0.63x -> 0.50-0.55x
+	 * of the file). Reads of cached data are done in the backend's own
+	 * loop (RWF_NOWAIT), so waiting for them is worth a spin. */
+	if (bf->wr_pages <= BF_SPIN_MAX_PAGES)
 		for (unsigned i = 0; i < bf->nr_queues; i++)
 			if (bf->queues[i].sent) {
 				evloop_poll_pending(bf->env.loop);

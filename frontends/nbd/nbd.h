@@ -49,6 +49,14 @@ struct nbd_io {
  * submit() must not block. Called from nbd_server_dispatch() only. */
 struct nbd_backend_ops {
 	int (*submit)(void *ctx, struct nbd_io *io);
+	/* Optional: a data buffer of len bytes for a READ or WRITE from the
+	 * backend's own memory (e.g. pages it shares with a device), which the
+	 * server then fills from the socket or sends from without another
+	 * copy; NULL: the server uses its own. Every buffer it gave is handed
+	 * back with buf_put (same len) once the io is done and its reply sent,
+	 * possibly after nbd_server_destroy(). Loop thread; must not block. */
+	void *(*buf_get)(void *ctx, uint32_t len);
+	void (*buf_put)(void *ctx, void *buf, uint32_t len);
 };
 
 /* What the server advertises. Copied by nbd_server_create(). */

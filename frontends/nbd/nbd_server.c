@@ -72,6 +72,7 @@ struct nbd_req {
 	uint32_t reply_data; /* payload bytes following hdr */
 	uint32_t sent;	     /* bytes of hdr + payload already written */
 	uint32_t alloc;	     /* size of io.data, counted in conn->nbytes */
+	bool backend_buf;    /* io.data came from the backend's buf_get */
 };
 
 struct nbd_conn {
@@ -186,7 +187,9 @@ static void req_free(struct nbd_req *r)
 	c->nreqs--;
 	c->nbytes -= r->alloc;
 	srv->nbytes -= r->alloc;
-	if (r->io.data)
+	if (r->io.data && r->backend_buf)
+		srv->ops->buf_put(srv->ctx, r->io.data, r->alloc);
+	else if (r->io.data)
 		buf_put(srv, r->io.data, r->alloc);
 	free(r);
 	if (srv_was_full && srv->nbytes < srv->max_bytes && !srv->destroyed) {
@@ -258,7 +261,14 @@ static struct nbd_req *req_alloc(struct nbd_conn *c, uint32_t data_len)
 	if (!r)
 		return NULL;
 	if (data_len) {
-		r->io.data = buf_get(c->srv, data_len);
+		struct nbd_server *srv = c->srv;
+
+		if (srv->ops->buf_get && srv->ops->buf_put) {
+			r->io.data = srv->ops->buf_get(srv->ctx, data_len);
+			r->backend_buf = r->io.data != NULL;
+		}
+		if (!r->io.data)
+			r->io.data = buf_get(c->srv, data_len);
 		if (!r->io.data) {
 			free(r);
 			return NULL;
