@@ -56,7 +56,7 @@ struct evloop {
 /* While pollers keep finding work, or the loop spins, still look at fds
  * (non-blocking) this often. */
 #define EVLOOP_FDCHECK_NS 200000u
-#define EVLOOP_SPIN_FDCHECK_NS 20000u
+#define EVLOOP_SPIN_FDCHECK_NS 5000u
 /* A sched_yield that took this long let another task run. */
 #define EVLOOP_YIELD_RAN_NS 1500u
 

@@ -483,6 +483,13 @@ int blkback_ring_poll(void *arg, unsigned flags)
 	struct blkback_ring *r = arg;
 	if (r->broken || !r->back.sring)
 		return 0;
+	/* The frontend's next request usually follows within one round trip
+	 * of its client (QD1: tens of microseconds): after work, keep looking
+	 * for it for the longer wait budget rather than sleep and pay a
+	 * wake-up of this CPU for it (evloop.h; the loop yields its CPU to
+	 * anything runnable while it spins, and sleeps once the budget has
+	 * passed without work). */
+	evloop_poll_pending(r->dev->bb->loop);
 	atomic_store_explicit(&r->kicked, false, memory_order_relaxed);
 	uint32_t n;
 	int rc = (flags & EVLOOP_POLL_FINAL)

@@ -174,6 +174,7 @@ struct blkfront {
 	/* The NBD export (blkfront_nbd.c). */
 	int nbd_fd;
 	struct nbd_server *nbd;
+	bool nbd_active; /* the server has a client in transmission */
 
 	struct blkfront_stats stats;
 	uint64_t bad_logged;

@@ -108,6 +108,9 @@ static void nbd_ready(void *arg, int fd, uint32_t events)
 	int r = nbd_server_dispatch(bf->nbd);
 	if (r)
 		log_warn("vbd %u: NBD server: %s", bf->devid, strerror(-r));
+	struct nbd_server_stats st;
+	nbd_server_get_stats(bf->nbd, &st);
+	bf->nbd_active = st.clients > 0; /* bf_poll spins for their requests */
 }
 
 int bf_nbd_start(struct blkfront *bf)
@@ -176,6 +179,7 @@ void bf_nbd_stop(struct blkfront *bf)
 	evloop_del_fd(bf->env.loop, nbd_server_fd(bf->nbd));
 	nbd_server_destroy(bf->nbd);
 	bf->nbd = NULL;
+	bf->nbd_active = false;
 	bf->batch_begin = bf->batch_end = NULL;
 	if (bf->kick == nbd_kick)
 		blkfront_set_kick(bf, NULL, NULL);

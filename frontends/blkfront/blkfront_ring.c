@@ -948,6 +948,13 @@ int bf_poll(void *arg, unsigned flags)
 				evloop_poll_pending(bf->env.loop);
 				break;
 			}
+	/* An NBD client that got its reply usually sends its next request
+	 * within one round trip (QD1: tens of microseconds): keep looking at
+	 * the socket for the wait budget after the last work rather than
+	 * sleep and pay a wake-up for it (the loop yields its CPU to anything
+	 * runnable meanwhile, and sleeps once the budget passed idle). */
+	if (bf->nbd_active)
+		evloop_poll_pending(bf->env.loop);
 	return work;
 }
 
