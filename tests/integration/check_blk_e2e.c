@@ -626,7 +626,9 @@ START_TEST(test_concurrent_clients)
 	char p[128];
 	snprintf(p, sizeof(p), "/local/domain/%d/device/vbd/51712/drvdom-stats", g);
 	unsigned long long wr = 0, rd = 0;
-	for (int i = 0; i < 40 && wr < (32ull << 20); i++) {
+	/* Wait for both: a snapshot taken between the clients' writes and
+	 * their reads shows every write and only some reads. */
+	for (int i = 0; i < 40 && (wr < (32ull << 20) || rd < (32ull << 20)); i++) {
 		usleep(100000);
 		char *v = xs_read_cmd(p);
 		const char *w = v ? strstr(v, "bytes_wr=") : NULL,
