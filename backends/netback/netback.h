@@ -140,6 +140,7 @@ struct netback_vif {
 	struct netback_rxq_ent *rxq;
 	uint32_t rxq_head, rxq_tail; /* free-running entry indices */
 	bool rx_dirty;		     /* responses written but not pushed */
+	bool ntf_tx, ntf_rx;	     /* pushed, the frontend wants a notify */
 
 	struct netback_stats st;
 	char last_stats[512];
@@ -181,6 +182,7 @@ struct netback {
 	pthread_t loop_thread;
 	int wake_fd;
 	_Atomic bool nic_pending;
+	bool kick_pending; /* some vif has ntf_tx / ntf_rx set */
 	struct netback_nic nic;
 	bool nic_open;
 	bool tpacket_v3; /* --tpacket-v3 (for measurements: docs/netback.md) */
@@ -204,8 +206,13 @@ void netback_vif_frontend_changed(struct netback_vif *v);
 void netback_vif_fail(struct netback_vif *v, const char *why);
 void netback_vif_free(struct netback_vif *v);
 void netback_vif_stats_publish(struct netback_vif *v, bool force);
+/* Push responses, note whether the frontend wants to be told... */
 void netback_vif_notify_tx(struct netback_vif *v);
 void netback_vif_notify_rx(struct netback_vif *v);
+/* ...and tell them: one notification per port for all that was pushed,
+ * for every vif. Each event loop callback and poller calls it once at its
+ * end (never the functions they call). */
+void netback_kick_all(struct netback *nb);
 void netback_vif_run_kicks(struct netback_vif *v);
 
 /* Address of a frontend page kept mapped (mapped now if new), or NULL:
@@ -228,6 +235,9 @@ int netback_rx_poll(struct netback_vif *v, unsigned flags);
 int netback_nic_open(struct netback *nb, int fd, bool v3);
 void netback_nic_close(struct netback *nb);
 int netback_nic_poll(void *arg, unsigned flags);
+/* Frames waiting in the NIC's rx ring into the bridge (no notification:
+ * the caller's round ends with netback_kick_all). Returns frames taken. */
+int netback_nic_rx(struct netback *nb);
 void netback_nic_send(struct netback *nb, const struct netback_pkt *p, bool stays);
 void netback_nic_flush(struct netback *nb);
 

@@ -262,6 +262,16 @@ static void rx_kick_vifs(struct netback *nb)
 	}
 }
 
+int netback_nic_rx(struct netback *nb)
+{
+	if (!nb->nic_open || nb->nic.tap)
+		return 0;
+	int n = nic_rx_ring(nb, 64);
+	if (n > 0)
+		rx_kick_vifs(nb);
+	return n;
+}
+
 int netback_nic_poll(void *arg, unsigned flags)
 {
 	(void)flags;
@@ -269,9 +279,8 @@ int netback_nic_poll(void *arg, unsigned flags)
 	if (!nb->nic_open)
 		return 0;
 	nb->now_ns = netback_now_ns();
-	int n = nb->nic.tap ? 0 : nic_rx_ring(nb, 64);
-	if (n > 0)
-		rx_kick_vifs(nb);
+	int n = netback_nic_rx(nb);
+	netback_kick_all(nb);
 	return n > 0;
 }
 
@@ -285,6 +294,7 @@ static void nic_ready(void *arg, int fd, uint32_t events)
 	int n = nb->nic.tap ? nic_rx_tap(nb, 64) : nic_rx_ring(nb, 256);
 	if (n > 0)
 		rx_kick_vifs(nb);
+	netback_kick_all(nb);
 }
 
 void netback_nic_send(struct netback *nb, const struct netback_pkt *p, bool stays)

@@ -306,8 +306,13 @@ static int tx_round(struct netback_vif *v)
 		v->st.tx_bytes += p->len;
 		netback_bridge_input(nb, v->port, &np, true);
 	}
-	if (nb->nic_open)
+	if (nb->nic_open) {
 		netback_nic_flush(nb);
+		/* A peer on this host (a veth's other end) answers inside
+		 * sendmmsg: take the answer now, so that the guest learns of
+		 * its tx responses and the answer with one notification. */
+		netback_nic_rx(nb);
+	}
 	netback_vif_notify_tx(v);
 	tx_kick_vifs(nb);
 	return (int)npk;

@@ -100,24 +100,57 @@ void netback_vif_run_kicks(struct netback_vif *v)
 	}
 }
 
+/* Publish responses; whether the frontend asked to be told is only noted
+ * here (ntf_tx / ntf_rx) and netback_kick_all sends it at the end of the
+ * event loop's callback or poller, once per port: with one channel for both rings, a ping answered within one round
+ * (tx response and the reply's rx response) costs the guest one wake-up,
+ * not two, and the guest is never woken while we still have work for it. */
 void netback_vif_notify_tx(struct netback_vif *v)
 {
-	if (netif_tx_ring_back_push_responses_check_notify(&v->tx)) {
-		evtchn_notify(v->nb->h, v->port_tx);
-		v->st.ntf_sent++;
-	} else {
+	if (netif_tx_ring_back_push_responses_check_notify(&v->tx))
+		v->ntf_tx = v->nb->kick_pending = true;
+	else
 		v->st.ntf_supp++;
-	}
 }
 
 void netback_vif_notify_rx(struct netback_vif *v)
 {
 	v->rx_dirty = false;
-	if (netif_rx_ring_back_push_responses_check_notify(&v->rx)) {
+	if (netif_rx_ring_back_push_responses_check_notify(&v->rx))
+		v->ntf_rx = v->nb->kick_pending = true;
+	else
+		v->st.ntf_supp++;
+}
+
+static void vif_kick(struct netback_vif *v)
+{
+	bool tx = v->ntf_tx, rx = v->ntf_rx;
+	v->ntf_tx = v->ntf_rx = false;
+	if (v->port_rx == v->port_tx && tx && rx) {
+		rx = false; /* one channel: one notification says both */
+		v->st.ntf_supp++;
+	} else if (v->port_rx == v->port_tx && rx) {
+		tx = true, rx = false;
+	}
+	if (tx) {
+		evtchn_notify(v->nb->h, v->port_tx);
+		v->st.ntf_sent++;
+	}
+	if (rx) {
 		evtchn_notify(v->nb->h, v->port_rx);
 		v->st.ntf_sent++;
-	} else {
-		v->st.ntf_supp++;
+	}
+}
+
+void netback_kick_all(struct netback *nb)
+{
+	if (!nb->kick_pending)
+		return;
+	nb->kick_pending = false;
+	for (unsigned i = 1; i <= NETBACK_MAX_VIFS; i++) {
+		struct netback_vif *v = nb->vifs[i];
+		if (v && (v->ntf_tx || v->ntf_rx))
+			vif_kick(v);
 	}
 }
 
@@ -190,6 +223,7 @@ static void vif_disconnect_keys(struct netback_vif *v, bool keys)
 			netback_vif_stats_publish(v, true);
 	}
 	v->connected = false;
+	v->ntf_tx = v->ntf_rx = false; /* the channels close: nothing to tell */
 	if (v->port_bound_rx && v->port_rx != v->port_tx) {
 		evloop_del_port(nb->loop, v->port_rx);
 		evtchn_close(nb->h, v->port_rx);
@@ -407,6 +441,7 @@ static void vif_deferred(struct netback_vif *v)
 static int vif_poll(void *arg, unsigned flags)
 {
 	struct netback_vif *v = arg;
+	struct netback *nb = v->nb;
 	int w = 0;
 	if (v->connected && !v->broken) {
 		w += netback_tx_poll(v, flags);
@@ -416,6 +451,7 @@ static int vif_poll(void *arg, unsigned flags)
 	}
 	if (v->fail_pending)
 		vif_deferred(v);
+	netback_kick_all(nb);
 	return w > 0;
 }
 
