@@ -6,6 +6,7 @@
 #include "hv/evloop.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -50,6 +51,8 @@ struct evloop {
 	evloop_progress_fn progress; /* ring-progress watchdog */
 	void *progress_arg;
 	bool stall_told; /* the hv was told of a stall: it kills us */
+	bool one_cpu;	      /* the thread may run on one CPU only: never spin */
+	uint64_t aff_check_ns; /* when one_cpu was last looked up */
 	struct evloop_stats st;
 };
 
@@ -59,6 +62,9 @@ struct evloop {
 #define EVLOOP_SPIN_FDCHECK_NS 5000u
 /* A sched_yield that took this long let another task run. */
 #define EVLOOP_YIELD_RAN_NS 1500u
+/* How often the loop looks up its CPU affinity again (a toolstack may pin
+ * a running domain: drvdom create with cpus =, or taskset). */
+#define EVLOOP_AFFINITY_NS 1000000000ull
 
 static uint64_t now_ns(void)
 {
@@ -271,9 +277,26 @@ void evloop_set_wait_spin_ns(struct evloop *l, uint64_t ns)
 	l->wait_spin_ns = ns;
 }
 
+/* Spinning pays only while the peer it waits for runs on another CPU. A
+ * thread allowed on one CPU only was placed there with its peers (the
+ * cpus = key puts a guest and its driver domain on the same CPU, so that a
+ * hand-off is a same-core wake-up of a few microseconds): its spin would
+ * only keep the peer it waits for off that CPU. */
+static void affinity_check(struct evloop *l, uint64_t now)
+{
+	if (now - l->aff_check_ns < EVLOOP_AFFINITY_NS && l->aff_check_ns)
+		return;
+	l->aff_check_ns = now;
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		l->one_cpu = CPU_COUNT(&set) == 1;
+}
+
 /* How long after the last work the loop keeps spinning. */
 static uint64_t spin_budget(const struct evloop *l)
 {
+	if (l->one_cpu)
+		return 0;
 	if (l->pending && l->spin_ns && l->wait_spin_ns > l->spin_ns)
 		return l->wait_spin_ns;
 	return l->spin_ns;
@@ -382,6 +405,7 @@ int evloop_run_once(struct evloop *l, int timeout_ms)
 	int total = 0, r;
 	uint64_t now = now_ns();
 	heartbeat(l, now, &timeout_ms);
+	affinity_check(l, now);
 	int w = run_pollers(l, 0);
 	if (w) {
 		total += w;

@@ -580,19 +580,15 @@ static int vif_poll(void *arg, unsigned flags)
 	if (!v->connected)
 		return 0;
 	int w = rx_poll(v);
-	bool hot = false;
 	if (v->connected && v->hot_until) {
-		uint64_t now = nf_now_ns();
-		if (now < v->hot_until) {
-			hot = true;
-			if (v->tap_polled && tx_from_tap(v) > 0)
-				v->hot_until = now + NF_TX_HOT_NS;
-		} else {
+		/* An answer is due: the loop spins (no system calls, the TAP
+		 * looked at every EVLOOP_SPIN_FDCHECK_NS) rather than sleep,
+		 * unless it runs on one CPU with its peers (hv/evloop.c). */
+		if (nf_now_ns() < v->hot_until)
+			evloop_poll_pending(nf.l);
+		else
 			v->hot_until = 0;
-		}
 	}
-	if (hot && !(flags & EVLOOP_POLL_FINAL))
-		w++;
 	if (!v->connected)
 		return w > 0;
 	uint32_t before = v->ntx_free;
@@ -610,7 +606,11 @@ static int vif_poll(void *arg, unsigned flags)
 			vif_reset(v, "rx ring: response producer index jump");
 		else if (n)
 			w++;
-		if (v->connected) {
+		/* Tx responses only give pages back, and every TAP read
+		 * collects them first: ask to be told of them only when out
+		 * of pages (the TAP is off the loop), so a frame sent costs
+		 * the guest no wake-up for its completion. */
+		if (v->connected && !v->tap_polled) {
 			if (netif_tx_ring_front_final_check_for_responses(&v->tx, &n))
 				vif_reset(v, "tx ring: response producer index jump");
 			else if (n)
