@@ -9,6 +9,7 @@
 #include "tools/xlcfg.h"
 #include "xenstore/include/xenstore.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -162,7 +163,36 @@ static int domain_xs_setup(struct xs_handle *xs, const struct hv_domain_info *di
 static const char *const known_keys[] = {
     "name", "kernel", "memory",	    "on_crash", "driver_domain", "disk",
     "vif",  "nic",    "extra_args", "standby",	"watchdog_ms",	 "crash_limit",
+    "cpus",
 };
+
+/* cpus = (xl.cfg's vCPU affinity; here the CPUs the domain's processes run
+ * on): pin every thread of process pid to set. Threads started later
+ * inherit it from the thread that starts them; a second pass catches one
+ * started while the first pass ran. 0 or -errno. */
+static int domain_set_cpus(pid_t pid, const cpu_set_t *set)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/task", (int)pid);
+	for (int pass = 0; pass < 2; pass++) {
+		DIR *d = opendir(p);
+		if (!d)
+			return -errno;
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			if (sched_setaffinity((pid_t)atoi(de->d_name), sizeof(*set), set) &&
+			    errno != ESRCH) {
+				int e = -errno;
+				closedir(d);
+				return e;
+			}
+		}
+		closedir(d);
+	}
+	return 0;
+}
 
 /* The crash-recovery keys (docs/recovery.md): on_crash, standby = 0|1,
  * watchdog_ms = N, crash_limit = "N/SECONDS". Prints why and returns
@@ -299,6 +329,24 @@ int tool_cmd_create(int argc, char **argv)
 	struct hv_policy_req policy;
 	if (cfg_policy(&cfg, on_crash, &policy))
 		goto out;
+	cpu_set_t cpus;
+	bool pin = false;
+	e = xlcfg_get(&cfg, "cpus");
+	if (e) {
+		char num[24];
+		const char *txt = e->val.str;
+		if (e->val.type == XLCFG_INT) {
+			snprintf(num, sizeof(num), "%lld", (long long)e->val.num);
+			txt = num;
+		}
+		if (e->val.type == XLCFG_LIST || xlcfg_cpus_parse(txt, &cpus, err, sizeof(err))) {
+			fprintf(stderr, "drvdom: line %d: %s\n", e->line,
+				e->val.type == XLCFG_LIST ? "cpus must be a string (\"1\", \"0-3\")"
+							  : err);
+			goto out;
+		}
+		pin = true;
+	}
 	e = xlcfg_get(&cfg, "disk");
 	if (e && e->val.type != XLCFG_LIST) {
 		fprintf(stderr, "drvdom: line %d: disk must be a list: disk = [ '…' ]\n", e->line);
@@ -415,6 +463,9 @@ int tool_cmd_create(int argc, char **argv)
 	}
 	struct hv_domain_info di;
 	r = hvc_domain_info(h, cr.domid, &di);
+	if (!r && pin && (r = domain_set_cpus(di.pid, &cpus)))
+		fprintf(stderr, "drvdom: cpus: cannot pin domain %u: %s\n", di.domid,
+			strerror(-r));
 	if (!r)
 		r = domain_xs_setup(xs, &di, &cr, driver);
 	if (!r) {

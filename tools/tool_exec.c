@@ -3,7 +3,10 @@
 // network namespace (and nothing else of it: the program keeps the host's
 // files, so ping or iperf3 are found). As root only the network namespace
 // is joined; as an ordinary user, the domain's user namespace first, which
-// the caller owns.
+// the caller owns. CMD runs on the domain's CPUs (its cpus = key, or
+// whatever affinity it has), like a program running on a guest's vCPUs: a
+// guest placed on one CPU with its driver domain gets its traffic handed
+// from process to process on that CPU.
 #include "hv/hvc.h"
 #include "tools/tool.h"
 
@@ -56,6 +59,11 @@ int tool_cmd_exec(int argc, char **argv)
 			strerror(-r));
 		return 1;
 	}
+	cpu_set_t cpus;
+	if (strcmp(argv[1], "wire") && sched_getaffinity(pid, sizeof(cpus), &cpus) == 0 &&
+	    sched_setaffinity(0, sizeof(cpus), &cpus))
+		fprintf(stderr, "drvdom: exec: cannot run on the CPUs of %s: %s\n", argv[1],
+			strerror(errno));
 	execvp(argv[cmd], argv + cmd);
 	fprintf(stderr, "drvdom: exec %s: %s\n", argv[cmd], strerror(errno));
 	return 127;

@@ -495,3 +495,69 @@ int xlcfg_disk_parse(const char *text, struct xlcfg_disk *disk, char *err, size_
 	xlcfg_spec_free(&spec);
 	return r;
 }
+
+/* One CPU number at *p (decimal, below CPU_SETSIZE). */
+static int cpus_num(const char **p, unsigned *out)
+{
+	if (!isdigit((unsigned char)**p))
+		return -EINVAL;
+	unsigned long v = 0;
+	while (isdigit((unsigned char)**p)) {
+		v = v * 10 + (unsigned long)(**p - '0');
+		if (v >= CPU_SETSIZE)
+			return -EINVAL;
+		(*p)++;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+int xlcfg_cpus_parse(const char *text, cpu_set_t *set, char *err, size_t errlen)
+{
+	CPU_ZERO(set);
+	const char *p = text;
+	while (*p == ' ')
+		p++;
+	if (!strcmp(p, "all")) {
+		for (unsigned i = 0; i < CPU_SETSIZE; i++)
+			CPU_SET(i, set);
+		return 0;
+	}
+	for (;;) {
+		while (*p == ' ')
+			p++;
+		bool neg = *p == '^';
+		unsigned a, b;
+		if (neg)
+			p++;
+		if (cpus_num(&p, &a))
+			goto bad;
+		b = a;
+		if (*p == '-') {
+			p++;
+			if (cpus_num(&p, &b) || b < a)
+				goto bad;
+		}
+		for (unsigned i = a; i <= b; i++) {
+			if (neg)
+				CPU_CLR(i, set);
+			else
+				CPU_SET(i, set);
+		}
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		if (*p++ != ',')
+			goto bad;
+	}
+	if (CPU_COUNT(set) == 0) {
+		snprintf(err, errlen, "cpus '%s': no CPU left", text);
+		return -EINVAL;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "cpus '%s': expected all, or CPU numbers and ranges (1, 0-3,^2)",
+		 text);
+	return -EINVAL;
+}

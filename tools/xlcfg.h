@@ -7,6 +7,7 @@
 #define DRVDOM_TOOLS_XLCFG_H
 
 #include <stdbool.h>
+#include <sched.h> /* cpu_set_t */
 #include <stddef.h>
 
 enum xlcfg_type { XLCFG_STRING, XLCFG_INT, XLCFG_LIST };
@@ -44,6 +45,13 @@ int xlcfg_set(struct xlcfg *cfg, const char *assignment, char *err, size_t errle
 
 const struct xlcfg_entry *xlcfg_get(const struct xlcfg *cfg, const char *key);
 void xlcfg_free(struct xlcfg *cfg);
+
+/* The cpus = key (xl.cfg's vCPU hard affinity, here the CPUs a domain's
+ * processes may run on): "all", or a comma-separated list of CPU numbers
+ * N, ranges N-M and exclusions ^N, e.g. "1", "0-3,^2". Fills set (a
+ * cpu_set_t) and returns 0, or -EINVAL with why in err. An empty result
+ * is an error. */
+int xlcfg_cpus_parse(const char *text, cpu_set_t *set, char *err, size_t errlen);
 
 /* A device spec: comma-separated `key=value` pairs and positional words. */
 struct xlcfg_kv {

@@ -111,6 +111,29 @@ START_TEST(disk_specs)
 }
 END_TEST
 
+START_TEST(cpus_lists)
+{
+	char err[160];
+	cpu_set_t set;
+	ck_assert_int_eq(xlcfg_cpus_parse("1", &set, err, sizeof(err)), 0);
+	ck_assert_int_eq(CPU_COUNT(&set), 1);
+	ck_assert(CPU_ISSET(1, &set));
+	ck_assert_int_eq(xlcfg_cpus_parse("0-3,^2, 7", &set, err, sizeof(err)), 0);
+	ck_assert_int_eq(CPU_COUNT(&set), 4);
+	ck_assert(CPU_ISSET(0, &set) && CPU_ISSET(1, &set) && CPU_ISSET(3, &set));
+	ck_assert(!CPU_ISSET(2, &set) && CPU_ISSET(7, &set));
+	ck_assert_int_eq(xlcfg_cpus_parse("all", &set, err, sizeof(err)), 0);
+	ck_assert_int_eq(CPU_COUNT(&set), CPU_SETSIZE);
+	ck_assert_int_eq(xlcfg_cpus_parse("3-1", &set, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(xlcfg_cpus_parse("1,", &set, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(xlcfg_cpus_parse("", &set, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(xlcfg_cpus_parse("x", &set, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(xlcfg_cpus_parse("99999", &set, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(xlcfg_cpus_parse("1,^1", &set, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "cpus '1,^1': no CPU left");
+}
+END_TEST
+
 Suite *xlcfg_suite(void);
 Suite *xlcfg_suite(void)
 {
@@ -121,6 +144,7 @@ Suite *xlcfg_suite(void)
 	tcase_add_test(tc, rejects_bad_syntax_with_line);
 	tcase_add_test(tc, command_line_overrides);
 	tcase_add_test(tc, disk_specs);
+	tcase_add_test(tc, cpus_lists);
 	suite_add_tcase(s, tc);
 	return s;
 }
