@@ -77,9 +77,43 @@ static void fail(const char *what)
 
 /* How to run a command on each side of a setup. */
 struct side {
-	char client[128], server[128]; /* command prefixes */
+	char client[256], server[128]; /* command prefixes */
 	char server_ip[32];
 };
+
+/* Write the two domain configs (cpus: the cpus = key of both, or NULL) and
+ * create the domains; wait until the guest reaches the wire. */
+static void create_domains(const char *kernel, const char *cpus)
+{
+	FILE *f;
+	char p[PATH_MAX], key[64] = "";
+	if (cpus)
+		snprintf(key, sizeof(key), "cpus = \"%s\"\n", cpus);
+	snprintf(p, sizeof(p), "%s/netdom.cfg", run);
+	if (!(f = fopen(p, "w")))
+		fail("cannot write netdom.cfg");
+	fprintf(f,
+		"name = \"netdom\"\nkernel = \"drvdom-netback\"\ndriver_domain = 1\n"
+		"nic = \"veth:phys0, wire_ip=10.77.0.1/24\"\n%s",
+		key);
+	fclose(f);
+	snprintf(p, sizeof(p), "%s/guest.cfg", run);
+	if (!(f = fopen(p, "w")))
+		fail("cannot write guest.cfg");
+	fprintf(f,
+		"name = \"guest\"\nkernel = \"%s\"\n"
+		"vif = [ 'mac=00:16:3e:00:00:02, ip=10.77.0.2/24, backend=netdom' ]\n%s",
+		kernel, key);
+	fclose(f);
+	if (sh("drvdom create %s/netdom.cfg && drvdom create %s/guest.cfg", run, run))
+		fail("cannot create the domains");
+	for (int i = 0; i < 100; i++) {
+		if (!sh("drvdom exec guest -- ping -c 1 -W 1 10.77.0.1"))
+			break;
+		if (i == 99)
+			fail("the guest never reached the wire");
+	}
+}
 
 static int setup_drvdom(struct side *s, const char *kernel)
 {
@@ -87,34 +121,24 @@ static int setup_drvdom(struct side *s, const char *kernel)
 	if (!mkdtemp(run))
 		return -errno;
 	setenv("DRVDOM_RUN_DIR", run, 1);
-	FILE *f;
-	char p[PATH_MAX];
-	snprintf(p, sizeof(p), "%s/netdom.cfg", run);
-	if (!(f = fopen(p, "w")))
-		return -errno;
-	fprintf(f, "name = \"netdom\"\nkernel = \"drvdom-netback\"\ndriver_domain = 1\n"
-		   "nic = \"veth:phys0, wire_ip=10.77.0.1/24\"\n");
-	fclose(f);
-	snprintf(p, sizeof(p), "%s/guest.cfg", run);
-	if (!(f = fopen(p, "w")))
-		return -errno;
-	fprintf(f,
-		"name = \"guest\"\nkernel = \"%s\"\n"
-		"vif = [ 'mac=00:16:3e:00:00:02, ip=10.77.0.2/24, backend=netdom' ]\n",
-		kernel);
-	fclose(f);
-	if (sh("drvdom up && drvdom create %s/netdom.cfg && drvdom create %s/guest.cfg", run, run))
+	if (sh("drvdom up"))
 		fail("cannot start drvdom");
-	for (int i = 0; i < 100; i++) {
-		if (!sh("drvdom exec guest -- ping -c 1 -W 1 10.77.0.1"))
-			break;
-		if (i == 99)
-			fail("the guest never reached the wire");
-	}
+	create_domains(kernel, NULL);
 	snprintf(s->client, sizeof(s->client), "drvdom exec guest --");
 	snprintf(s->server, sizeof(s->server), "drvdom exec wire --");
 	snprintf(s->server_ip, sizeof(s->server_ip), "10.77.0.1");
 	return 0;
+}
+
+/* The same domains again, both pinned to cpus (drvdom exec then runs the
+ * client there too). The wire's end of the old NIC goes away with netdom,
+ * a moment after destroy returns. */
+static void replace_domains(const char *kernel, const char *cpus)
+{
+	sh("drvdom destroy guest; drvdom destroy netdom");
+	for (int i = 0; i < 50 && !sh("drvdom exec wire -- ip link show phys0"); i++)
+		usleep(100000);
+	create_domains(kernel, cpus);
 }
 
 static int setup_veth(struct side *s)
@@ -206,12 +230,22 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {{"json", required_argument, NULL, 'j'},
 					     {"time", required_argument, NULL, 't'},
 					     {"guest-kernel", required_argument, NULL, 'g'},
+					     {"cpus", required_argument, NULL, 'c'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	const char *json = NULL, *kernel = NULL;
+	const char *json = NULL, *kernel = NULL, *cpus = NULL;
+	char lastcpu[24];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if (ncpu > 1) { /* default placement: the last CPU */
+		snprintf(lastcpu, sizeof(lastcpu), "%ld", ncpu - 1);
+		cpus = lastcpu;
+	}
 	int c;
-	while ((c = getopt_long(argc, argv, "j:t:g:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "j:t:g:c:h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'c':
+			cpus = strcmp(optarg, "none") ? optarg : NULL;
+			break;
 		case 'j':
 			json = optarg;
 			break;
@@ -224,11 +258,14 @@ int main(int argc, char **argv)
 		default:
 			printf(
 			    "usage: drvdom-bench-net [--time SECONDS] [--json FILE] "
-			    "[--guest-kernel PATH]\n"
+			    "[--guest-kernel PATH] [--cpus LIST|none]\n"
 			    "TCP (1 and 4 streams, both ways), UDP 64-byte packet rate and ping\n"
 			    "round trips from a guest through netback to the wire, beside a "
 			    "direct\n"
-			    "veth pair. Root only.\n");
+			    "veth pair; then ping and TCP again with netdom and the guest placed\n"
+			    "on --cpus (cpus = key; default: the last CPU) and the clients of "
+			    "both\n"
+			    "sides run there. Root only.\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -300,6 +337,43 @@ int main(int argc, char **argv)
 	sh("XENSTORED_PATH=%s/xenstored/socket xenstore-read /local/domain/1/data/drvdom-nic-stats",
 	   run);
 	printf("netback NIC counters: %s", out);
+	if (cpus) {
+		/* Placed: netdom and the guest on cpus (cpus = key), the client
+		 * there too (drvdom exec runs on the guest's CPUs; the veth
+		 * side's client with taskset). Servers stay unplaced on both. */
+		char name[96];
+		struct side dp = d, vp = v;
+		replace_domains(kernel, cpus);
+		if (strlen(cpus) > 64)
+			fail("--cpus: list too long");
+		snprintf(vp.client, sizeof(vp.client), "taskset -c %.64s %.128s", cpus, v.client);
+		printf("placed on cpus %s:\n", cpus);
+		/* TCP first, as above: it also makes netback map every buffer
+		 * page of the new guest once (persistent grants), which the
+		 * first pass over the rings would otherwise pay for in the
+		 * pings. */
+		for (size_t i = 0; i < 2; i++) {
+			double a = iperf(&dp, tests[i].args, false);
+			double b = iperf(&vp, tests[i].args, false);
+			snprintf(name, sizeof(name), "%s, cpus=%s", tests[i].name, cpus);
+			printf("  %-28s drvdom %10.3f  veth %10.3f Gbit/s\n", name, a, b);
+			fflush(stdout);
+			bench_report_add(&rep, name, "Gbit/s", a, "veth", b, BENCH_HIGHER_BETTER, 0);
+		}
+		ping_us(&dp, &a50, &aavg);
+		ping_us(&vp, &b50, &bavg);
+		snprintf(name, sizeof(name), "ping rtt p50, cpus=%s", cpus);
+		bench_report_add(&rep, name, "us", a50, "veth", b50, BENCH_LOWER_BETTER, 0.1);
+		snprintf(name, sizeof(name), "ping rtt mean, cpus=%s", cpus);
+		bench_report_add(&rep, name, "us", aavg, "veth", bavg, BENCH_LOWER_BETTER, 0.1);
+		sh("drvdom exec guest -- ping -q -c 1000 -i 0 10.77.0.1");
+		p = strstr(out, "rtt min/avg/max/mdev = ");
+		if (p && sscanf(p, "rtt min/avg/max/mdev = %lf/%lf", &mn, &avg) == 2) {
+			snprintf(name, sizeof(name), "ping back-to-back, cpus=%s", cpus);
+			bench_report_add(&rep, name, "us", avg * 1000, NULL, 0, BENCH_LOWER_BETTER,
+					 0);
+		}
+	}
 	cleanup();
 	bench_report_print(&rep, stdout);
 	int r = 0;
