@@ -600,25 +600,26 @@ static bool hv_log_has(const char *s)
 /* The ring-progress watchdog trusts only blkdom's private bookkeeping: a
  * frontend playing with the shared indices (requests published without a
  * notification, scribbled event indices, req_prod flipped back and forth
- * until the ring breaks) never gets blkdom killed, even with a watchdog of
- * 300 ms that would catch any of it if blkdom counted the shared indices. */
+ * until the ring breaks) never gets blkdom killed, with a watchdog of 1 s
+ * that would catch any of it if blkdom counted the shared indices (short,
+ * but not so short that a busy host delays a heartbeat past it). */
 START_TEST(test_scribbler_not_stalled)
 {
 	env_up();
-	create_blkdom("on_crash = \"restart\"\nwatchdog_ms = 300");
+	create_blkdom("on_crash = \"restart\"\nwatchdog_ms = 1000");
 	make_disk("evil.img", 8);
 	char disks[512];
 	snprintf(disks, sizeof(disks), "'target=%s/evil.img, vdev=xvda, access=rw, backend=blkdom'",
 		 run);
 	create_guest("evil", "scribble", disks);
 	assert_result_ok("evil", 60000);
-	sleep_ms(1500); /* five watchdog periods more */
+	sleep_ms(3000); /* three watchdog periods more */
 	T_ASSERT(domain_running("blkdom"), "blkdom still running");
 	T_ASSERT(!hv_log_has("ring progress") && !hv_log_has("(blkdom): crashed") &&
 		     !hv_log_has("no heartbeat"),
 		 "blkdom was never killed or restarted");
 	T_ASSERT(hv_log_has("(blkdom): policy on_crash=restart max_restarts=5 window=60000 ms "
-			    "watchdog=300 ms"),
+			    "watchdog=1000 ms"),
 		 "blkdom ran with the watchdog on");
 	env_down();
 }
