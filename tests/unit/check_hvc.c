@@ -450,6 +450,66 @@ START_TEST(recovery_events)
 }
 END_TEST
 
+/* The ring-progress watchdog's hook: with a watchdog set the loop asks
+ * its progress check at each heartbeat, with the period as the bound, and
+ * tells the hv of a reported stall once (HV_OP_WATCHDOG_STALL carrying the
+ * check's reason), then asks no more and heartbeats on. aux[0]:
+ * heartbeats, aux[1]: stalls. */
+static struct hv_watchdog_stall_req last_stall;
+static void s_watchdog(struct fake *f)
+{
+	struct hv_evt_watchdog wd = {40};
+	peer_send(f->fd, HV_EVT_WATCHDOG, 0, 0, &wd, sizeof(wd), NULL, 0, -1);
+	struct req r;
+	while (peer_recv(f->fd, &r) == 0) {
+		if (r.hdr.op == HV_OP_HEARTBEAT)
+			f->aux[0]++;
+		if (r.hdr.op == HV_OP_WATCHDOG_STALL && r.len == sizeof(last_stall)) {
+			memcpy(&last_stall, r.payload, sizeof(last_stall));
+			f->aux[1]++;
+		}
+		peer_send(f->fd, r.hdr.op, r.hdr.id, 0, NULL, 0, NULL, 0, -1);
+	}
+}
+
+static int progress_calls;
+static uint64_t progress_bound;
+static uint64_t progress_fn(void *arg, uint64_t now, uint64_t bound, char *why, size_t cap)
+{
+	(void)now;
+	ck_assert_ptr_eq(arg, &progress_calls);
+	progress_bound = bound;
+	if (++progress_calls < 3)
+		return 0;
+	snprintf(why, cap, "vbd/1/51712 ring 2: request outstanding %d ms", progress_calls);
+	return bound + 1000000u;
+}
+
+START_TEST(evloop_progress_check)
+{
+	struct fake f = {0};
+	struct hvc *h = start(&f, s_watchdog);
+	struct evloop *l;
+	ck_assert_int_eq(evloop_create(h, &l), 0);
+	progress_calls = 0;
+	evloop_set_progress_check(l, progress_fn, &progress_calls);
+	for (int i = 0; i < 500 && progress_calls < 3; i++)
+		ck_assert_int_ge(evloop_run_once(l, 100), 0);
+	ck_assert_int_eq(progress_calls, 3);
+	ck_assert_uint_eq(progress_bound, 40000000u); /* the watchdog period */
+	/* Told: the hv kills us; no more checks, heartbeats go on. */
+	for (int i = 0; i < 40; i++)
+		ck_assert_int_ge(evloop_run_once(l, 100), 0);
+	ck_assert_int_eq(progress_calls, 3);
+	evloop_destroy(l);
+	finish(&f, h); /* the fake has read everything sent */
+	ck_assert_int_eq(f.aux[1], 1);
+	ck_assert_int_gt(f.aux[0], 3);
+	ck_assert_uint_eq(last_stall.stalled_ms, 41);
+	ck_assert_str_eq(last_stall.why, "vbd/1/51712 ring 2: request outstanding 3 ms");
+}
+END_TEST
+
 /* --- event channels ------------------------------------------------------------------ */
 
 static int notifies, boundev, closedev;
@@ -795,6 +855,7 @@ Suite *hvc_suite(void)
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, evtchn_bind_notify_mask_close);
 	tcase_add_test(tc, evloop_runs_port_handlers);
+	tcase_add_test(tc, evloop_progress_check);
 	tcase_add_test(tc, map_cache_one_mapping_per_segment);
 	tcase_add_test(tc, copy_splits_batches);
 	tcase_add_test(tc, grant_table_shared_per_domain);
