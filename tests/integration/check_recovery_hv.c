@@ -431,8 +431,9 @@ END_TEST
 /* The ring-progress watchdog's hypercall: a domain whose progress check
  * reports a stall (its loop still heartbeating) is killed with exit reason
  * STALLED and its reason logged, made printable (a newline in it cannot
- * forge a log line); it is then restarted per on_crash. Without a watchdog
- * the call is refused and nothing happens. */
+ * forge a log line); it is then restarted per on_crash. Without a watchdog,
+ * from dom0, or with a reason that is not a string the call is refused and
+ * nothing happens. */
 START_TEST(test_ring_stall)
 {
 	setup(false);
@@ -444,6 +445,7 @@ START_TEST(test_ring_stall)
 	ck_assert_uint_eq(E.exit.domid, st);
 	ck_assert_uint_eq(E.exit.reason & HV_EXIT_REASON_MASK, HV_EXIT_STALLED);
 	ck_assert(E.exit.reason & HV_EXIT_F_RESTART);
+	ck_assert(hvt_log_wait(&H, "staller", "recover: unterminated why: -22", 1000));
 	ck_assert(hvt_log_wait(&H, "staller", "recover: reporting a stall", 1000));
 	ck_assert(hvt_log_wait(&H, NULL,
 			       "(staller): ring progress: fake ring 0: request outstanding 100 ms?"
@@ -452,6 +454,7 @@ START_TEST(test_ring_stall)
 	ck_assert(hvt_log_wait(&H, NULL, "(staller): crashed (ring progress stalled)", 1000));
 	ck_assert(wait_count(&E.restarts, 1, 5000));
 	ck_assert(hvt_log_wait(&H, "calm", "recover: stall without watchdog: -22", 1000));
+	ck_assert_int_eq(hvc_watchdog_stall(hc, 1, "dom0"), -EINVAL);
 	hvt_sleep_ms(500);
 	pump(0);
 	struct hv_domain_info info;

@@ -16,8 +16,9 @@
 //          over its xenstore ring (works only once xenstored introduced it)
 //   stall  the above with a progress check (the ring-progress watchdog's
 //          hook) that reports a stall 300 ms after start, with a reason
-//          holding a newline and a control byte; without a watchdog it
-//          first calls WATCHDOG_STALL itself and prints the answer
+//          holding a newline and a control byte; first it calls
+//          WATCHDOG_STALL itself and prints the answer: with a reason that
+//          is not NUL-terminated if it has a watchdog, else a valid one
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,7 +139,15 @@ int main(int argc, char **argv)
 	}
 	hvc_set_device_assigned_cb(h, on_device, NULL);
 	if (!strcmp(mode, "stall")) {
-		if (!hvc_watchdog_ms(h)) {
+		if (hvc_watchdog_ms(h)) {
+			/* A reason that is not a string is refused, not logged. */
+			struct hv_watchdog_stall_req q;
+			memset(&q, 'A', sizeof(q));
+			struct hvc_msg m = {
+			    .op = HV_OP_WATCHDOG_STALL, .req = &q, .req_len = sizeof(q)};
+			printf("recover: unterminated why: %d\n", hvc_call_exact(h, &m));
+			fflush(stdout);
+		} else {
 			printf("recover: stall without watchdog: %d\n",
 			       hvc_watchdog_stall(h, 1, "no watchdog"));
 			fflush(stdout);
