@@ -12,7 +12,9 @@
 // mappings, keeps serving the other guest, and the guest re-created
 // attaches again. A crash loop: blkdom aborting at its first request every
 // time is marked failed after crash_limit, and the NBD client gets EIO, not
-// a hang.
+// a hang. The ring-progress watchdog: a request blkdom takes and never
+// answers (stall:N) under the load, or under qemu-io, gets it killed and
+// restarted with the reason logged, and the client never sees an error.
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -206,6 +208,43 @@ START_TEST(test_ring_stall)
 }
 END_TEST
 
+/* The same with qemu-io as the client: 64 pattern writes, one of them lost
+ * by blkdom (stall:40) until the watchdog has it restarted and blkfront
+ * replays it; qemu-io reports no error and reads every pattern back. */
+START_TEST(test_ring_stall_qemu_io)
+{
+	rc_up(&T);
+	blkdom("crash_limit = \"1000/60\"\nwatchdog_ms = 2000");
+	guest("g1", 16);
+	struct nbdc c;
+	int r = nbdc_connect_wait(sock_of("g1"), 1, 10000, &c);
+	ck_assert_msg(r == 0, "connect: %s", strerror(-r));
+	nbdc_close(&c);
+	char key[96];
+	snprintf(key, sizeof(key), "/local/domain/%d/drvdom-crash-at", rc_domid(&T, "blkdom"));
+	ck_assert_int_eq(rc_xs_write(&T, key, "stall:40"), 0);
+	static char cmds[8192];
+	size_t n = 0;
+	for (int i = 0; i < 64; i++)
+		n += (size_t)snprintf(cmds + n, sizeof(cmds) - n, " -c 'write -P 0x5a %dk 64k'",
+				      i * 64);
+	snprintf(cmds + n, sizeof(cmds) - n, " -c flush -c 'read -P 0x5a 0 4M'");
+	/* The key is removed once the request is lost, so the next instance
+	 * does not lose one too. */
+	SH_OK("(for i in $(seq 1500); do grep -q 'drvdom-crash-at: stall' "
+	      "%s/console/blkdom.log && break; sleep 0.01; done; "
+	      "XENSTORED_PATH=%s/xenstored/socket xenstore-rm %s) & "
+	      "qemu-io -f raw 'nbd+unix:///?socket=%s'%s 2>&1; rc=$?; wait; exit $rc",
+	      T.run, T.run, key, sock_of("g1"), cmds);
+	ck_assert_msg(!strstr(T.out, "failed") && !strstr(T.out, "rror"), "qemu-io: %s", T.out);
+	ck_assert_msg(strstr(T.out, "read 4194304/4194304 bytes"), "qemu-io: %s", T.out);
+	SH_OK("grep -c 'ring progress: vbd/' %s/hv.log", T.run);
+	ck_assert_int_ge(rc_restarts(&T, "blkdom"), 1);
+	SH_OK("grep -c 'drvdom-crash-at: stall' %s/console/blkdom.log", T.run);
+	tt_fini(&T);
+}
+END_TEST
+
 START_TEST(test_guest_crash)
 {
 	rc_up(&T);
@@ -296,6 +335,7 @@ Suite *recovery_blk_suite(void)
 	tcase_add_test(tc, test_random_kills);
 	tcase_add_test(tc, test_crash_points);
 	tcase_add_test(tc, test_ring_stall);
+	tcase_add_test(tc, test_ring_stall_qemu_io);
 	tcase_add_test(tc, test_guest_crash);
 	tcase_add_test(tc, test_crash_loop);
 	suite_add_tcase(s, tc);
