@@ -7,7 +7,9 @@
 // "randread:4096:32:2;seqwrite:1048576:4:2". They run one after the other on
 // the guest's first disk once it is connected; each keeps QD ios in flight
 // for SECS seconds. An evloop poller refills the queue (completion callbacks
-// only count), so nothing runs inside blkfront's own callbacks. Results:
+// only count), so nothing runs inside blkfront's own callbacks. Data
+// buffers are lent by blkfront (blkfront_buf_get), as the NBD server's are,
+// where the pool has room. Results:
 // log lines, and /local/domain/<self>/data/loadgen/<i> =
 // "kind=… bs=… qd=… ops=… secs=… iops=… mbps=… lat_us=…", then
 // data/loadgen/done = "ok" (or "error: …").
@@ -38,6 +40,7 @@ struct lg_wl {
 struct lg_slot {
 	struct loadgen *lg;
 	void *buf;
+	bool lent; /* buf is lent by blkfront (blkfront_buf_get) */
 	uint64_t t0;
 	bool busy;
 };
@@ -141,7 +144,10 @@ static void wl_finish(struct loadgen *lg)
 	snprintf(key, sizeof(key), "%u", lg->cur);
 	lg_write_key(lg, key, val);
 	for (unsigned i = 0; i < w->qd; i++) {
-		free(lg->slots[i].buf);
+		if (lg->slots[i].lent)
+			blkfront_buf_put(lg->bf, lg->slots[i].buf, w->bs);
+		else
+			free(lg->slots[i].buf);
 		lg->slots[i].buf = NULL;
 	}
 	lg->running = false;
@@ -153,7 +159,13 @@ static int wl_start(struct loadgen *lg)
 	const struct lg_wl *w = &lg->wl[lg->cur];
 	for (unsigned i = 0; i < w->qd; i++) {
 		lg->slots[i] = (struct lg_slot){.lg = lg};
-		lg->slots[i].buf = aligned_alloc(4096, (w->bs + 4095) & ~4095u);
+		/* Buffers blkfront lends from the pages it shares with the
+		 * backend, as the NBD server uses them: the data is read into
+		 * and written from them without a copy in the guest. */
+		lg->slots[i].buf = blkfront_buf_get(lg->bf, w->bs);
+		lg->slots[i].lent = lg->slots[i].buf != NULL;
+		if (!lg->slots[i].buf)
+			lg->slots[i].buf = aligned_alloc(4096, (w->bs + 4095) & ~4095u);
 		if (!lg->slots[i].buf)
 			return -ENOMEM;
 		memset(lg->slots[i].buf, 0x5a + (int)i, w->bs);
