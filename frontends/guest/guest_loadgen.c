@@ -3,8 +3,9 @@
 // guest config's extra_args): drives blkfront directly, with no NBD hop, so
 // `drvdom bench blk` can measure the split driver itself against the file
 // read with io_uring. SPEC is workloads separated by ';', each
-// KIND:BS:QD:SECS with KIND randread|randwrite|seqread|seqwrite, e.g.
-// "randread:4096:32:2;seqwrite:1048576:4:2". They run one after the other on
+// KIND:BS:QD:SECS[:copy] with KIND randread|randwrite|seqread|seqwrite,
+// e.g. "randread:4096:32:2;seqwrite:1048576:4:2"; ":copy" uses the
+// generator's own buffers (blkfront copies them) instead of lent ones. They run one after the other on
 // the guest's first disk once it is connected; each keeps QD ios in flight
 // for SECS seconds. An evloop poller refills the queue (completion callbacks
 // only count), so nothing runs inside blkfront's own callbacks. Data
@@ -35,6 +36,7 @@ struct lg_wl {
 	uint32_t bs;
 	unsigned qd;
 	double secs;
+	bool copy; /* ":copy": the generator's own buffers, which blkfront copies */
 };
 
 struct lg_slot {
@@ -82,11 +84,11 @@ static int parse(struct loadgen *lg, const char *spec)
 	int r = 0;
 	for (char *w = strtok_r(copy, ";", &save); w && !r; w = strtok_r(NULL, ";", &save)) {
 		struct lg_wl *x = &lg->wl[lg->nwl];
-		char kind[16];
+		char kind[16], opt[8] = "";
 		unsigned bs, qd;
 		double secs;
-		if (lg->nwl == LG_MAX_WL ||
-		    sscanf(w, "%15[a-z]:%u:%u:%lf", kind, &bs, &qd, &secs) != 4 || bs == 0 ||
+		int nf = sscanf(w, "%15[a-z]:%u:%u:%lf:%7[a-z]", kind, &bs, &qd, &secs, opt);
+		if (lg->nwl == LG_MAX_WL || nf < 4 || (nf == 5 && strcmp(opt, "copy")) || bs == 0 ||
 		    bs % 512 || bs > (2u << 20) || qd == 0 || qd > LG_MAX_QD || secs <= 0) {
 			r = -EINVAL;
 			break;
@@ -98,6 +100,7 @@ static int parse(struct loadgen *lg, const char *spec)
 			break;
 		}
 		snprintf(x->kind, sizeof(x->kind), "%s", kind);
+		x->copy = nf == 5;
 		x->bs = bs;
 		x->qd = qd;
 		x->secs = secs;
@@ -136,8 +139,8 @@ static void wl_finish(struct loadgen *lg)
 	double secs = (double)(lg->end_ns - lg->start_ns) / 1e9;
 	char key[16], val[256];
 	snprintf(val, sizeof(val),
-		 "kind=%s bs=%u qd=%u ops=%llu secs=%.3f iops=%.0f mbps=%.1f lat_us=%.1f", w->kind,
-		 w->bs, w->qd, (unsigned long long)lg->ops, secs, lg->ops / secs,
+		 "kind=%s%s bs=%u qd=%u ops=%llu secs=%.3f iops=%.0f mbps=%.1f lat_us=%.1f", w->kind,
+		 w->copy ? ":copy" : "", w->bs, w->qd, (unsigned long long)lg->ops, secs, lg->ops / secs,
 		 lg->ops * (double)w->bs / secs / 1e6,
 		 lg->ops ? lg->lat_ns / 1e3 / (double)lg->ops : 0.0);
 	log_info("loadgen %u: %s", lg->cur, val);
@@ -162,7 +165,7 @@ static int wl_start(struct loadgen *lg)
 		/* Buffers blkfront lends from the pages it shares with the
 		 * backend, as the NBD server uses them: the data is read into
 		 * and written from them without a copy in the guest. */
-		lg->slots[i].buf = blkfront_buf_get(lg->bf, w->bs);
+		lg->slots[i].buf = w->copy ? NULL : blkfront_buf_get(lg->bf, w->bs);
 		lg->slots[i].lent = lg->slots[i].buf != NULL;
 		if (!lg->slots[i].buf)
 			lg->slots[i].buf = aligned_alloc(4096, (w->bs + 4095) & ~4095u);
