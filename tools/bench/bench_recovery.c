@@ -43,6 +43,8 @@
 
 static char dir[64], bindir[PATH_MAX];
 static unsigned kills = 10;
+static const char *keep_dir; /* --keep: copy each case's run dir here */
+static bool verbose;	     /* --verbose: one line per kill */
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...)
@@ -192,6 +194,23 @@ static void analyse(struct result *r, const struct rl_done *log, size_t n, const
 		}
 		for (int i = 0; i < NB; i++)
 			r->curve[i] += pre > 0 ? bins[i] / pre : 0;
+		if (verbose)
+			printf("%s%s kill %u at %.6f s (CLOCK_MONOTONIC): first I/O %.2f ms, back "
+			       "to 90%% %s%.0f ms\n",
+			       r->kind, r->standby ? " standby" : "", k, tk[k] / 1e9,
+			       r->first_ms[r->n], r->back_ms[r->n] < 0 ? "> " : "",
+			       r->back_ms[r->n] < 0 ? POST_BINS * (BIN_NS / 1e6) : r->back_ms[r->n]);
+		if (verbose) {
+			/* The throughput after the kill, 50 ms windows, in % of pre. */
+			printf("  %%/50ms:");
+			for (int i = PRE_BINS; i + 5 <= NB && pre > 0; i += 5) {
+				double w = 0;
+				for (int j = 0; j < 5; j++)
+					w += bins[i + j];
+				printf(" %.0f", 100 * w / 5 / pre);
+			}
+			printf("\n");
+		}
 		r->n++;
 	}
 	for (int i = 0; i < NB && r->n; i++)
@@ -225,9 +244,20 @@ static int setup(const char *sub)
 	return sh("%s/drvdom up >/dev/null", bindir) ? -EIO : 0;
 }
 
+/* Stop the instance; with --keep its run dir (logs, consoles) goes to
+ * KEEP/CASE first, for reading a failover's timeline afterwards. */
+static void teardown_case(const char *name)
+{
+	sh("%s/drvdom down >/dev/null 2>&1", bindir);
+	if (keep_dir && name)
+		sh("mkdir -p %s && rm -rf %s/%s && cp -r %s %s/%s 2>/dev/null", keep_dir, keep_dir,
+		   name, dir, keep_dir, name);
+	sh("rm -rf %s", dir);
+}
+
 static void teardown(void)
 {
-	sh("%s/drvdom down >/dev/null 2>&1; rm -rf %s", bindir, dir);
+	teardown_case(NULL);
 }
 
 static int write_cfg(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -294,7 +324,7 @@ static void run_blk(struct result *r)
 	analyse(r, l.log, l.nlog, tk);
 	r->ok = true;
 	rl_blk_free(&l);
-	teardown();
+	teardown_case(r->standby ? "blk-standby" : "blk-cold");
 }
 
 static void run_net(struct result *r)
@@ -357,7 +387,7 @@ static void run_net(struct result *r)
 	}
 	if (!r->ok)
 		fprintf(stderr, "bench recovery: the UDP client left no log\n");
-	teardown();
+	teardown_case(r->standby ? "net-standby" : "net-cold");
 }
 
 /* --- the plot ------------------------------------------------------------ */
@@ -467,12 +497,14 @@ int main(int argc, char **argv)
 					     {"kills", required_argument, NULL, 'k'},
 					     {"no-net", no_argument, NULL, 'N'},
 					     {"no-blk", no_argument, NULL, 'B'},
+					     {"keep", required_argument, NULL, 'K'},
+					     {"verbose", no_argument, NULL, 'v'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	const char *json = NULL;
 	bool do_net = true, do_blk = true;
 	int o;
-	while ((o = getopt_long(argc, argv, "j:qk:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "j:qk:hK:v", opts, NULL)) != -1) {
 		if (o == 'j')
 			json = optarg;
 		else if (o == 'q')
@@ -483,11 +515,19 @@ int main(int argc, char **argv)
 			do_net = false;
 		else if (o == 'B')
 			do_blk = false;
+		else if (o == 'K')
+			keep_dir = optarg;
+		else if (o == 'v')
+			verbose = true;
 		else {
 			printf("usage: drvdom-bench-recovery [--quick] [--kills K] [--no-blk] "
-			       "[--no-net] [--json FILE]\n"
+			       "[--no-net] [--json FILE] [--verbose] [--keep DIR]\n"
 			       "  the plot goes next to the JSON (FILE with .svg), else "
-			       "./bench-recovery.svg\n");
+			       "./bench-recovery.svg\n"
+			       "  --verbose: one line per kill (its CLOCK_MONOTONIC time, first "
+			       "I/O, back to 90%%)\n"
+			       "  --keep DIR: copy each case's run dir (hv, xenstored and console "
+			       "logs) to DIR/CASE\n");
 			return o == 'h' ? 0 : 2;
 		}
 	}
