@@ -42,6 +42,7 @@
 #pragma weak hvc_domain_info
 #pragma weak hvc_dispatch
 #pragma weak hvc_read_events
+#pragma weak hvc_fd
 #pragma weak evtchn_notify
 #pragma weak evtchn_set_private
 #pragma weak evtchn_wait_fd_dup
@@ -65,9 +66,11 @@ struct xs_ring {
 	atomic_uint want_room; /* waiters for request space (a writer) */
 };
 
-/* Fallback timeouts: before the port is bound nothing can wake us (the
- * binding arrives on the hv socket, which the program's loop reads), so
- * look every 10 ms; once bound every wake-up arrives on the port, and the
+/* Fallback timeouts: before the port is bound the binding arrives on the
+ * hv socket, which we also sleep on (the program's loop may read it first,
+ * hence a look every 10 ms anyway; a restarted driver domain's first
+ * requests wait here, docs/recovery.md); once bound every wake-up arrives
+ * on the port, and the
  * 1 s bound only matters if xenstored loses a notify or the port is bound
  * anew (a re-introduced domain). */
 #define XS_RING_UNBOUND_MS 10
@@ -111,6 +114,16 @@ static bool xs_ring_can_go(struct xs_ring *r)
  * moved an index either is seen by the check or wakes the poll. The port
  * is private to this library (evtchn_set_private), so no other consumer
  * (the program's event loop) can drain it in between. */
+/* The port became bound while we read the socket: go round again. */
+static bool xs_ring_port_bound(struct xs_ring *r)
+{
+	int fd = evtchn_wait_fd_dup(r->h, r->port);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
 static void xs_ring_poll(struct xs_ring *r)
 {
 	int wfd = evtchn_wait_fd_dup(r->h, r->port);
@@ -122,10 +135,12 @@ static void xs_ring_poll(struct xs_ring *r)
 			(void)hvc_dispatch(r->h);
 		else
 			(void)hvc_read_events(r->h);
-		if (xs_ring_can_go(r))
+		if (xs_ring_can_go(r) || xs_ring_port_bound(r))
 			return;
-		struct pollfd p = {r->shut_fd, POLLIN, 0};
-		(void)poll(&p, 1, XS_RING_UNBOUND_MS);
+		/* hvc_read_events drained the socket: new input (the binding,
+		 * most likely) wakes us at once. */
+		struct pollfd p[2] = {{r->shut_fd, POLLIN, 0}, {hvc_fd(r->h), POLLIN, 0}};
+		(void)poll(p, 2, XS_RING_UNBOUND_MS);
 		return;
 	}
 	uint64_t v;
