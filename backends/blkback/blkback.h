@@ -191,6 +191,10 @@ struct blkback {
 	uint64_t held_until_ns;
 	int stash_fd; /* a disk fd taken for a device being re-created */
 	char stash_name[HV_DEVNAME_MAX];
+	/* This instance's name in the reconnect handshake (docs/recovery.md,
+	 * "Fast reconnect"): published as drvdom-instance with InitWait; a
+	 * frontend that echoes another one has not reset its rings for us. */
+	char instance[24];
 };
 
 /* blkback_main.c */

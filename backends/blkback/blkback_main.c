@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -273,11 +274,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	/* Everything that does not need to know who we are comes before the
+	 * first hypercall: a standby instance (docs/recovery.md) is parked
+	 * in that call until it takes over, so this is done before the crash
+	 * it stands by for, not after. */
 	if ((r = hvc_open_domain(&bb->h)))
 		die_err(-r, "no hypercall connection (not started by drvdom-hv?)");
-	if ((r = hvc_self_domid(bb->h, &bb->self)))
-		die_err(-r, "DOMAIN_INFO");
-	snprintf(bb->vbd_path, sizeof(bb->vbd_path), "/local/domain/%u/backend/vbd", bb->self);
 	bb->loop_thread = pthread_self();
 	pthread_mutex_init(&bb->assigned_lock, NULL);
 	bb->stash_fd = -1;
@@ -285,13 +287,8 @@ int main(int argc, char **argv)
 		die_err(-r, "evloop_create");
 	/* With a watchdog set, requests unanswered too long are a hang too. */
 	evloop_set_progress_check(bb->loop, blkback_progress_check, bb);
-	xs_ring_use_hvc(bb->h);
-	bb->xs = xs_open(0);
-	if (!bb->xs)
-		die("xs_open");
 	if ((r = blkback_io_init(bb)))
 		die_err(-r, "disk I/O setup");
-
 	bb->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (bb->wake_fd < 0)
 		die("eventfd");
@@ -300,13 +297,26 @@ int main(int argc, char **argv)
 	bb->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (bb->timer_fd < 0)
 		die("timerfd_create");
+	if ((r = evloop_add_fd(bb->loop, bb->timer_fd, EPOLLIN, timer_ready, bb)))
+		die_err(-r, "evloop_add_fd");
+	hvc_set_device_assigned_cb(bb->h, device_assigned, bb);
+
+	if ((r = hvc_self_domid(bb->h, &bb->self)))
+		die_err(-r, "DOMAIN_INFO");
+	/* Named by the time we took over: no two instances share it. */
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	snprintf(bb->instance, sizeof(bb->instance), "%llx",
+		 (unsigned long long)now.tv_sec * 1000000000ull + (unsigned long long)now.tv_nsec);
+	snprintf(bb->vbd_path, sizeof(bb->vbd_path), "/local/domain/%u/backend/vbd", bb->self);
 	struct itimerspec its = {.it_interval = {0, (long)BLKBACK_STATS_NS},
 				 .it_value = {0, (long)BLKBACK_STATS_NS}};
 	if (timerfd_settime(bb->timer_fd, 0, &its, NULL) < 0)
 		die("timerfd_settime");
-	if ((r = evloop_add_fd(bb->loop, bb->timer_fd, EPOLLIN, timer_ready, bb)))
-		die_err(-r, "evloop_add_fd");
-	hvc_set_device_assigned_cb(bb->h, device_assigned, bb);
+	xs_ring_use_hvc(bb->h);
+	bb->xs = xs_open(0);
+	if (!bb->xs)
+		die("xs_open");
 
 	char p[96];
 	snprintf(p, sizeof(p), "/local/domain/%u/drvdom-crash-at", bb->self);

@@ -398,6 +398,7 @@ static int blkback_dev_init_wait(struct blkback_dev *d)
 		    store_putu(bb, t, d->path, "max-ring-page-order", BLKBACK_MAX_RING_ORDER) &&
 		    store_putu(bb, t, d->path, "multi-queue-max-queues", BLKBACK_MAX_QUEUES) &&
 		    store_put(bb, t, d->path, "hotplug-status", "connected") &&
+		    store_put(bb, t, d->path, "drvdom-instance", bb->instance) &&
 		    store_put(bb, t, d->path, "state", "2");
 		if (ok && d->can_discard)
 			ok = store_putu(bb, t, d->path, "discard-granularity", 4096) &&
@@ -433,6 +434,23 @@ static int blkback_dev_init_wait(struct blkback_dev *d)
 
 /* --- what the frontend did ------------------------------------------------- */
 
+/* A drvdom frontend echoes the drvdom-instance it set its rings up (or
+ * reset them) for as drvdom-backend-instance, in the same step as its ring
+ * keys or before its state. Another instance's name means the keys and
+ * the state are those of a connection to an instance before us (a crash):
+ * wait for the echo rather than map rings the frontend is about to reset
+ * (docs/recovery.md, "Fast reconnect"). No key: a frontend that does not
+ * know the extension (Linux, the test frontends): the plain handshake. */
+static bool frontend_ready_for_us(struct blkback_dev *d)
+{
+	char *echo = store_get(d->bb, d->fe_path, "drvdom-backend-instance");
+	bool ok = !echo || !strcmp(echo, d->bb->instance);
+	if (!ok)
+		log_debug("%s: frontend still set up for instance %.24s", d->name, echo);
+	free(echo);
+	return ok;
+}
+
 void blkback_frontend_changed(struct blkback_dev *d)
 {
 	uint64_t fe;
@@ -448,7 +466,7 @@ void blkback_frontend_changed(struct blkback_dev *d)
 		break;
 	case XENBUS_STATE_INITIALISED:
 	case XENBUS_STATE_CONNECTED:
-		if (d->state != XENBUS_STATE_INIT_WAIT)
+		if (d->state != XENBUS_STATE_INIT_WAIT || !frontend_ready_for_us(d))
 			break;
 		d->fail_why[0] = 0;
 		r = blkback_dev_connect(d);

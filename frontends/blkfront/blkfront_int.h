@@ -122,6 +122,12 @@ struct blkfront {
 	bool detached;		   /* closed for good (device removed) */
 	bool failed;		   /* the backend domain failed for good: EIO */
 	bool unhooked;		   /* watches and poller removed (blkfront_destroy) */
+	/* Fast reconnect (docs/recovery.md): the rings of a backend instance
+	 * that died, reset in place and kept for the next instance; and the
+	 * backend's drvdom-instance our ring keys were published (or reset)
+	 * for, echoed as drvdom-backend-instance ("" if none). */
+	bool kept;
+	char be_instance[24];
 
 	/* Negotiated. */
 	unsigned nr_queues, ring_order, max_indirect, max_segs;

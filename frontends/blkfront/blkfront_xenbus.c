@@ -83,8 +83,12 @@ static void set_state(struct blkfront *bf, int st)
 /* Remove what an earlier negotiation published (ring refs, channels). */
 static void rm_ring_keys(struct blkfront *bf, xs_transaction_t t)
 {
-	static const char *const keys[] = {"ring-ref", "event-channel", "ring-page-order",
-					   "multi-queue-num-queues", "num-ring-pages"};
+	static const char *const keys[] = {"ring-ref",
+					   "event-channel",
+					   "ring-page-order",
+					   "multi-queue-num-queues",
+					   "num-ring-pages",
+					   "drvdom-backend-instance"};
 	char p[384];
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		snprintf(p, sizeof(p), "%s/%s", bf->fe_path, keys[i]);
@@ -102,8 +106,9 @@ static void rm_ring_keys(struct blkfront *bf, xs_transaction_t t)
 
 /* --- transitions -------------------------------------------------------------- */
 
-/* Features the backend offers for the rings (read in InitWait). */
-static void read_ring_features(struct blkfront *bf)
+/* The ring order and queue count we use with what the backend offers
+ * (read in InitWait). */
+static void backend_ring_geometry(struct blkfront *bf, unsigned *order_out, unsigned *nq_out)
 {
 	uint64_t order = read_u64(bf, bf->be_path, "max-ring-page-order", 0);
 	if (order == 0) {
@@ -112,11 +117,31 @@ static void read_ring_features(struct blkfront *bf)
 		while (order < RING_MAX_ORDER && (2ull << order) <= pages)
 			order++;
 	}
-	bf->ring_order = (unsigned)(order < BF_MAX_RING_ORDER ? order : BF_MAX_RING_ORDER);
+	*order_out = (unsigned)(order < BF_MAX_RING_ORDER ? order : BF_MAX_RING_ORDER);
 	uint64_t nq = read_u64(bf, bf->be_path, "multi-queue-max-queues", 1);
 	if (nq == 0)
 		nq = 1;
-	bf->nr_queues = (unsigned)(nq < BF_MAX_QUEUES ? nq : BF_MAX_QUEUES);
+	*nq_out = (unsigned)(nq < BF_MAX_QUEUES ? nq : BF_MAX_QUEUES);
+}
+
+static void read_ring_features(struct blkfront *bf)
+{
+	backend_ring_geometry(bf, &bf->ring_order, &bf->nr_queues);
+}
+
+/* The backend instance's drvdom-instance (docs/recovery.md, "Fast
+ * reconnect") into out; false if it publishes none (a backend without the
+ * extension) or a bad one. */
+static bool read_be_instance(struct blkfront *bf, char out[24])
+{
+	char *v = xs_read_key(bf, XBT_NULL, bf->be_path, "drvdom-instance");
+	bool ok = v && v[0] && strlen(v) < 24;
+	for (const char *c = v; ok && *c; c++)
+		ok = (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f');
+	if (ok)
+		memcpy(out, v, strlen(v) + 1);
+	free(v);
+	return ok;
 }
 
 /* Features of the data path. Backends may publish them in InitWait or only
@@ -138,6 +163,8 @@ static void read_io_features(struct blkfront *bf)
 static int blkfront_initialise(struct blkfront *bf)
 {
 	read_ring_features(bf);
+	char inst[24] = "";
+	read_be_instance(bf, inst);
 	int r = bf_pool_setup(bf);
 	if (r) {
 		log_err("vbd %u: data segment for domain %u: %s", bf->devid, bf->backend_id,
@@ -179,6 +206,7 @@ static int blkfront_initialise(struct blkfront *bf)
 		}
 		ok = ok && write_key(bf, t, "protocol", "x86_64-abi") &&
 		     write_key(bf, t, "feature-persistent", "1") &&
+		     (!inst[0] || write_key(bf, t, "drvdom-backend-instance", "%s", inst)) &&
 		     write_key(bf, t, "state", "%d", XENBUS_STATE_INITIALISED);
 		if (!ok) {
 			r = -errno;
@@ -199,6 +227,7 @@ static int blkfront_initialise(struct blkfront *bf)
 		return r;
 	}
 	bf->rings_up = true;
+	memcpy(bf->be_instance, inst, sizeof(inst));
 	log_info("vbd %u: frontend %s -> Initialised (%u queue%s, ring order %u)", bf->devid,
 		 xenbus_st_name(bf->state), bf->nr_queues, bf->nr_queues > 1 ? "s" : "",
 		 bf->ring_order);
@@ -277,11 +306,64 @@ static void blkfront_disconnect(struct blkfront *bf, int st)
 	bf_queues_teardown(bf, true);
 	bf_grants_end_persistent(bf);
 	bf->rings_up = false;
+	bf->kept = false;
+	bf->be_instance[0] = 0;
 	atomic_store_explicit(&bf->backend_lost, false, memory_order_release);
 	xs_transaction_t t = XBT_NULL;
 	rm_ring_keys(bf, t);
 	if (bf->state != st)
 		set_state(bf, st);
+}
+
+/* The backend instance died (our ports were closed by the hv, which has
+ * revoked every mapping the instance held) or a new instance announced
+ * itself: put every request back in the queued part of the shadow and
+ * reset each ring in place, keeping its segment, grants, event channel
+ * (unbound again, for the same domain to bind) and xenstore keys, so the
+ * next instance of the same domain can take them as they are
+ * (docs/recovery.md, "Fast reconnect"). No hypercall, no xenstore write:
+ * the new instance waits until we echo its drvdom-instance, which we do
+ * only after this. The grants stay with the domain they were made for;
+ * nothing here is shown to anyone who could not already see it. */
+static void blkfront_keep_rings(struct blkfront *bf)
+{
+	if (bf->connected || !bf->kept)
+		log_info("vbd %u: backend gone; %u requests kept for replay, rings kept",
+			 bf->devid, bf->stats.shadow_live);
+	bf->connected = false;
+	bf_shadow_requeue_all(bf);
+	for (unsigned i = 0; i < bf->nr_queues; i++) {
+		struct bf_queue *q = &bf->queues[i];
+		blkif_ring_front_init(&q->ring, q->ring_seg->base, bf->ring_order);
+		q->sent = 0;
+		q->pushed = false;
+	}
+	atomic_store_explicit(&bf->backend_lost, false, memory_order_release);
+	bf->kept = true;
+	bf->be_instance[0] = 0;
+}
+
+/* Kept rings -> Initialised for backend instance inst (in InitWait): its
+ * geometry must be the one the rings were made with, else the full
+ * handshake. The echo goes first: a backend that reads it knows the keys
+ * and rings are for it, whatever state it reads with it. Two writes,
+ * no transaction. Returns 0, -EAGAIN (geometry differs) or -errno. */
+static int blkfront_reinitialise(struct blkfront *bf, const char *inst)
+{
+	unsigned order, nq;
+	backend_ring_geometry(bf, &order, &nq);
+	if (order != bf->ring_order || nq != bf->nr_queues) {
+		log_info("vbd %u: the new backend offers order %u, %u queues (had %u, %u): full "
+			 "handshake",
+			 bf->devid, order, nq, bf->ring_order, bf->nr_queues);
+		return -EAGAIN;
+	}
+	if (!write_key(bf, XBT_NULL, "drvdom-backend-instance", "%s", inst))
+		return -errno;
+	snprintf(bf->be_instance, sizeof(bf->be_instance), "%s", inst);
+	bf->kept = false;
+	set_state(bf, XENBUS_STATE_INITIALISED);
+	return 0;
 }
 
 /* any -> Closed: our device is being removed. Nothing will be replayed:
@@ -401,6 +483,37 @@ void blkfront_watch_event(struct blkfront *bf)
 		if (bf->state == XENBUS_STATE_CLOSED && fe == XENBUS_STATE_CLOSED && !bf->head &&
 		    !bf->ever_connected)
 			break;
+		if (lost && bf->rings_up && !bf->broken) {
+			/* The instance died: keep the rings for the next one. */
+			blkfront_keep_rings(bf);
+			continue;
+		}
+		if (bf->rings_up && !bf->broken &&
+		    (be == XENBUS_STATE_INIT_WAIT || (bf->kept && be == XENBUS_STATE_CONNECTED))) {
+			char inst[24];
+			bool have = read_be_instance(bf, inst);
+			if (have && strcmp(inst, bf->be_instance)) {
+				/* Connected: the dead instance's state, not yet
+				 * replaced. InitWait: a new instance waiting for
+				 * our echo (we may not have seen the old one go). */
+				if (be == XENBUS_STATE_CONNECTED)
+					break;
+				if (!bf->kept)
+					blkfront_keep_rings(bf);
+				if (blkfront_reinitialise(bf, inst) == 0)
+					continue;
+				blkfront_disconnect(bf, XENBUS_STATE_INITIALISING);
+				continue;
+			}
+			if (!have && bf->kept) {
+				/* A backend without the extension: wait for it to
+				 * come back, then the full handshake. */
+				if (be == XENBUS_STATE_CONNECTED)
+					break;
+				blkfront_disconnect(bf, XENBUS_STATE_INITIALISING);
+				continue;
+			}
+		}
 		if (lost || (bf->broken && bf->rings_up && be != XENBUS_STATE_CONNECTED) ||
 		    ((be <= XENBUS_STATE_INITIALISING || be >= XENBUS_STATE_CLOSING) &&
 		     bf->rings_up)) {
