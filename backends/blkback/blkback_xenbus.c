@@ -434,17 +434,19 @@ static int blkback_dev_init_wait(struct blkback_dev *d)
 
 /* --- what the frontend did ------------------------------------------------- */
 
-/* A drvdom frontend echoes the drvdom-instance it set its rings up (or
- * reset them) for as drvdom-backend-instance, in the same step as its ring
- * keys or before its state. Another instance's name means the keys and
- * the state are those of a connection to an instance before us (a crash):
- * wait for the echo rather than map rings the frontend is about to reset
- * (docs/recovery.md, "Fast reconnect"). No key: a frontend that does not
- * know the extension (Linux, the test frontends): the plain handshake. */
+/* A drvdom frontend says in drvdom-backend-instance which backend instance
+ * its ring keys and rings are for (docs/recovery.md, "Fast reconnect"):
+ * "I" (set up for, or in use by, instance I) or "!D" (reset after
+ * instance D died: for any instance but D). Anything else means keys and
+ * rings of a connection to an instance before us, which the frontend has
+ * not reset yet: wait for it rather than map them. No key: a frontend that
+ * does not know the extension (Linux, the test frontends): the plain
+ * handshake. */
 static bool frontend_ready_for_us(struct blkback_dev *d)
 {
 	char *echo = store_get(d->bb, d->fe_path, "drvdom-backend-instance");
-	bool ok = !echo || !strcmp(echo, d->bb->instance);
+	bool ok = !echo || !strcmp(echo, d->bb->instance) ||
+		  (echo[0] == '!' && strcmp(echo + 1, d->bb->instance));
 	if (!ok)
 		log_debug("%s: frontend still set up for instance %.24s", d->name, echo);
 	free(echo);

@@ -123,11 +123,11 @@ struct blkfront {
 	bool failed;		   /* the backend domain failed for good: EIO */
 	bool unhooked;		   /* watches and poller removed (blkfront_destroy) */
 	/* Fast reconnect (docs/recovery.md): the rings of a backend instance
-	 * that died, reset in place and kept for the next instance; and the
-	 * backend's drvdom-instance our ring keys were published (or reset)
-	 * for, echoed as drvdom-backend-instance ("" if none). */
+	 * that died (dead_instance), reset in place and kept for the next one;
+	 * be_instance: the backend's drvdom-instance our rings are for,
+	 * echoed as drvdom-backend-instance ("" if none, or while kept). */
 	bool kept;
-	char be_instance[24];
+	char be_instance[24], dead_instance[24];
 
 	/* Negotiated. */
 	unsigned nr_queues, ring_order, max_indirect, max_segs;

@@ -27,6 +27,7 @@
 
 #include "common/log.h"
 #include "hv/evloop.h"
+#include "hv/evtchn.h"
 #include "hv/hvc.h"
 #include "ring/xenbus.h"
 #include "xenstore/include/xenstore.h"
@@ -315,21 +316,22 @@ static void blkfront_disconnect(struct blkfront *bf, int st)
 		set_state(bf, st);
 }
 
-/* The backend instance died (our ports were closed by the hv, which has
- * revoked every mapping the instance held) or a new instance announced
- * itself: put every request back in the queued part of the shadow and
- * reset each ring in place, keeping its segment, grants, event channel
- * (unbound again, for the same domain to bind) and xenstore keys, so the
- * next instance of the same domain can take them as they are
- * (docs/recovery.md, "Fast reconnect"). No hypercall, no xenstore write:
- * the new instance waits until we echo its drvdom-instance, which we do
- * only after this. The grants stay with the domain they were made for;
- * nothing here is shown to anyone who could not already see it. */
+/* The backend instance we were connected to died (our ports were closed
+ * by the hv, which has revoked every mapping the instance held) or a new
+ * instance announced itself: put every request back in the queued part of
+ * the shadow and reset each ring in place, keeping its segment, grants,
+ * event channel (unbound again, for the same domain to bind) and xenstore
+ * keys, for the next instance of the same domain to take as they are. No
+ * hypercall; two xenstore writes: the echo "!DEAD" (these keys and rings
+ * are fresh for any instance but DEAD) and our state Initialised, so an
+ * instance that comes up after this connects at once instead of waiting
+ * for us to see its InitWait (docs/recovery.md, "Fast reconnect"). The
+ * grants stay with the domain they were made for: nothing here is shown to
+ * anyone who could not already see it. */
 static void blkfront_keep_rings(struct blkfront *bf)
 {
-	if (bf->connected || !bf->kept)
-		log_info("vbd %u: backend gone; %u requests kept for replay, rings kept",
-			 bf->devid, bf->stats.shadow_live);
+	log_info("vbd %u: backend instance %s gone; %u requests kept for replay, rings kept",
+		 bf->devid, bf->be_instance, bf->stats.shadow_live);
 	bf->connected = false;
 	bf_shadow_requeue_all(bf);
 	for (unsigned i = 0; i < bf->nr_queues; i++) {
@@ -339,31 +341,28 @@ static void blkfront_keep_rings(struct blkfront *bf)
 		q->pushed = false;
 	}
 	atomic_store_explicit(&bf->backend_lost, false, memory_order_release);
-	bf->kept = true;
+	memcpy(bf->dead_instance, bf->be_instance, sizeof(bf->dead_instance));
 	bf->be_instance[0] = 0;
+	bf->kept = true;
+	/* The echo first: a backend that reads it may use the keys with
+	 * whatever state it reads beside it. */
+	if (!write_key(bf, XBT_NULL, "drvdom-backend-instance", "!%s", bf->dead_instance))
+		log_warn("vbd %u: writing drvdom-backend-instance: %s", bf->devid, strerror(errno));
+	set_state(bf, XENBUS_STATE_INITIALISED);
 }
 
-/* Kept rings -> Initialised for backend instance inst (in InitWait): its
- * geometry must be the one the rings were made with, else the full
- * handshake. The echo goes first: a backend that reads it knows the keys
- * and rings are for it, whatever state it reads with it. Two writes,
- * no transaction. Returns 0, -EAGAIN (geometry differs) or -errno. */
-static int blkfront_reinitialise(struct blkfront *bf, const char *inst)
+/* Kept rings, backend instance inst Connected to them: claim the rings for
+ * it (the echo "inst": from now on they hold requests only inst may see
+ * answered, so no later instance may take them before we reset them
+ * again), then the usual connect. The claim is written before anything is
+ * put on a ring. */
+static int blkfront_reconnect(struct blkfront *bf, const char *inst)
 {
-	unsigned order, nq;
-	backend_ring_geometry(bf, &order, &nq);
-	if (order != bf->ring_order || nq != bf->nr_queues) {
-		log_info("vbd %u: the new backend offers order %u, %u queues (had %u, %u): full "
-			 "handshake",
-			 bf->devid, order, nq, bf->ring_order, bf->nr_queues);
-		return -EAGAIN;
-	}
 	if (!write_key(bf, XBT_NULL, "drvdom-backend-instance", "%s", inst))
 		return -errno;
 	snprintf(bf->be_instance, sizeof(bf->be_instance), "%s", inst);
 	bf->kept = false;
-	set_state(bf, XENBUS_STATE_INITIALISED);
-	return 0;
+	return blkfront_connect(bf);
 }
 
 /* any -> Closed: our device is being removed. Nothing will be replayed:
@@ -398,12 +397,32 @@ static int blkfront_release(struct blkfront *bf, bool leak)
 	return r;
 }
 
-/* A port of ours was closed under us (poller, loop thread). */
+/* A port of ours was closed under us (poller, loop thread). The xenbus
+ * code decides what it means (a stale report is ignored there) and stops
+ * the data path if it is real. */
 void bf_handle_lost(struct blkfront *bf)
 {
-	bf->connected = false;
-	bf_shadow_requeue_all(bf);
+	if (bf->failed || bf->detached) {
+		atomic_store_explicit(&bf->backend_lost, false, memory_order_release);
+		return;
+	}
 	blkfront_watch_event(bf);
+}
+
+/* A closed port was reported: is it still unbound at the hv? The instance
+ * we were connected to died (it is), or the report is one of the dead
+ * instance's, read only after we reconnected to the next one, whose bind
+ * the hv has made since (it is not). One round trip per queue, on this
+ * rare path only. */
+static bool bf_loss_is_real(struct blkfront *bf)
+{
+	for (unsigned i = 0; i < bf->nr_queues; i++) {
+		struct hv_evtchn_status_rep st;
+		if (evtchn_status(bf->env.h, DOMID_SELF, bf->queues[i].port, &st) ||
+		    st.status != EVTCHNSTAT_interdomain || st.remote_dom != bf->backend_id)
+			return true;
+	}
+	return false;
 }
 
 void bf_backend_broken(struct blkfront *bf, const char *why)
@@ -460,6 +479,13 @@ void blkfront_watch_event(struct blkfront *bf)
 		int be = (int)read_u64(bf, bf->be_path, "state", XENBUS_STATE_UNKNOWN);
 		int fe = (int)read_u64(bf, bf->fe_path, "state", XENBUS_STATE_UNKNOWN);
 		bool lost = atomic_load_explicit(&bf->backend_lost, memory_order_acquire);
+		if (lost && (bf->kept || (bf->rings_up && bf->be_instance[0] && !bf->broken &&
+					  !bf_loss_is_real(bf)))) {
+			/* Kept rings: their ports are unbound anyway, and rebound
+			 * by the next instance. Else a stale report. */
+			atomic_store_explicit(&bf->backend_lost, false, memory_order_release);
+			lost = false;
+		}
 		if (be != bf->be_state)
 			log_debug("vbd %u: backend %s", bf->devid, xenbus_st_name(be));
 		bf->be_state = be;
@@ -483,29 +509,20 @@ void blkfront_watch_event(struct blkfront *bf)
 		if (bf->state == XENBUS_STATE_CLOSED && fe == XENBUS_STATE_CLOSED && !bf->head &&
 		    !bf->ever_connected)
 			break;
-		if (lost && bf->rings_up && !bf->broken) {
-			/* The instance died: keep the rings for the next one. */
-			blkfront_keep_rings(bf);
-			continue;
-		}
-		if (bf->rings_up && !bf->broken &&
-		    (be == XENBUS_STATE_INIT_WAIT || (bf->kept && be == XENBUS_STATE_CONNECTED))) {
+		if (bf->rings_up && !bf->broken && bf->be_instance[0] &&
+		    (lost || be == XENBUS_STATE_INIT_WAIT)) {
+			/* Our instance died (lost), or a new one waits in
+			 * InitWait (we may not have seen the old one go). */
 			char inst[24];
-			bool have = read_be_instance(bf, inst);
-			if (have && strcmp(inst, bf->be_instance)) {
-				/* Connected: the dead instance's state, not yet
-				 * replaced. InitWait: a new instance waiting for
-				 * our echo (we may not have seen the old one go). */
-				if (be == XENBUS_STATE_CONNECTED)
-					break;
-				if (!bf->kept)
-					blkfront_keep_rings(bf);
-				if (blkfront_reinitialise(bf, inst) == 0)
-					continue;
-				blkfront_disconnect(bf, XENBUS_STATE_INITIALISING);
+			if (lost || (read_be_instance(bf, inst) && strcmp(inst, bf->be_instance))) {
+				blkfront_keep_rings(bf);
 				continue;
 			}
-			if (!have && bf->kept) {
+		}
+		if (bf->kept && !bf->broken &&
+		    (be == XENBUS_STATE_INIT_WAIT || be == XENBUS_STATE_CONNECTED)) {
+			char inst[24];
+			if (!read_be_instance(bf, inst)) {
 				/* A backend without the extension: wait for it to
 				 * come back, then the full handshake. */
 				if (be == XENBUS_STATE_CONNECTED)
@@ -513,6 +530,13 @@ void blkfront_watch_event(struct blkfront *bf)
 				blkfront_disconnect(bf, XENBUS_STATE_INITIALISING);
 				continue;
 			}
+			/* The dead instance's state not yet replaced, or a new
+			 * one on its way to Connected (our "!DEAD" lets it). */
+			if (!strcmp(inst, bf->dead_instance) || be == XENBUS_STATE_INIT_WAIT)
+				break;
+			if (blkfront_reconnect(bf, inst))
+				log_warn("vbd %u: reconnecting to instance %s failed", bf->devid, inst);
+			continue;
 		}
 		if (lost || (bf->broken && bf->rings_up && be != XENBUS_STATE_CONNECTED) ||
 		    ((be <= XENBUS_STATE_INITIALISING || be >= XENBUS_STATE_CLOSING) &&
