@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -26,7 +27,16 @@
 
 #define HV_BACKOFF_FIRST_MS 10u
 #define HV_BACKOFF_MAX_MS 1000u
-#define HV_SPARE_DELAY_MS 50u /* after a restart, before the next spare */
+/* After a restart, before the next spare is spawned: the spawn (namespaces,
+ * exec, the kernel's own start-up: 3-80 ms of CPU on a loaded 2-core host,
+ * the hv blocked for part of it) must not compete with the failover it
+ * follows, which takes the new instance and its frontends a few ms, tens
+ * under load (docs/recovery.md, "Fast reconnect"). */
+#define HV_SPARE_DELAY_MS 250u
+/* A spare starts up at this nice value and gets 0 back when it takes over,
+ * so its start-up yields to everything running (only with CAP_SYS_NICE,
+ * i.e. as root: without it the hv could not give the priority back). */
+#define HV_SPARE_NICE 10
 #define HV_CRASH_HIST_MAX 1024u
 
 #define NS_PER_MS 1000000ull
@@ -364,6 +374,10 @@ static void hv_rec_restart(struct hv_rec *rec)
 		epoll_ctl(hv.epfd, EPOLL_CTL_DEL, sp->pidfd, NULL);
 	rec->restart_at_ns = 0;
 	rec->restarts++;
+	/* Its priority back before it runs as the domain (HV_SPARE_NICE). */
+	if (sp && geteuid() == 0 && setpriority(PRIO_PROCESS, (id_t)sp->pid, 0))
+		log_warn("domain %u (%s): standby instance nice 0: %s", rec->domid, rec->name,
+			 strerror(errno));
 	int r = hv_dom_start(rec, sp);
 	if (r) {
 		char what[80];
@@ -405,6 +419,9 @@ static void hv_rec_start_spare(struct hv_rec *rec)
 		return;
 	}
 	sp->rec = rec;
+	if (geteuid() == 0 && setpriority(PRIO_PROCESS, (id_t)sp->pid, HV_SPARE_NICE))
+		log_debug("domain %u (%s): standby instance nice %d: %s", rec->domid, rec->name,
+			  HV_SPARE_NICE, strerror(errno));
 	sp->ev = (struct hv_ev){HV_EV_SPARE, sp};
 	hv_epoll_add(sp->pidfd, &sp->ev);
 	rec->spare = sp;
