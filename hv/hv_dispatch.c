@@ -417,6 +417,11 @@ void hv_conn_readable(struct hv_conn *c)
 		if (errno == EAGAIN || errno == EINTR)
 			return;
 		n = 0; /* ECONNRESET and the like: as EOF */
+		/* A failed recvmsg leaves msg_controllen as we set it: the
+		 * buffer holds an earlier message's fds (stack leftovers), and
+		 * "closing" them closed live fds of other domains (a dying
+		 * domain's ECONNRESET closed a guest's segment). */
+		mh.msg_controllen = 0;
 	}
 	for (struct cmsghdr *ch = CMSG_FIRSTHDR(&mh); ch; ch = CMSG_NXTHDR(&mh, ch)) {
 		if (ch->cmsg_level != SOL_SOCKET || ch->cmsg_type != SCM_RIGHTS)
