@@ -52,7 +52,6 @@ struct evloop {
 	void *progress_arg;
 	bool stall_told; /* the hv was told of a stall: it kills us */
 	bool one_cpu;	      /* the thread may run on one CPU only: never spin */
-	bool spin_idle;	      /* the last spin found nothing: see spin_budget() */
 	uint64_t aff_check_ns; /* when one_cpu was last looked up */
 	struct evloop_stats st;
 };
@@ -293,26 +292,14 @@ static void affinity_check(struct evloop *l, uint64_t now)
 		l->one_cpu = CPU_COUNT(&set) == 1;
 }
 
-/* How long after the last work the loop would spin. */
-static uint64_t spin_budget_full(const struct evloop *l)
+/* How long after the last work the loop keeps spinning. */
+static uint64_t spin_budget(const struct evloop *l)
 {
+	if (l->one_cpu)
+		return 0;
 	if (l->pending && l->spin_ns && l->wait_spin_ns > l->spin_ns)
 		return l->wait_spin_ns;
 	return l->spin_ns;
-}
-
-/* How long after the last work the loop keeps spinning: not at all on one
- * CPU (above), nor after a spin that ran out its budget without work until
- * a sleep ends within that budget again (the adaptive rule of the kernel's
- * haltpoll). Isolated packets (a ping every few ms) then cost no spin: a
- * spinning waker also keeps its CPU busy, so the scheduler wakes the peer
- * on the other CPU, which on an idle (halted) vCPU costs far more than the
- * spin can save. A stream, whose work comes within the budget, spins. */
-static uint64_t spin_budget(const struct evloop *l)
-{
-	if (l->one_cpu || l->spin_idle)
-		return 0;
-	return spin_budget_full(l);
 }
 
 void evloop_stop(struct evloop *l)
@@ -476,7 +463,6 @@ int evloop_run_once(struct evloop *l, int timeout_ms)
 			}
 		}
 		l->st.spin_ns += now - start;
-		l->spin_idle = true;
 	}
 	/* Final check before sleeping: pollers re-arm and look again. */
 	if (l->npollers) {
@@ -488,14 +474,11 @@ int evloop_run_once(struct evloop *l, int timeout_ms)
 	}
 	if (atomic_load_explicit(&l->stop, memory_order_relaxed))
 		return total;
-	uint64_t slept = now_ns();
 	r = wait_fds(l, timeout_ms);
 	if (r < 0)
 		return r;
 	total += r;
 	now = now_ns();
-	if (r && now - slept < spin_budget_full(l))
-		l->spin_idle = false; /* a spin would have caught this */
 	l->last_fdcheck_ns = now;
 	if (r)
 		l->last_work_ns = now; /* a wake-up usually brings more work */

@@ -10,7 +10,6 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -224,53 +223,6 @@ START_TEST(loop_pollers_spin_then_sleep)
 }
 END_TEST
 
-/* The adaptive rule: a spin that ran out without work turns spinning off
- * until a sleep ends within the budget (hv/evloop.c spin_budget). */
-START_TEST(loop_spin_adapts_to_gaps)
-{
-	struct evloop *l;
-	cpu_set_t all;
-	CPU_ZERO(&all);
-	for (int i = 0; i < 1024 && i < CPU_SETSIZE; i++)
-		CPU_SET(i, &all);
-	(void)sched_setaffinity(0, sizeof(all), &all); /* one CPU never spins */
-	ck_assert_int_eq(evloop_create(NULL, &l), 0);
-	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	ck_assert_int_ge(efd, 0);
-	ck_assert_int_eq(evloop_add_fd(l, efd, EPOLLIN, on_fd, NULL), 0);
-	struct pstate ps = {.work_left = 1};
-	ck_assert_int_eq(evloop_add_poller(l, poller, &ps), 0);
-	evloop_set_spin_ns(l, 5 * 1000 * 1000);
-	struct evloop_stats st0, st1, st2, st3;
-	ck_assert_int_eq(evloop_run_once(l, 0), 1);
-	/* Nothing comes: the spin runs out (spinning turns off), then sleeps. */
-	ck_assert_int_eq(evloop_run_once(l, 1), 0);
-	evloop_get_stats(l, &st0);
-	ck_assert_uint_gt(st0.spin_ns, 0);
-	/* Work again, then a gap: no spin this time, straight to sleep. */
-	ps.work_left = 1;
-	ck_assert_int_eq(evloop_run_once(l, 0), 1);
-	ck_assert_int_eq(evloop_run_once(l, 1), 0);
-	evloop_get_stats(l, &st1);
-	ck_assert_uint_eq(st1.spin_ns, st0.spin_ns);
-	ck_assert_uint_eq(st1.sleeps, st0.sleeps + 1);
-	/* A wake-up that comes at once (within the budget): spinning pays
-	 * again, and the next gap is spun through before sleeping. */
-	uint64_t one = 1;
-	ck_assert_int_eq(write(efd, &one, sizeof(one)), 8);
-	fd_calls = 0;
-	ck_assert_int_eq(evloop_run_once(l, 1000), 1);
-	ck_assert_int_eq(fd_calls, 1);
-	evloop_get_stats(l, &st2);
-	ck_assert_int_eq(evloop_run_once(l, 1), 0);
-	evloop_get_stats(l, &st3);
-	ck_assert_uint_gt(st3.spin_ns, st2.spin_ns);
-	evloop_del_fd(l, efd);
-	close(efd);
-	evloop_destroy(l);
-}
-END_TEST
-
 static int final_finds_work(void *arg, unsigned flags)
 {
 	int *n = arg;
@@ -332,7 +284,6 @@ Suite *evtchn_suite(void)
 	tcase_add_test(tc, loop_delete_from_callback);
 	tcase_add_test(tc, loop_pollers_spin_then_sleep);
 	tcase_add_test(tc, loop_final_check_prevents_sleep);
-	tcase_add_test(tc, loop_spin_adapts_to_gaps);
 	tcase_add_test(tc, loop_stop_from_other_thread);
 	suite_add_tcase(s, tc);
 	return s;
