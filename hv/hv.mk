@@ -3,7 +3,7 @@
 # test domain kernels it starts. The domain-side library is in hv/lib.mk.
 BINS += drvdom-hv
 drvdom-hv_SRCS := hv/hv_main.c hv/hv_call.c hv/hv_dispatch.c hv/hv_domain.c \
-	hv/hv_sandbox.c hv/hv_grant.c hv/hv_evtchn.c hv/hv_recovery.c
+	hv/hv_sandbox.c hv/hv_grant.c hv/hv_evtchn.c hv/hv_recovery.c hv/hv_affinity.c
 drvdom-hv_DEPLIBS := drvdom
 drvdom-hv_LIBS := $(SECCOMP_LIBS)
 

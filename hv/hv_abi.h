@@ -102,6 +102,7 @@ enum hv_op {
 	HV_OP_DOMCTL_SUBSCRIBE = 39,
 	HV_OP_DOMCTL_REVOKE_DEVICE = 40,
 	HV_OP_DOMCTL_SET_POLICY = 41, /* crash recovery (docs/recovery.md) */
+	HV_OP_DOMCTL_SET_AFFINITY = 42, /* cpus = (docs/hv.md, "CPU placement") */
 };
 
 enum hv_evt {
@@ -346,6 +347,21 @@ struct hv_policy_req {
 _Static_assert(sizeof(struct hv_policy_req) == 16, "hv_policy_req size");
 #define HV_POLICY_DEFAULT_MAX_RESTARTS 5u
 #define HV_POLICY_DEFAULT_WINDOW_MS 60000u
+
+/* HV_OP_DOMCTL_SET_AFFINITY (dom0): the CPUs every thread of domid runs
+ * on (xl.cfg's cpus =, xl vcpu-pin): bit n of mask is CPU n (the first
+ * 1024). The hv applies it to the live instance and its parked spare at
+ * once and to every instance it starts later (restarts, spares); all bits
+ * clear: no placement (the instances already running keep theirs). -EINVAL
+ * when the mask names no online CPU. */
+#define HV_AFFINITY_WORDS 16u
+struct hv_affinity_req {
+	domid_t domid;
+	uint16_t pad;
+	uint32_t pad2;
+	uint64_t mask[HV_AFFINITY_WORDS];
+};
+_Static_assert(sizeof(struct hv_affinity_req) == 136, "hv_affinity_req size");
 
 /* HV_EVT_DOMAIN_RESTARTED (to dom0 subscribers): a new instance of domid
  * runs, with a fresh xenstore page (grant ref 1, frame store_frame) and

@@ -38,6 +38,7 @@ static const struct hv_op_desc hv_ops[] = {
 	{HV_OP_DOMCTL_SUBSCRIBE, "DOMCTL_SUBSCRIBE", 0, 0, 0, 0, 0, true, false},
 	{HV_OP_DOMCTL_REVOKE_DEVICE, "DOMCTL_REVOKE_DEVICE", sizeof(struct hv_assign_device_req), 0, 0, 0, 0, true, false},
 	{HV_OP_DOMCTL_SET_POLICY, "DOMCTL_SET_POLICY", sizeof(struct hv_policy_req), 0, 0, 0, 0, true, false},
+	{HV_OP_DOMCTL_SET_AFFINITY, "DOMCTL_SET_AFFINITY", sizeof(struct hv_affinity_req), 0, 0, 0, 0, true, false},
 };
 /* clang-format on */
 

@@ -391,6 +391,12 @@ static void hv_op(struct hv_conn *c, const struct hv_hdr *h, const uint8_t *p, i
 		r = hv_rec_set_policy(&q);
 		break;
 	}
+	case HV_OP_DOMCTL_SET_AFFINITY: {
+		struct hv_affinity_req q;
+		memcpy(&q, p, sizeof(q));
+		r = hv_rec_set_affinity(&q);
+		break;
+	}
 	}
 	hv_close_fds(fds, nfds);
 	hv_send(c, h->op, h->id, r, r ? NULL : rep.raw, r ? 0 : rlen, r ? NULL : rfds,

@@ -142,6 +142,7 @@ int hv_dom_spawn(struct hv_rec *rec, int *sock, int *con_out, pid_t *pid, int *p
 			     rec->memory, pid, pidfd);
 	if (r)
 		goto fail;
+	hv_affinity_apply(rec, *pid);
 	close(sv[1]);
 	close(con[1]);
 	*sock = sv[0];

@@ -192,6 +192,7 @@ struct hv_rec {
 	uint64_t start_ns;	/* first creation */
 	struct hv_dom *dom;	/* the live instance, or NULL */
 	struct hv_spare *spare;
+	uint64_t cpumask[HV_AFFINITY_WORDS]; /* cpus =; all clear: anywhere */
 };
 
 struct hv {
@@ -329,6 +330,10 @@ int hv_rec_new(domid_t domid, const char *name, uint32_t flags, uint64_t memory,
 void hv_rec_free(struct hv_rec *rec);
 /* The record of domid, or NULL. */
 struct hv_rec *hv_rec_get(domid_t domid);
+/* hv_affinity.c: DOMCTL_SET_AFFINITY, and the placement of a new instance
+ * (hv_dom_spawn calls it for every instance it starts). */
+int hv_rec_set_affinity(const struct hv_affinity_req *q);
+void hv_affinity_apply(const struct hv_rec *rec, pid_t pid);
 /* A device was assigned to d: keep a dup of its fd for later instances. */
 void hv_rec_device_assigned(struct hv_rec *rec, const char *name, int fd);
 /* DOMCTL_REVOKE_DEVICE (taken or not): forget the kept copy. */

@@ -765,6 +765,14 @@ int hvc_domctl_set_policy(struct hvc *h, const struct hv_policy_req *p)
 	return hvc_call_exact(h, &m);
 }
 
+int hvc_domctl_set_affinity(struct hvc *h, const struct hv_affinity_req *q)
+{
+	if (!q)
+		return -EINVAL;
+	struct hvc_msg m = {.op = HV_OP_DOMCTL_SET_AFFINITY, .req = q, .req_len = sizeof(*q)};
+	return hvc_call_exact(h, &m);
+}
+
 uint32_t hvc_watchdog_ms(const struct hvc *h)
 {
 	return atomic_load_explicit(&((struct hvc *)h)->watchdog_ms, memory_order_relaxed);

@@ -176,5 +176,8 @@ int hvc_domctl_subscribe(struct hvc *h);
  * limit, watchdog, standby. Blocks for one round trip. Returns 0 or -errno
  * (-ESRCH, -EINVAL: bad values, standby without restart). */
 int hvc_domctl_set_policy(struct hvc *h, const struct hv_policy_req *p);
+/* DOMCTL_SET_AFFINITY: where domid's instances run, now and after restarts
+ * (struct hv_affinity_req). */
+int hvc_domctl_set_affinity(struct hvc *h, const struct hv_affinity_req *q);
 
 #endif

@@ -9,7 +9,6 @@
 #include "tools/xlcfg.h"
 #include "xenstore/include/xenstore.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -167,31 +166,15 @@ static const char *const known_keys[] = {
 };
 
 /* cpus = (xl.cfg's vCPU affinity; here the CPUs the domain's processes run
- * on): pin every thread of process pid to set. Threads started later
- * inherit it from the thread that starts them; a second pass catches one
- * started while the first pass ran. 0 or -errno. */
-static int domain_set_cpus(pid_t pid, const cpu_set_t *set)
+ * on): the hv keeps it and places this instance and every later one (a
+ * restart, a spare) there. 0 or -errno. */
+static int domain_set_cpus(struct hvc *h, domid_t domid, const cpu_set_t *set)
 {
-	char p[64];
-	snprintf(p, sizeof(p), "/proc/%d/task", (int)pid);
-	for (int pass = 0; pass < 2; pass++) {
-		DIR *d = opendir(p);
-		if (!d)
-			return -errno;
-		struct dirent *de;
-		while ((de = readdir(d))) {
-			if (de->d_name[0] == '.')
-				continue;
-			if (sched_setaffinity((pid_t)atoi(de->d_name), sizeof(*set), set) &&
-			    errno != ESRCH) {
-				int e = -errno;
-				closedir(d);
-				return e;
-			}
-		}
-		closedir(d);
-	}
-	return 0;
+	struct hv_affinity_req q = {.domid = domid};
+	for (unsigned c = 0; c < HV_AFFINITY_WORDS * 64 && c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, set))
+			q.mask[c / 64] |= 1ull << (c % 64);
+	return hvc_domctl_set_affinity(h, &q);
 }
 
 /* The crash-recovery keys (docs/recovery.md): on_crash, standby = 0|1,
@@ -463,7 +446,7 @@ int tool_cmd_create(int argc, char **argv)
 	}
 	struct hv_domain_info di;
 	r = hvc_domain_info(h, cr.domid, &di);
-	if (!r && pin && (r = domain_set_cpus(di.pid, &cpus)))
+	if (!r && pin && (r = domain_set_cpus(h, di.domid, &cpus)))
 		fprintf(stderr, "drvdom: cpus: cannot pin domain %u: %s\n", di.domid,
 			strerror(-r));
 	if (!r)

@@ -184,39 +184,6 @@ START_TEST(test_ping_wire)
 }
 END_TEST
 
-/* Every thread of process pid may run on exactly the CPUs in want. */
-static void assert_cpus(int pid, const char *want)
-{
-	char p[64], line[256];
-	snprintf(p, sizeof(p), "/proc/%d/task", pid);
-	DIR *d = opendir(p);
-	ck_assert_ptr_nonnull(d);
-	struct dirent *de;
-	int n = 0;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		char sp[320];
-		snprintf(sp, sizeof(sp), "/proc/%d/task/%s/status", pid, de->d_name);
-		FILE *f = fopen(sp, "r");
-		if (!f)
-			continue; /* the thread ended */
-		while (fgets(line, sizeof(line), f)) {
-			if (!strncmp(line, "Cpus_allowed_list:", 18)) {
-				char *v = line + 18;
-				v += strspn(v, " \t");
-				v[strcspn(v, "\n")] = 0;
-				ck_assert_msg(!strcmp(v, want), "pid %d thread %s on CPUs %s, not %s",
-					      pid, de->d_name, v, want);
-				n++;
-			}
-		}
-		fclose(f);
-	}
-	closedir(d);
-	ck_assert_int_gt(n, 0);
-}
-
 /* cpus = pins a driver domain and a guest, drvdom exec runs on the
  * guest's CPUs, and traffic flows; a bad list or one naming no usable CPU
  * fails the create and leaves no domain behind. */
@@ -234,8 +201,8 @@ START_TEST(test_cpus_placement)
 				 "vif = [ 'mac=00:16:3e:00:00:02, ip=10.77.0.2/24, backend=netdom' ]\n");
 	SH_OK("drvdom create %s 'cpus=\"0\"'", g1);
 	wait_connected("g1");
-	assert_cpus(dom_pid("netdom"), "0");
-	assert_cpus(dom_pid("g1"), "0");
+	tt_assert_cpus(dom_pid("netdom"), "0");
+	tt_assert_cpus(dom_pid("g1"), "0");
 	SH_OK("drvdom exec g1 -- grep Cpus_allowed_list /proc/self/status");
 	ck_assert_msg(strstr(T.out, ":\t0\n"), "exec runs on: %s", T.out);
 	ping_ok("g1", "10.77.0.1");

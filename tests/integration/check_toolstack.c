@@ -136,7 +136,8 @@ START_TEST(crash_policy_keys)
 	}
 	snprintf(cfg, sizeof(cfg),
 		 "name = \"drv\"\ndriver_domain = 1\nkernel = \"%s/dom_recover\"\n"
-		 "on_crash = \"restart\"\nstandby = 1\nwatchdog_ms = 200\ncrash_limit = \"3/60\"\n",
+		 "on_crash = \"restart\"\nstandby = 1\nwatchdog_ms = 200\ncrash_limit = \"3/60\"\n"
+		 "cpus = \"0\"\n",
 		 T.tbin);
 	tt_file(&T, "drv.cfg", cfg);
 	SH_OK("drvdom create %s/drv.cfg", T.run);
@@ -151,6 +152,22 @@ START_TEST(crash_policy_keys)
 		usleep(20000);
 	}
 	ck_assert_str_eq(T.out, "running 1\n");
+	/* The spare that took over runs where cpus = put the first instance
+	 * (the hv keeps the placement across instances). */
+	SH_OK("drvdom list | awk '$2 == \"drv\" {print $1}'");
+	tt_assert_cpus(tt_dom_pid(&T, atoi(T.out)), "0");
+	/* And so does the next one, spawned by the hv after that failover. */
+	usleep(600000);
+	SH_OK("drvdom kill drv");
+	for (int i = 0; i < 100; i++) {
+		SH_OK("drvdom list | awk '$2 == \"drv\" {print $4, $6}'");
+		if (!strcmp(T.out, "running 2\n"))
+			break;
+		usleep(20000);
+	}
+	ck_assert_str_eq(T.out, "running 2\n");
+	SH_OK("drvdom list | awk '$2 == \"drv\" {print $1}'");
+	tt_assert_cpus(tt_dom_pid(&T, atoi(T.out)), "0");
 	SH_OK("drvdom destroy drv");
 	SH_OK("drvdom list");
 	ck_assert_msg(!strstr(T.out, " drv "), "drv left after destroy: %s", T.out);

@@ -154,3 +154,36 @@ int tt_dom_pid(struct tt *t, int id)
 		closedir(d);
 	return found;
 }
+
+/* Every thread of process pid may run on exactly the CPUs in want. */
+void tt_assert_cpus(int pid, const char *want)
+{
+	char p[64], line[256];
+	snprintf(p, sizeof(p), "/proc/%d/task", pid);
+	DIR *d = opendir(p);
+	ck_assert_ptr_nonnull(d);
+	struct dirent *de;
+	int n = 0;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char sp[320];
+		snprintf(sp, sizeof(sp), "/proc/%d/task/%s/status", pid, de->d_name);
+		FILE *f = fopen(sp, "r");
+		if (!f)
+			continue; /* the thread ended */
+		while (fgets(line, sizeof(line), f)) {
+			if (!strncmp(line, "Cpus_allowed_list:", 18)) {
+				char *v = line + 18;
+				v += strspn(v, " \t");
+				v[strcspn(v, "\n")] = 0;
+				ck_assert_msg(!strcmp(v, want), "pid %d thread %s on CPUs %s, not %s",
+					      pid, de->d_name, v, want);
+				n++;
+			}
+		}
+		fclose(f);
+	}
+	closedir(d);
+	ck_assert_int_gt(n, 0);
+}

@@ -28,6 +28,9 @@ int tt_sh(struct tt *t, const char *fmt, ...) __attribute__((format(printf, 2, 3
 const char *tt_file(struct tt *t, const char *rel, const char *text);
 /* Host pid of domain id of this instance (a child of its hv), 0 if none. */
 int tt_dom_pid(struct tt *t, int id);
+/* Every thread of process pid may run on exactly the CPUs in want (as
+ * /proc's Cpus_allowed_list prints them, e.g. "0" or "0-1"). */
+void tt_assert_cpus(int pid, const char *want);
 /* Number of processes whose command line mentions the run dir. */
 int tt_procs_using(const struct tt *t);
 

@@ -72,6 +72,7 @@ static const struct fixed_case fixed[] = {
     {HV_OP_DOMCTL_LIST, 0, 0},
     {HV_OP_DOMCTL_SUBSCRIBE, 0, 0},
     {HV_OP_DOMCTL_SET_POLICY, sizeof(struct hv_policy_req), 0},
+    {HV_OP_DOMCTL_SET_AFFINITY, sizeof(struct hv_affinity_req), 0},
 };
 #define NFIXED (sizeof(fixed) / sizeof(fixed[0]))
 
@@ -109,6 +110,7 @@ START_TEST(test_dom0_only_flags)
 	ck_assert(hv_call_desc(HV_OP_DOMCTL_CREATE)->dom0_only);
 	ck_assert(hv_call_desc(HV_OP_DOMCTL_REVOKE_DEVICE)->dom0_only);
 	ck_assert(hv_call_desc(HV_OP_DOMCTL_SET_POLICY)->dom0_only);
+	ck_assert(hv_call_desc(HV_OP_DOMCTL_SET_AFFINITY)->dom0_only);
 	ck_assert(hv_call_desc(HV_OP_DOMCTL_ASSIGN_DEVICE)->dom0_only);
 	ck_assert(hv_call_desc(HV_OP_DOMCTL_SUBSCRIBE)->dom0_only);
 	ck_assert_ptr_null(hv_call_desc(0));
