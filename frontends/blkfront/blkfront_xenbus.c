@@ -263,7 +263,6 @@ static int blkfront_connect(struct blkfront *bf)
 	free(mode);
 	if (!bf->persistent)
 		bf_grants_end_persistent(bf);
-	set_state(bf, XENBUS_STATE_CONNECTED);
 	bf->connected = true;
 	bf->broken = false;
 	log_info("vbd %u: connected: %" PRIu64 " sectors of %u bytes%s; %u queue%s, order %u, "
@@ -290,6 +289,9 @@ static int blkfront_connect(struct blkfront *bf)
 			bf->connected_cb(bf->connected_arg, bf);
 	}
 	bf_kick(bf);
+	/* Our state last: the backend serves without waiting for it, so a
+	 * replay does not wait for this round trip either. */
+	set_state(bf, XENBUS_STATE_CONNECTED);
 	return 0;
 }
 
