@@ -175,11 +175,78 @@ static int dev_read_queue(struct blkback_dev *d, const char *dir, unsigned order
 	return 0;
 }
 
-/* InitWait -> Connected. */
-static int blkback_dev_connect(struct blkback_dev *d)
+/* A strict unsigned decimal in [0, max]: its end in *end. */
+static bool parse_dec(const char *s, uint64_t max, uint64_t *out, const char **end)
+{
+	if (*s < '0' || *s > '9')
+		return false;
+	char *e;
+	errno = 0;
+	unsigned long long v = strtoull(s, &e, 10);
+	if (errno || v > max)
+		return false;
+	*out = v;
+	*end = e;
+	return true;
+}
+
+/* Every queue's ring refs and event channel, as the frontend published
+ * them. */
+struct dev_rings {
+	unsigned nq, order;
+	grant_ref_t refs[BLKBACK_MAX_QUEUES][1u << BLKBACK_MAX_RING_ORDER];
+	evtchn_port_t ports[BLKBACK_MAX_QUEUES];
+};
+
+/* drvdom-rings (docs/recovery.md, "Fast reconnect"): a drvdom frontend
+ * writes what its ring keys say once more in one key, in the transaction
+ * that publishes them, "order=O queues=N refs=R,R,... ports=P,..." (the
+ * 2^O refs of queue 0, then of queue 1, ...; one port per queue), so a
+ * connect reads one key, not 2 + 5 per queue. Anything but exactly that
+ * format within our limits: false, and the keys are read one by one. */
+static bool dev_read_rings_key(struct blkback_dev *d, struct dev_rings *out)
+{
+	char *v = store_get(d->bb, d->fe_path, "drvdom-rings");
+	if (!v)
+		return false;
+	const char *p = v;
+	uint64_t order = 0, nq = 0, x;
+	bool ok = !strncmp(p, "order=", 6) &&
+		  parse_dec(p + 6, BLKBACK_MAX_RING_ORDER, &order, &p) &&
+		  !strncmp(p, " queues=", 8) && parse_dec(p + 8, BLKBACK_MAX_QUEUES, &nq, &p) &&
+		  nq >= 1 && !strncmp(p, " refs=", 6);
+	if (ok)
+		p += 6;
+	for (unsigned q = 0; ok && q < nq; q++)
+		for (unsigned i = 0; ok && i < (1u << order); i++) {
+			if ((q || i) && *p++ != ',')
+				ok = false;
+			else if ((ok = parse_dec(p, UINT32_MAX, &x, &p)))
+				out->refs[q][i] = (grant_ref_t)x;
+		}
+	ok = ok && !strncmp(p, " ports=", 7);
+	if (ok)
+		p += 7;
+	for (unsigned q = 0; ok && q < nq; q++) {
+		if (q && *p++ != ',')
+			ok = false;
+		else if ((ok = parse_dec(p, HV_EVTCHN_PORTS - 1, &x, &p)))
+			out->ports[q] = (evtchn_port_t)x;
+	}
+	ok = ok && *p == 0;
+	if (!ok)
+		log_debug("%s: drvdom-rings not usable: the keys one by one", d->name);
+	free(v);
+	out->nq = (unsigned)nq;
+	out->order = (unsigned)order;
+	return ok;
+}
+
+/* The ring keys one by one (Xen's layout). */
+static int dev_read_rings(struct blkback_dev *d, struct dev_rings *out)
 {
 	struct blkback *bb = d->bb;
-	uint64_t nq, order, pers;
+	uint64_t nq, order;
 	if (store_get_uint(bb, d->fe_path, "multi-queue-num-queues", 1, &nq) == -EINVAL ||
 	    nq == 0 || nq > BLKBACK_MAX_QUEUES) {
 		dev_why(d, "bad multi-queue-num-queues (1..%u)", BLKBACK_MAX_QUEUES);
@@ -190,6 +257,33 @@ static int blkback_dev_connect(struct blkback_dev *d)
 		dev_why(d, "bad ring-page-order (0..%u)", BLKBACK_MAX_RING_ORDER);
 		return -EINVAL;
 	}
+	out->nq = (unsigned)nq;
+	out->order = (unsigned)order;
+	for (unsigned i = 0; i < out->nq; i++) {
+		char dir[192];
+		if (nq == 1)
+			snprintf(dir, sizeof(dir), "%s", d->fe_path);
+		else
+			snprintf(dir, sizeof(dir), "%s/queue-%u", d->fe_path, i);
+		int ret = dev_read_queue(d, dir, out->order, out->refs[i], &out->ports[i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* InitWait -> Connected. */
+static int blkback_dev_connect(struct blkback_dev *d)
+{
+	struct blkback *bb = d->bb;
+	uint64_t pers;
+	struct dev_rings rg;
+	if (!dev_read_rings_key(d, &rg)) {
+		int ret = dev_read_rings(d, &rg);
+		if (ret)
+			return ret;
+	}
+	uint64_t nq = rg.nq, order = rg.order;
 	char *proto = store_get(bb, d->fe_path, "protocol");
 	bool proto_ok = !proto || !strcmp(proto, "x86_64-abi");
 	if (!proto_ok)
@@ -213,21 +307,9 @@ static int blkback_dev_connect(struct blkback_dev *d)
 	}
 	for (unsigned i = 0; i < d->nr_rings; i++) {
 		struct blkback_ring *r = &d->rings[i];
-		char dir[192];
-		if (nq == 1)
-			snprintf(dir, sizeof(dir), "%s", d->fe_path);
-		else
-			snprintf(dir, sizeof(dir), "%s/queue-%u", d->fe_path, i);
-		grant_ref_t refs[1u << BLKBACK_MAX_RING_ORDER];
-		evtchn_port_t port;
-		int ret = dev_read_queue(d, dir, (unsigned)order, refs, &port);
-		if (!ret) {
-			ret = blkback_ring_connect(r, refs, (unsigned)order, port);
-			if (ret)
-				dev_why(d,
-					"queue %u: cannot map the ring or bind its event channel",
-					i);
-		}
+		int ret = blkback_ring_connect(r, rg.refs[i], (unsigned)order, rg.ports[i]);
+		if (ret)
+			dev_why(d, "queue %u: cannot map the ring or bind its event channel", i);
 		if (ret) {
 			dev_disconnect(d);
 			return ret;
@@ -238,10 +320,22 @@ static int blkback_dev_connect(struct blkback_dev *d)
 		xs_transaction_t t = xs_transaction_start(bb->xs);
 		if (t == XBT_NULL)
 			return -errno;
+		/* The geometry and data-path features once more in one key, so a
+		 * reconnecting frontend reads one key, not nine (docs/recovery.md,
+		 * "Fast reconnect"); the same values as the single keys. */
+		char conn[256];
+		snprintf(conn, sizeof(conn),
+			 "sectors=%" PRIu64 " sector-size=%u info=%u feature-persistent=1 "
+			 "feature-max-indirect-segments=%u feature-flush-cache=1 feature-barrier=0 "
+			 "feature-discard=%u",
+			 d->sectors, (unsigned)BLKIF_SECTOR_SIZE,
+			 (unsigned)(d->readonly ? VDISK_READONLY : 0), (unsigned)BLKBACK_MAX_INDIRECT,
+			 d->can_discard ? 1u : 0u);
 		bool ok = store_putu(bb, t, d->path, "sectors", d->sectors) &&
 			  store_putu(bb, t, d->path, "sector-size", BLKIF_SECTOR_SIZE) &&
 			  store_putu(bb, t, d->path, "physical-sector-size", d->phys_sector_size) &&
 			  store_putu(bb, t, d->path, "info", d->readonly ? VDISK_READONLY : 0) &&
+			  store_put(bb, t, d->path, "drvdom-connect", conn) &&
 			  store_put(bb, t, d->path, "state", "4");
 		if (!ok) {
 			int e = errno;
@@ -378,8 +472,9 @@ static int blkback_dev_init_wait(struct blkback_dev *d)
 		return r;
 	}
 	/* Keys a previous instance (or connection) left behind. */
-	static const char *const stale[] = {"sectors", "sector-size",  "physical-sector-size",
-					    "info",    "drvdom-stats", "error"};
+	static const char *const stale[] = {"sectors",	    "sector-size",  "physical-sector-size",
+					    "info",	    "drvdom-stats", "error",
+					    "drvdom-connect"};
 	for (int tries = 0;; tries++) {
 		xs_transaction_t t = xs_transaction_start(bb->xs);
 		if (t == XBT_NULL)

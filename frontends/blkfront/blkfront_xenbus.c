@@ -89,7 +89,8 @@ static void rm_ring_keys(struct blkfront *bf, xs_transaction_t t)
 					   "ring-page-order",
 					   "multi-queue-num-queues",
 					   "num-ring-pages",
-					   "drvdom-backend-instance"};
+					   "drvdom-backend-instance",
+					   "drvdom-rings"};
 	char p[384];
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		snprintf(p, sizeof(p), "%s/%s", bf->fe_path, keys[i]);
@@ -145,19 +146,78 @@ static bool read_be_instance(struct blkfront *bf, char out[24])
 	return ok;
 }
 
-/* Features of the data path. Backends may publish them in InitWait or only
- * when Connected (Linux blkback does the latter), so this runs at connect. */
-static void read_io_features(struct blkfront *bf)
+/* What a backend publishes for a connection: the geometry and the
+ * data-path features. */
+struct be_connect {
+	uint64_t sectors, ssize, info, persistent, indirect, flush, barrier, discard;
+};
+
+static void apply_io_features(struct blkfront *bf, const struct be_connect *c)
 {
-	bf->persistent = read_u64(bf, bf->be_path, "feature-persistent", 0) == 1;
-	uint64_t ind = read_u64(bf, bf->be_path, "feature-max-indirect-segments", 0);
+	bf->persistent = c->persistent == 1;
+	uint64_t ind = c->indirect;
 	if (ind > BF_MAX_INDIRECT_SEGS)
 		ind = BF_MAX_INDIRECT_SEGS;
 	bf->max_indirect = ind > BLKIF_MAX_SEGMENTS_PER_REQUEST ? (unsigned)ind : 0;
 	bf->max_segs = bf->max_indirect ? bf->max_indirect : BLKIF_MAX_SEGMENTS_PER_REQUEST;
-	bf->can_flush = read_u64(bf, bf->be_path, "feature-flush-cache", 0) == 1;
-	bf->can_barrier = read_u64(bf, bf->be_path, "feature-barrier", 0) == 1;
-	bf->can_discard = read_u64(bf, bf->be_path, "feature-discard", 0) == 1;
+	bf->can_flush = c->flush == 1;
+	bf->can_barrier = c->barrier == 1;
+	bf->can_discard = c->discard == 1;
+}
+
+/* Features of the data path. Backends may publish them in InitWait or only
+ * when Connected (Linux blkback does the latter), so this runs at connect. */
+static void read_io_features(struct blkfront *bf, struct be_connect *c)
+{
+	c->persistent = read_u64(bf, bf->be_path, "feature-persistent", 0);
+	c->indirect = read_u64(bf, bf->be_path, "feature-max-indirect-segments", 0);
+	c->flush = read_u64(bf, bf->be_path, "feature-flush-cache", 0);
+	c->barrier = read_u64(bf, bf->be_path, "feature-barrier", 0);
+	c->discard = read_u64(bf, bf->be_path, "feature-discard", 0);
+}
+
+/* drvdom-connect (docs/recovery.md, "Fast reconnect"): the same values as
+ * sectors, sector-size, info and the feature-* keys, in one key the backend
+ * writes in its Connected transaction, "name=value" separated by spaces,
+ * so a reconnect reads one key instead of nine. Unknown names are skipped
+ * (a newer backend); a name twice, a value that is not a decimal number or
+ * a missing name make the whole key void: then the keys one by one. The
+ * values go through the same checks as the single keys. */
+static bool read_be_connect(struct blkfront *bf, struct be_connect *c)
+{
+	static const char *const names[] = {
+	    "sectors",		  "sector-size",	 "info",
+	    "feature-persistent", "feature-max-indirect-segments", "feature-flush-cache",
+	    "feature-barrier",	  "feature-discard"};
+	uint64_t *vals[] = {&c->sectors,  &c->ssize, &c->info,	  &c->persistent,
+			    &c->indirect, &c->flush, &c->barrier, &c->discard};
+	char *v = xs_read_key(bf, XBT_NULL, bf->be_path, "drvdom-connect");
+	if (!v)
+		return false;
+	unsigned seen = 0;
+	bool ok = true;
+	char *save = NULL;
+	for (char *tok = strtok_r(v, " ", &save); tok && ok; tok = strtok_r(NULL, " ", &save)) {
+		char *eq = strchr(tok, '=');
+		ok = eq && eq != tok && eq[1] >= '0' && eq[1] <= '9';
+		if (!ok)
+			break;
+		*eq = 0;
+		char *end;
+		errno = 0;
+		unsigned long long n = strtoull(eq + 1, &end, 10);
+		ok = !errno && !*end;
+		unsigned i = 0;
+		while (i < 8 && strcmp(tok, names[i]))
+			i++;
+		if (ok && i < 8) {
+			ok = !(seen & (1u << i));
+			*vals[i] = n;
+			seen |= 1u << i;
+		}
+	}
+	free(v);
+	return ok && seen == 0xffu;
 }
 
 /* Initialising -> Initialised: the backend waits in InitWait. */
@@ -205,6 +265,25 @@ static int blkfront_initialise(struct blkfront *bf)
 			snprintf(key, sizeof(key), "%sevent-channel", pfx);
 			ok = ok && write_key(bf, t, key, "%u", q->port);
 		}
+		/* The same once more in one key (docs/recovery.md, "Fast
+		 * reconnect"): a backend's connect reads it instead of 2 + 5 per
+		 * queue keys. */
+		char rings[512];
+		int n = snprintf(rings, sizeof(rings), "order=%u queues=%u refs=", bf->ring_order,
+				 bf->nr_queues);
+		for (unsigned i = 0; i < bf->nr_queues; i++)
+			for (unsigned p = 0; p < bf->queues[i].nr_ring_refs; p++)
+				n += snprintf(rings + n, sizeof(rings) - (size_t)n, "%s%u",
+					      i || p ? "," : "", bf->queues[i].ring_refs[p]);
+		n += snprintf(rings + n, sizeof(rings) - (size_t)n, " ports=");
+		for (unsigned i = 0; i < bf->nr_queues; i++)
+			n += snprintf(rings + n, sizeof(rings) - (size_t)n, "%s%u", i ? "," : "",
+				      bf->queues[i].port);
+		if ((size_t)n < sizeof(rings)) {
+			char p[384];
+			snprintf(p, sizeof(p), "%s/drvdom-rings", bf->fe_path);
+			ok = ok && xs_write(bf->env.xs, t, p, rings, (unsigned)n);
+		}
 		ok = ok && write_key(bf, t, "protocol", "x86_64-abi") &&
 		     write_key(bf, t, "feature-persistent", "1") &&
 		     (!inst[0] || write_key(bf, t, "drvdom-backend-instance", "%s", inst)) &&
@@ -239,19 +318,24 @@ static int blkfront_initialise(struct blkfront *bf)
 /* Initialised -> Connected: the backend is Connected. */
 static int blkfront_connect(struct blkfront *bf)
 {
-	uint64_t sectors = read_u64(bf, bf->be_path, "sectors", UINT64_MAX);
+	struct be_connect bc;
+	bool compact = read_be_connect(bf, &bc);
+	uint64_t sectors = compact ? bc.sectors : read_u64(bf, bf->be_path, "sectors", UINT64_MAX);
 	if (sectors == UINT64_MAX || sectors > (UINT64_MAX >> 10)) {
 		log_warn("vbd %u: backend Connected without valid 'sectors'", bf->devid);
 		return -EPROTO;
 	}
-	uint64_t ssize = read_u64(bf, bf->be_path, "sector-size", 512);
+	uint64_t ssize = compact ? bc.ssize : read_u64(bf, bf->be_path, "sector-size", 512);
 	if (ssize < 512 || ssize > 65536 || (ssize & (ssize - 1))) {
 		log_warn("vbd %u: bad sector-size %" PRIu64 ", using 512", bf->devid, ssize);
 		ssize = 512;
 	}
-	uint64_t info = read_u64(bf, bf->be_path, "info", 0);
-	char *mode = xs_read_key(bf, XBT_NULL, bf->be_path, "mode");
-	read_io_features(bf);
+	uint64_t info = compact ? bc.info : read_u64(bf, bf->be_path, "info", 0);
+	/* A drvdom backend's info says read-only whatever made it so. */
+	char *mode = compact ? NULL : xs_read_key(bf, XBT_NULL, bf->be_path, "mode");
+	if (!compact)
+		read_io_features(bf, &bc);
+	apply_io_features(bf, &bc);
 	if (bf->ever_connected && sectors != bf->sectors)
 		log_warn("vbd %u: the new backend reports %" PRIu64 " sectors, was %" PRIu64
 			 "; keeping the old size",
