@@ -10,7 +10,8 @@
 // matches what was acknowledged, and `qemu-img compare` of the disk against
 // the expected image passes. A guest killed: blkdom drops its devices and
 // mappings, keeps serving the other guest, and the guest re-created
-// attaches again. A crash loop: blkdom aborting at its first request every
+// attaches again. A warm spare takes over with the rings kept (fast
+// reconnect). A crash loop: blkdom aborting at its first request every
 // time is marked failed after crash_limit, and the NBD client gets EIO, not
 // a hang. The ring-progress watchdog: a request blkdom takes and never
 // answers (stall:N) under the load, or under qemu-io, gets it killed and
@@ -117,6 +118,52 @@ START_TEST(test_random_kills)
 	}
 	finish_load(&l, "g1");
 	ck_assert_int_eq(rc_restarts(&T, "blkdom"), 20);
+	tt_fini(&T);
+}
+END_TEST
+
+/* Fast reconnect (docs/recovery.md): a warm spare takes over; blkfront
+ * keeps its rings (drvdom-rings, which names every ring ref and port, is
+ * the same before and after) and claims them for the new instance (its
+ * drvdom-backend-instance names the new drvdom-instance, not the old one),
+ * and the load carries on with no error and every block as acknowledged. */
+START_TEST(test_fast_reconnect)
+{
+	rc_up(&T);
+	blkdom("crash_limit = \"1000/60\"\nstandby = 1");
+	guest("g1", 16);
+	int bd = rc_domid(&T, "blkdom"), g = rc_domid(&T, "g1");
+	char fe[128], be[128], p[256], rings[512], old[64];
+	snprintf(fe, sizeof(fe), "/local/domain/%d/device/vbd/51712", g);
+	snprintf(be, sizeof(be), "/local/domain/%d/backend/vbd/%d/51712", bd, g);
+	struct rl_blk l;
+	ck_assert_int_eq(rl_blk_start(&l, sock_of("g1"), 8, 7), 0);
+	rc_sleep_ms(500); /* the spare parks */
+	snprintf(p, sizeof(p), "%s/drvdom-rings", fe);
+	snprintf(rings, sizeof(rings), "%s", rc_xs_read(&T, p));
+	ck_assert_msg(!strncmp(rings, "order=", 6), "drvdom-rings: '%s'", rings);
+	snprintf(p, sizeof(p), "%s/drvdom-instance", be);
+	snprintf(old, sizeof(old), "%s", rc_xs_read(&T, p));
+	ck_assert_msg(old[0], "no drvdom-instance in %s", be);
+	snprintf(p, sizeof(p), "%s/drvdom-backend-instance", fe);
+	ck_assert_str_eq(rc_xs_read(&T, p), old);
+
+	uint64_t before = atomic_load(&l.ops);
+	SH_OK("drvdom kill blkdom");
+	ck_assert_msg(rc_wait_running(&T, "blkdom", 1, 10000) == 0, "blkdom not restarted: %s",
+		      T.out);
+	wait_progress(&l, before, 10000, "the failover");
+	SH_OK("grep -q 'restarted on the standby instance' %s/hv.log", T.run);
+	SH_OK("grep -q 'rings kept' %s/console/g1.log", T.run);
+	snprintf(p, sizeof(p), "%s/drvdom-instance", be);
+	char now[64];
+	snprintf(now, sizeof(now), "%s", rc_xs_read(&T, p));
+	ck_assert_msg(now[0] && strcmp(now, old), "instance %s after %s", now, old);
+	snprintf(p, sizeof(p), "%s/drvdom-backend-instance", fe);
+	ck_assert_str_eq(rc_xs_read(&T, p), now);
+	snprintf(p, sizeof(p), "%s/drvdom-rings", fe);
+	ck_assert_str_eq(rc_xs_read(&T, p), rings);
+	finish_load(&l, "g1");
 	tt_fini(&T);
 }
 END_TEST
@@ -333,6 +380,7 @@ Suite *recovery_blk_suite(void)
 	TCase *tc = tcase_create("recovery_blk");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_random_kills);
+	tcase_add_test(tc, test_fast_reconnect);
 	tcase_add_test(tc, test_crash_points);
 	tcase_add_test(tc, test_ring_stall);
 	tcase_add_test(tc, test_ring_stall_qemu_io);
