@@ -112,6 +112,25 @@ START_TEST(config_errors_are_clear)
 }
 END_TEST
 
+/* Kill drv and wait until `drvdom list` shows it running again with
+ * `restarts` restarts; then check its new instance runs on CPU 0 (cpus =
+ * "0": the hv keeps the placement across instances). */
+static void kill_and_wait_restart(int restarts)
+{
+	char want[32];
+	snprintf(want, sizeof(want), "running %d\n", restarts);
+	SH_OK("drvdom kill drv");
+	for (int i = 0; i < 100; i++) {
+		SH_OK("drvdom list | awk '$2 == \"drv\" {print $4, $6}'");
+		if (!strcmp(T.out, want))
+			break;
+		usleep(20000);
+	}
+	ck_assert_str_eq(T.out, want);
+	SH_OK("drvdom list | awk '$2 == \"drv\" {print $1}'");
+	tt_assert_cpus(tt_dom_pid(&T, atoi(T.out)), "0");
+}
+
 /* The crash-recovery keys (docs/recovery.md): bad values are refused; a
  * restart policy with a watchdog and a standby spare keeps a killed driver
  * domain coming back, and `drvdom list` counts it. */
@@ -144,30 +163,11 @@ START_TEST(crash_policy_keys)
 	usleep(600000); /* 3 watchdog periods: the library heartbeats */
 	SH_OK("drvdom list | awk '$2 == \"drv\" {print $4, $6}'");
 	ck_assert_str_eq(T.out, "running 0\n");
-	SH_OK("drvdom kill drv");
-	for (int i = 0; i < 100; i++) {
-		SH_OK("drvdom list | awk '$2 == \"drv\" {print $4, $6}'");
-		if (!strcmp(T.out, "running 1\n"))
-			break;
-		usleep(20000);
-	}
-	ck_assert_str_eq(T.out, "running 1\n");
-	/* The spare that took over runs where cpus = put the first instance
-	 * (the hv keeps the placement across instances). */
-	SH_OK("drvdom list | awk '$2 == \"drv\" {print $1}'");
-	tt_assert_cpus(tt_dom_pid(&T, atoi(T.out)), "0");
-	/* And so does the next one, spawned by the hv after that failover. */
+	kill_and_wait_restart(1);
+	/* The spare that took over was placed when cpus = came; the next one
+	 * is spawned by the hv after that failover, and placed then. */
 	usleep(600000);
-	SH_OK("drvdom kill drv");
-	for (int i = 0; i < 100; i++) {
-		SH_OK("drvdom list | awk '$2 == \"drv\" {print $4, $6}'");
-		if (!strcmp(T.out, "running 2\n"))
-			break;
-		usleep(20000);
-	}
-	ck_assert_str_eq(T.out, "running 2\n");
-	SH_OK("drvdom list | awk '$2 == \"drv\" {print $1}'");
-	tt_assert_cpus(tt_dom_pid(&T, atoi(T.out)), "0");
+	kill_and_wait_restart(2);
 	SH_OK("drvdom destroy drv");
 	SH_OK("drvdom list");
 	ck_assert_msg(!strstr(T.out, " drv "), "drv left after destroy: %s", T.out);
