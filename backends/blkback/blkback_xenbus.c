@@ -471,10 +471,12 @@ static int blkback_dev_init_wait(struct blkback_dev *d)
 		log_warn("%s: disk: %s", d->name, strerror(-r));
 		return r;
 	}
-	/* Keys a previous instance (or connection) left behind. */
-	static const char *const stale[] = {"sectors",	    "sector-size",  "physical-sector-size",
-					    "info",	    "drvdom-stats", "error",
-					    "drvdom-connect"};
+	/* Keys a previous instance (or connection) left behind that say
+	 * something now: its counters and its error. The geometry and
+	 * drvdom-connect it wrote are rewritten with state Connected in one
+	 * transaction, and a frontend reads them only then: removing them
+	 * here too would cost a failover five round trips for nothing. */
+	static const char *const stale[] = {"drvdom-stats", "error"};
 	for (int tries = 0;; tries++) {
 		xs_transaction_t t = xs_transaction_start(bb->xs);
 		if (t == XBT_NULL)
