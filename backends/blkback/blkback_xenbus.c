@@ -486,21 +486,39 @@ static int blkback_dev_init_wait(struct blkback_dev *d)
 			snprintf(p, sizeof(p), "%s/%s", d->path, stale[i]);
 			xs_rm(bb->xs, t, p);
 		}
-		bool ok =
-		    store_putu(bb, t, d->path, "feature-flush-cache", 1) &&
-		    store_putu(bb, t, d->path, "feature-discard", d->can_discard) &&
-		    store_putu(bb, t, d->path, "feature-persistent", 1) &&
-		    store_putu(bb, t, d->path, "feature-max-indirect-segments",
-			       BLKBACK_MAX_INDIRECT) &&
-		    store_putu(bb, t, d->path, "max-ring-page-order", BLKBACK_MAX_RING_ORDER) &&
-		    store_putu(bb, t, d->path, "multi-queue-max-queues", BLKBACK_MAX_QUEUES) &&
-		    store_put(bb, t, d->path, "hotplug-status", "connected") &&
-		    store_put(bb, t, d->path, "drvdom-instance", bb->instance) &&
-		    store_put(bb, t, d->path, "state", "2");
-		if (ok && d->can_discard)
-			ok = store_putu(bb, t, d->path, "discard-granularity", 4096) &&
+		/* drvdom-features says which feature keys an instance of ours
+		 * wrote in this directory. Only we (and dom0) write here, so
+		 * when it says what we would write, the keys are there as we
+		 * would write them: a restarted instance of the same kernel on
+		 * the same disk skips eleven writes of a failover. */
+		char feats[128];
+		snprintf(feats, sizeof(feats),
+			 "flush=1 discard=%d persistent=1 indirect=%u order=%u queues=%u",
+			 d->can_discard ? 1 : 0, (unsigned)BLKBACK_MAX_INDIRECT,
+			 (unsigned)BLKBACK_MAX_RING_ORDER, (unsigned)BLKBACK_MAX_QUEUES);
+		snprintf(p, sizeof(p), "%s/drvdom-features", d->path);
+		unsigned hl;
+		char *have = xs_read(bb->xs, t, p, &hl);
+		bool same = have && !strcmp(have, feats);
+		free(have);
+		bool ok = same ||
+			  (store_putu(bb, t, d->path, "feature-flush-cache", 1) &&
+			   store_putu(bb, t, d->path, "feature-discard", d->can_discard) &&
+			   store_putu(bb, t, d->path, "feature-persistent", 1) &&
+			   store_putu(bb, t, d->path, "feature-max-indirect-segments",
+				      BLKBACK_MAX_INDIRECT) &&
+			   store_putu(bb, t, d->path, "max-ring-page-order",
+				      BLKBACK_MAX_RING_ORDER) &&
+			   store_putu(bb, t, d->path, "multi-queue-max-queues",
+				      BLKBACK_MAX_QUEUES) &&
+			   store_put(bb, t, d->path, "hotplug-status", "connected") &&
+			   (!d->can_discard ||
+			    (store_putu(bb, t, d->path, "discard-granularity", 4096) &&
 			     store_putu(bb, t, d->path, "discard-alignment", 0) &&
-			     store_putu(bb, t, d->path, "discard-secure", 0);
+			     store_putu(bb, t, d->path, "discard-secure", 0))) &&
+			   store_put(bb, t, d->path, "drvdom-features", feats));
+		ok = ok && store_put(bb, t, d->path, "drvdom-instance", bb->instance) &&
+		     store_put(bb, t, d->path, "state", "2");
 		if (!ok) {
 			r = -errno;
 			xs_transaction_end(bb->xs, t, true);
