@@ -541,9 +541,12 @@ static int blkback_dev_init_wait(struct blkback_dev *d)
 			return r;
 		}
 		d->fe_watched = true;
-	} else {
-		blkback_frontend_changed(d);
 	}
+	/* Now, not when the new watch's first event comes round through the
+	 * xenstore reader: a frontend that already waits for us (its kept
+	 * rings, docs/recovery.md) is connected at once. The event that
+	 * follows finds nothing to do. */
+	blkback_frontend_changed(d);
 	return 0;
 }
 
