@@ -244,14 +244,15 @@ static int setup(const char *sub)
 	return sh("%s/drvdom up >/dev/null", bindir) ? -EIO : 0;
 }
 
-/* Stop the instance; with --keep its run dir (logs, consoles) goes to
- * KEEP/CASE first, for reading a failover's timeline afterwards. */
+/* Stop the instance; with --keep its run dir (logs, consoles; not the
+ * disk image) goes to KEEP/CASE first, for reading a failover's timeline
+ * afterwards. */
 static void teardown_case(const char *name)
 {
 	sh("%s/drvdom down >/dev/null 2>&1", bindir);
 	if (keep_dir && name)
-		sh("mkdir -p %s && rm -rf %s/%s && cp -r %s %s/%s 2>/dev/null", keep_dir, keep_dir,
-		   name, dir, keep_dir, name);
+		sh("mkdir -p %s && rm -rf %s/%s && cp -r %s %s/%s 2>/dev/null; rm -f %s/%s/*.img",
+		   keep_dir, keep_dir, name, dir, keep_dir, name, keep_dir, name);
 	sh("rm -rf %s", dir);
 }
 
