@@ -161,6 +161,8 @@ struct netback_nic {
 	uint8_t *ring;
 	size_t ring_bytes;
 	unsigned frame_size, nframes, head, block_size, frames_per_block;
+	bool kept;   /* the ring a dead instance of ours set up, mapped again */
+	bool resync; /* kept and empty: head is wherever the kernel writes next */
 	/* pending tx batch */
 	struct mmsghdr msgs[NETBACK_NIC_BATCH];
 	struct iovec iov[NETBACK_NIC_BATCH][2 + NETBACK_PKT_MAX_TAIL];

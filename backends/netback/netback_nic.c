@@ -47,11 +47,108 @@ static int nic_ring_setup_v3(struct netback_nic *n)
 	return 0;
 }
 
+/* The ring's geometry, the same in every instance (nic_ring_setup). */
+static void nic_ring_geometry(struct netback_nic *n)
+{
+	if (n->v3) {
+		n->block_size = 1u << 20;
+		n->nframes = 16; /* blocks */
+		n->ring_bytes = (size_t)n->block_size * n->nframes;
+		return;
+	}
+	n->block_size = 256u * 1024u;
+	n->frame_size = (n->block_size / 3u) & ~(unsigned)(TPACKET_ALIGNMENT - 1);
+	n->frames_per_block = n->block_size / n->frame_size;
+	n->nframes = NETBACK_NIC_FRAMES / 3u * 3u;
+	n->ring_bytes = (size_t)n->block_size * (NETBACK_NIC_FRAMES / 3u);
+}
+
+static uint8_t *nic_slot(const struct netback_nic *n, unsigned i)
+{
+	if (n->v3)
+		return n->ring + (size_t)i * n->block_size;
+	return n->ring + (size_t)(i / n->frames_per_block) * n->block_size +
+	       (size_t)(i % n->frames_per_block) * n->frame_size;
+}
+
+/* Is slot i ours (filled by the kernel, not yet given back)? If so, *ts
+ * is when the kernel filled it (its first frame's, for a V3 block). */
+static bool nic_slot_user(const struct netback_nic *n, unsigned i, uint64_t *ts)
+{
+	uint8_t *f = nic_slot(n, i);
+	if (n->v3) {
+		struct tpacket_block_desc *bd = (struct tpacket_block_desc *)f;
+		_Atomic uint32_t *st = (_Atomic uint32_t *)&bd->hdr.bh1.block_status;
+		if (!(atomic_load_explicit(st, memory_order_acquire) & TP_STATUS_USER))
+			return false;
+		*ts = (uint64_t)bd->hdr.bh1.ts_first_pkt.ts_sec * 1000000000u +
+		      bd->hdr.bh1.ts_first_pkt.ts_nsec;
+		return true;
+	}
+	struct tpacket2_hdr *th = (struct tpacket2_hdr *)f;
+	_Atomic uint32_t *st = (_Atomic uint32_t *)&th->tp_status;
+	if (!(atomic_load_explicit(st, memory_order_acquire) & TP_STATUS_USER))
+		return false;
+	*ts = (uint64_t)th->tp_sec * 1000000000u + th->tp_nsec;
+	return true;
+}
+
+/* A kept ring: the kernel's write position is not ours to read. The slots
+ * it filled and nobody gave back are one run ending just before it (the
+ * dead instance gave slots back in order), so start at the oldest of
+ * them. None: the ring is empty and the kernel's position unknown: stay
+ * in resync until a slot turns up, then start at the oldest again. */
+static bool nic_ring_resync(struct netback_nic *n)
+{
+	uint64_t best = UINT64_MAX, ts;
+	bool found = false;
+	for (unsigned i = 0; i < n->nframes; i++)
+		if (nic_slot_user(n, i, &ts) && ts < best) {
+			best = ts;
+			n->head = i;
+			found = true;
+		}
+	n->resync = !found;
+	return found;
+}
+
+/* A restarted instance gets the same socket again (the hv hands each
+ * instance the device fd it keeps), and with it the ring the dead
+ * instance set up: map that one if it is exactly ours. Freeing it and
+ * allocating it again costs 20-30 ms (each PACKET_RX_RING change waits
+ * for an RCU grace period, synchronize_net, and 10 MiB of high-order
+ * pages are zeroed), the largest part of a network failover. The dead
+ * instance's mapping is gone: the hv hands the fd on only after its
+ * process has exited (its mm torn down before its pidfd fires). */
+static bool nic_ring_adopt(struct netback_nic *n)
+{
+	int v = -1, vh = 0;
+	socklen_t l = sizeof(v);
+	if (getsockopt(n->fd, SOL_PACKET, PACKET_VERSION, &v, &l) < 0 ||
+	    v != (n->v3 ? TPACKET_V3 : TPACKET_V2))
+		return false;
+	l = sizeof(vh);
+	if (getsockopt(n->fd, SOL_PACKET, PACKET_VNET_HDR, &vh, &l) < 0 || !vh)
+		return false;
+	nic_ring_geometry(n);
+	/* The kernel refuses (EINVAL) a size other than the ring's, and any
+	 * mmap without a ring: a socket without ours falls back to set-up. */
+	void *m = mmap(NULL, n->ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, n->fd, 0);
+	if (m == MAP_FAILED)
+		return false;
+	n->ring = m;
+	n->kept = true;
+	n->head = 0;
+	nic_ring_resync(n);
+	return true;
+}
+
 static int nic_ring_setup(struct netback_nic *n)
 {
 	int one = 1, v = n->v3 ? TPACKET_V3 : TPACKET_V2;
-	/* A restarted instance gets the same socket again (the hv hands the
-	 * device fd it kept): free the dead instance's ring first (nothing
+	if (nic_ring_adopt(n))
+		return 0;
+	/* Someone else's ring (another geometry or version): free it (nothing
 	 * maps it any more), or the options below fail with EBUSY. */
 	struct tpacket_req3 none = {0};
 	(void)setsockopt(n->fd, SOL_PACKET, PACKET_RX_RING, &none, sizeof(none));
@@ -108,7 +205,11 @@ int netback_nic_open(struct netback *nb, int fd, bool v3)
 	} else if ((r = nic_ring_setup(n))) {
 		return r;
 	} else {
-		if (n->v3)
+		if (n->kept)
+			log_info("NIC: packet socket, the previous instance's rx ring kept "
+				 "(%s, head %u%s)", n->v3 ? "TPACKET_V3" : "TPACKET_V2", n->head,
+				 n->resync ? ", empty" : "");
+		else if (n->v3)
 			log_info("NIC: packet socket, TPACKET_V3 rx ring of %u blocks of %u bytes "
 				 "(retired after 1 ms), PACKET_VNET_HDR, sendmmsg tx",
 				 n->nframes, n->block_size);
@@ -194,6 +295,8 @@ static int nic_rx_ring_v3(struct netback *nb, unsigned budget)
 static int nic_rx_ring(struct netback *nb, unsigned budget)
 {
 	struct netback_nic *n = &nb->nic;
+	if (n->resync && !nic_ring_resync(n))
+		return 0;
 	if (n->v3)
 		return nic_rx_ring_v3(nb, budget / 16 + 1);
 	int done = 0;
