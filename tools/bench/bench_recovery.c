@@ -281,10 +281,15 @@ static int write_cfg(const char *name, const char *fmt, ...)
  * of its window, restarted at once. With the default window (60 s) the
  * n-th crash in it waits 10 * 2^(n-2) ms (docs/hv.md): that is the backoff
  * policy, not the recovery path this measures. */
+static const char *cpus; /* --cpus: the driver domain's cpus = (docs/hv.md) */
+
 static const char *policy(bool standby)
 {
-	return standby ? "on_crash = \"restart\"\nstandby = 1\ncrash_limit = \"1000/1\"\n"
-		       : "on_crash = \"restart\"\ncrash_limit = \"1000/1\"\n";
+	static char b[256];
+	snprintf(b, sizeof(b), "on_crash = \"restart\"\n%scrash_limit = \"1000/1\"\n%s%s%s",
+		 standby ? "standby = 1\n" : "", cpus ? "cpus = \"" : "", cpus ? cpus : "",
+		 cpus ? "\"\n" : "");
+	return b;
 }
 
 static void run_blk(struct result *r)
@@ -500,12 +505,13 @@ int main(int argc, char **argv)
 					     {"no-blk", no_argument, NULL, 'B'},
 					     {"keep", required_argument, NULL, 'K'},
 					     {"verbose", no_argument, NULL, 'v'},
+					     {"cpus", required_argument, NULL, 'c'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	const char *json = NULL;
 	bool do_net = true, do_blk = true;
 	int o;
-	while ((o = getopt_long(argc, argv, "j:qk:hK:v", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "j:qk:hK:vc:", opts, NULL)) != -1) {
 		if (o == 'j')
 			json = optarg;
 		else if (o == 'q')
@@ -520,15 +526,19 @@ int main(int argc, char **argv)
 			keep_dir = optarg;
 		else if (o == 'v')
 			verbose = true;
+		else if (o == 'c')
+			cpus = optarg;
 		else {
 			printf("usage: drvdom-bench-recovery [--quick] [--kills K] [--no-blk] "
-			       "[--no-net] [--json FILE] [--verbose] [--keep DIR]\n"
+			       "[--no-net] [--json FILE] [--verbose] [--keep DIR] [--cpus LIST]\n"
 			       "  the plot goes next to the JSON (FILE with .svg), else "
 			       "./bench-recovery.svg\n"
 			       "  --verbose: one line per kill (its CLOCK_MONOTONIC time, first "
 			       "I/O, back to 90%%)\n"
 			       "  --keep DIR: copy each case's run dir (hv, xenstored and console "
-			       "logs) to DIR/CASE\n");
+			       "logs) to DIR/CASE\n"
+			       "  --cpus LIST: place the driver domain (cpus = LIST, kept by every "
+			       "instance)\n");
 			return o == 'h' ? 0 : 2;
 		}
 	}
