@@ -198,6 +198,21 @@ static void timer_ready(void *arg, int fd, uint32_t events)
 	(void)xs_write(nb->xs, XBT_NULL, p, b, (unsigned)strlen(b));
 }
 
+/* Fault in the heap one vif takes (its structure, rx queue and persistent
+ * grant table, all below glibc's mmap threshold), then give it back to
+ * malloc, which keeps it for the vif probed after we take over. */
+static void netback_prewarm_heap(void)
+{
+	size_t sz[] = {sizeof(struct netback_vif), NETBACK_RXQ_LEN * sizeof(struct netback_rxq_ent),
+		       NETBACK_PGNT_SLOTS * sizeof(struct netback_pgnt)};
+	void *p[3];
+	for (unsigned i = 0; i < 3; i++)
+		if ((p[i] = malloc(sz[i])))
+			memset(p[i], 0, sz[i]);
+	for (unsigned i = 0; i < 3; i++)
+		free(p[i]);
+}
+
 int main(int argc, char **argv)
 {
 	static struct netback nbs;
@@ -218,12 +233,14 @@ int main(int argc, char **argv)
 	nb->scratch = malloc(NETBACK_MAX_FRAME);
 	if (!nb->ops || !nb->scratch)
 		die("calloc");
+	/* Everything that does not need to know who we are comes before the
+	 * first hypercall: a standby instance (docs/recovery.md) is parked in
+	 * that call until it takes over, so this is done before the crash it
+	 * stands by for, not after. The heap a vif's structures will take is
+	 * faulted in here too (glibc keeps it once freed): a vif probed after
+	 * a failover then costs no page faults. */
 	if ((r = hvc_open_domain(&nb->h)))
 		die_err(-r, "no hypercall connection (not started by drvdom-hv?)");
-	if ((r = hvc_self_domid(nb->h, &nb->self)))
-		die_err(-r, "DOMAIN_INFO");
-	snprintf(nb->vif_path, sizeof(nb->vif_path), "/local/domain/%u/backend/vif", nb->self);
-	snprintf(nb->nic_key, sizeof(nb->nic_key), "/local/domain/%u/drvdom/nic", nb->self);
 	nb->loop_thread = pthread_self();
 	if ((r = evloop_create(nb->h, &nb->loop)))
 		die_err(-r, "evloop_create");
@@ -233,20 +250,27 @@ int main(int argc, char **argv)
 		die("eventfd");
 	if ((r = evloop_add_fd(nb->loop, nb->wake_fd, EPOLLIN, wake_ready, nb)))
 		die_err(-r, "evloop_add_fd");
+	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (tfd < 0)
+		die("timerfd_create");
+	if ((r = evloop_add_fd(nb->loop, tfd, EPOLLIN, timer_ready, nb)))
+		die_err(-r, "evloop_add_fd");
+	hvc_set_device_assigned_cb(nb->h, device_assigned, nb);
+	netback_prewarm_heap();
+
+	if ((r = hvc_self_domid(nb->h, &nb->self)))
+		die_err(-r, "DOMAIN_INFO");
+	snprintf(nb->vif_path, sizeof(nb->vif_path), "/local/domain/%u/backend/vif", nb->self);
+	snprintf(nb->nic_key, sizeof(nb->nic_key), "/local/domain/%u/drvdom/nic", nb->self);
 	xs_ring_use_hvc(nb->h);
 	nb->xs = xs_open(0);
 	if (!nb->xs)
 		die("xs_open");
-	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (tfd < 0)
-		die("timerfd_create");
+	/* The stats timer starts now we are the domain. */
 	struct itimerspec its = {.it_interval = {0, (long)NETBACK_STATS_NS},
 				 .it_value = {0, (long)NETBACK_STATS_NS}};
 	if (timerfd_settime(tfd, 0, &its, NULL) < 0)
 		die("timerfd_settime");
-	if ((r = evloop_add_fd(nb->loop, tfd, EPOLLIN, timer_ready, nb)))
-		die_err(-r, "evloop_add_fd");
-	hvc_set_device_assigned_cb(nb->h, device_assigned, nb);
 	if (!xs_watch(nb->xs, nb->nic_key, "nic") || !xs_watch(nb->xs, nb->vif_path, "be"))
 		die("xs_watch");
 	int xfd = xs_fileno(nb->xs);
