@@ -67,3 +67,37 @@ int netpkt_l4_parse(const uint8_t *frame, size_t len, struct netpkt_l4 *out)
 	}
 	return -EPROTONOSUPPORT;
 }
+
+static uint32_t fnv(uint32_t h, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+uint32_t netpkt_flow_hash(const uint8_t *frame, size_t len)
+{
+	size_t l3 = 14;
+	if (len < 14)
+		return 0;
+	uint16_t type = be16(frame + 12);
+	if ((type == 0x8100 || type == 0x88a8) && len >= 18) {
+		type = be16(frame + 16);
+		l3 = 18;
+	}
+	uint32_t h = 2166136261u;
+	if (type == 0x0800 && len >= l3 + 20)
+		h = fnv(h, frame + l3 + 12, 8); /* source and destination */
+	else if (type == 0x86dd && len >= l3 + 40)
+		h = fnv(h, frame + l3 + 8, 32);
+	else
+		return 0;
+	struct netpkt_l4 l4;
+	if (netpkt_l4_parse(frame, len, &l4) == 0 && len >= (size_t)l4.csum_start + 4)
+		h = fnv(h, frame + l4.csum_start, 4); /* the two ports */
+	/* fnv's low bits are weak for a modulo of a few queues: mix */
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	return h;
+}

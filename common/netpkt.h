@@ -26,6 +26,13 @@ struct netpkt_l4 {
  * (truncated or malformed). Pure; any caller. */
 int netpkt_l4_parse(const uint8_t *frame, size_t len, struct netpkt_l4 *out);
 
+/* A hash of the frame's flow: IPv4/IPv6 addresses, and TCP/UDP ports when
+ * the frame has them (not a fragment); 0 for anything else. Every frame of
+ * one connection hashes alike, so picking a queue by it keeps the
+ * connection in order on one queue (netif multi-queue, docs/netback.md).
+ * Pure; bounds-checked. */
+uint32_t netpkt_flow_hash(const uint8_t *frame, size_t len);
+
 /* 1 if the destination MAC (frame[0..5]) is multicast or broadcast. */
 static inline int netpkt_mac_is_group(const uint8_t *mac)
 {

@@ -59,6 +59,9 @@
 #ifndef NETBACK_SPIN_NS
 #define NETBACK_SPIN_NS 50000u
 #endif
+/* Queues a vif may have at most (multi-queue-max-queues offers fewer when
+ * the domain may run on fewer CPUs: docs/netback.md "Multiple queues"). */
+#define NETBACK_MAX_QUEUES 4u
 /* MAC table entries (power of two) and their lifetime. */
 #define NETBACK_FDB_SIZE 1024u
 #define NETBACK_FDB_AGE_NS 300000000000ull
@@ -145,6 +148,16 @@ struct netback_vif {
 	struct netback_stats st;
 	char last_stats[512];
 	uint64_t stats_ns;
+
+	/* Multiple queues (netif.h "Multiple transmit and receive queues"):
+	 * each queue is a netback_vif of its own for its rings, channels,
+	 * staging and counters, so tx, rx and notification code serves any
+	 * queue unchanged. queue[0] is the vif itself (the bridge port, the
+	 * xenbus state, the paths); queues 1.. point back at it with parent
+	 * and share its port and features. nqueues is 1 without multi-queue. */
+	struct netback_vif *parent;
+	struct netback_vif *queue[NETBACK_MAX_QUEUES];
+	unsigned nqueues, qidx;
 };
 
 /* MAC table entry: port 0 = NIC, 1.. = vifs; 0xffff = empty. */
@@ -232,6 +245,11 @@ int netback_rxq_init(struct netback_vif *v);
 void netback_rxq_fini(struct netback_vif *v);
 void netback_rx_enqueue(struct netback_vif *v, const struct netback_pkt *p);
 int netback_rx_poll(struct netback_vif *v, unsigned flags);
+/* Deliver what the bridge queued for every vif's every queue. */
+void netback_rx_kick_all(struct netback *nb);
+/* The queue of vif v a frame goes to: one flow (addresses, ports) always
+ * to the same queue, so that it stays in order. */
+struct netback_vif *netback_rx_queue(struct netback_vif *v, const struct netback_pkt *p);
 
 /* netback_nic.c: the physical NIC. v3: use a TPACKET_V3 rx ring. */
 int netback_nic_open(struct netback *nb, int fd, bool v3);

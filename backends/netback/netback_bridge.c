@@ -56,6 +56,9 @@ static void output(struct netback *nb, unsigned port, const struct netback_pkt *
 	struct netback_vif *v = nb->vifs[port];
 	if (!v || !v->connected || v->broken)
 		return;
+	v = netback_rx_queue(v, p); /* multi-queue: the flow's rx queue */
+	if (!v->connected || v->broken)
+		return;
 	if (p->ntail) { /* rx wants contiguous bytes: gather the pieces */
 		struct netback_pkt flat = *p;
 		uint32_t at = p->head_len;

@@ -358,11 +358,7 @@ static int nic_rx_tap(struct netback *nb, unsigned budget)
 /* Deliver what the bridge queued for the vifs after a NIC batch. */
 static void rx_kick_vifs(struct netback *nb)
 {
-	for (unsigned i = 1; i <= NETBACK_MAX_VIFS; i++) {
-		struct netback_vif *v = nb->vifs[i];
-		if (v && v->connected && !v->broken && (v->rxq_head != v->rxq_tail || v->rx_dirty))
-			netback_rx_poll(v, 0);
-	}
+	netback_rx_kick_all(nb); /* every queue of every vif */
 }
 
 int netback_nic_rx(struct netback *nb)

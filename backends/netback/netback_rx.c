@@ -316,3 +316,24 @@ int netback_rx_poll(struct netback_vif *v, unsigned flags)
 		work += rx_round(v) > 0;
 	return work;
 }
+
+struct netback_vif *netback_rx_queue(struct netback_vif *v, const struct netback_pkt *p)
+{
+	if (v->nqueues <= 1)
+		return v;
+	struct netback_vif *q = v->queue[netpkt_flow_hash(p->data, p->head_len) % v->nqueues];
+	return q ? q : v;
+}
+
+void netback_rx_kick_all(struct netback *nb)
+{
+	for (unsigned i = 1; i <= NETBACK_MAX_VIFS; i++) {
+		struct netback_vif *v = nb->vifs[i];
+		for (unsigned k = 0; v && k < v->nqueues; k++) {
+			struct netback_vif *o = v->queue[k];
+			if (o && o->connected && !o->broken &&
+			    (o->rxq_head != o->rxq_tail || o->rx_dirty))
+				netback_rx_poll(o, 0);
+		}
+	}
+}

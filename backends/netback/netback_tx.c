@@ -188,11 +188,7 @@ static void tx_respond(struct netback_vif *v, const struct tx_pkt *pk, int16_t s
 /* Deliver what the bridge queued for other vifs. */
 static void tx_kick_vifs(struct netback *nb)
 {
-	for (unsigned i = 1; i <= NETBACK_MAX_VIFS; i++) {
-		struct netback_vif *o = nb->vifs[i];
-		if (o && o->connected && !o->broken && (o->rxq_head != o->rxq_tail || o->rx_dirty))
-			netback_rx_poll(o, 0);
-	}
+	netback_rx_kick_all(nb); /* every queue of every vif */
 }
 
 static int tx_round(struct netback_vif *v)

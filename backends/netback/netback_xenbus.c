@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,8 +68,8 @@ static void vif_port_event(void *arg, evtchn_port_t port, enum evtchn_event ev)
 {
 	struct netback_vif *v = arg;
 	(void)port;
-	if (ev == EVTCHN_EV_CLOSED)
-		atomic_store(&v->peer_closed, true);
+	if (ev == EVTCHN_EV_CLOSED) /* any queue's channel: the whole vif */
+		atomic_store(&(v->parent ? v->parent : v)->peer_closed, true);
 	else if (ev == EVTCHN_EV_NOTIFY)
 		atomic_store(&v->kicked, true);
 	else
@@ -98,6 +99,10 @@ void netback_vif_run_kicks(struct netback_vif *v)
 	} else if (v->fail_pending) {
 		vif_poll(v, 0);
 	}
+	/* the other queues' kicks (a failure above freed them: nqueues 1) */
+	for (unsigned k = 1; !v->parent && k < v->nqueues; k++)
+		if (v->queue[k])
+			netback_vif_run_kicks(v->queue[k]);
 }
 
 /* Publish responses; whether the frontend asked to be told is only noted
@@ -149,8 +154,11 @@ void netback_kick_all(struct netback *nb)
 	nb->kick_pending = false;
 	for (unsigned i = 1; i <= NETBACK_MAX_VIFS; i++) {
 		struct netback_vif *v = nb->vifs[i];
-		if (v && (v->ntf_tx || v->ntf_rx))
-			vif_kick(v);
+		for (unsigned k = 0; v && k < v->nqueues; k++) {
+			struct netback_vif *q = v->queue[k];
+			if (q && (q->ntf_tx || q->ntf_rx))
+				vif_kick(q);
+		}
 	}
 }
 
@@ -217,9 +225,19 @@ static void vif_disconnect(struct netback_vif *v)
 static void vif_disconnect_keys(struct netback_vif *v, bool keys)
 {
 	struct netback *nb = v->nb;
+	/* queues 1..: their rings, channels and memory, then themselves */
+	for (unsigned k = 1; k < v->nqueues; k++) {
+		if (!v->queue[k])
+			continue;
+		vif_disconnect_keys(v->queue[k], false);
+		free(v->queue[k]);
+		v->queue[k] = NULL;
+	}
+	if (!v->parent)
+		v->nqueues = 1;
 	if (v->connected) {
 		evloop_del_poller(nb->loop, vif_poll, v);
-		if (keys)
+		if (keys && !v->parent)
 			netback_vif_stats_publish(v, true);
 	}
 	v->connected = false;
@@ -242,15 +260,17 @@ static void vif_disconnect_keys(struct netback_vif *v, bool keys)
 	if (v->tx_stage && gnt_seg_free(nb->h, v->tx_stage) == 0)
 		v->tx_stage = NULL;
 	netback_rxq_fini(v);
-	netback_bridge_forget_port(nb, v->port);
+	if (!v->parent)
+		netback_bridge_forget_port(nb, v->port);
 	if (keys)
 		(void)xs_put(nb, v->path, "carrier", "0");
 }
 
-static int vif_read_port(struct netback_vif *v, const char *key, evtchn_port_t *out)
+static int vif_read_port(struct netback_vif *v, const char *dir, const char *key,
+			 evtchn_port_t *out)
 {
 	uint64_t p;
-	if (xs_get_uint(v->nb, v->fe_path, key, 0, &p) || p == 0 || p >= HV_EVTCHN_PORTS)
+	if (xs_get_uint(v->nb, dir, key, 0, &p) || p == 0 || p >= HV_EVTCHN_PORTS)
 		return -EINVAL;
 	*out = (evtchn_port_t)p;
 	return 0;
@@ -264,32 +284,29 @@ static int vif_bind(struct netback_vif *v, evtchn_port_t remote, evtchn_port_t *
 	return evloop_add_port(v->nb->loop, *local, vif_port_event, v);
 }
 
-static int vif_connect(struct netback_vif *v)
+/* Queues offered (multi-queue-max-queues): one per CPU this domain may run
+ * on, as Linux netback offers one per CPU, at most NETBACK_MAX_QUEUES. */
+static unsigned vif_max_queues(void)
+{
+	cpu_set_t set;
+	unsigned n = 1;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		n = (unsigned)CPU_COUNT(&set);
+	return n < NETBACK_MAX_QUEUES ? n : NETBACK_MAX_QUEUES;
+}
+
+/* One queue's ring pair, event channel(s) and staging memory; the keys are
+ * in dir (the frontend directory, or its queue-N with several queues). */
+static int vif_queue_connect(struct netback_vif *v, const char *dir, const char **whyp)
 {
 	struct netback *nb = v->nb;
-	uint64_t tx_ref, rx_ref, u;
+	uint64_t tx_ref, rx_ref;
 	const char *why = "bad ring refs";
 	int r = -EINVAL;
-	if (xs_get_uint(nb, v->fe_path, "tx-ring-ref", 0, &tx_ref) ||
-	    xs_get_uint(nb, v->fe_path, "rx-ring-ref", 0, &rx_ref) || tx_ref > UINT32_MAX ||
+	if (xs_get_uint(nb, dir, "tx-ring-ref", 0, &tx_ref) ||
+	    xs_get_uint(nb, dir, "rx-ring-ref", 0, &rx_ref) || tx_ref > UINT32_MAX ||
 	    rx_ref > UINT32_MAX)
 		goto fail;
-	why = "request-rx-copy is required (no page flipping)";
-	if (xs_get_uint(nb, v->fe_path, "request-rx-copy", 0, &u) || u != 1)
-		goto fail;
-	why = "multi-queue is not offered";
-	if (!xs_get_uint(nb, v->fe_path, "multi-queue-num-queues", 1, &u) && u != 1)
-		goto fail;
-	xs_get_uint(nb, v->fe_path, "feature-sg", 0, &u);
-	v->fe_sg = u == 1;
-	xs_get_uint(nb, v->fe_path, "feature-gso-tcpv4", 0, &u);
-	v->fe_gso4 = u == 1;
-	xs_get_uint(nb, v->fe_path, "feature-gso-tcpv6", 0, &u);
-	v->fe_gso6 = u == 1;
-	xs_get_uint(nb, v->fe_path, "feature-rx-notify", 0, &u);
-	v->fe_rx_notify = u == 1;
-	xs_get_uint(nb, v->fe_path, "drvdom-persistent-grants", 0, &u);
-	v->persistent = u == 1;
 	if (v->persistent && !(v->pgnt = calloc(NETBACK_PGNT_SLOTS, sizeof(*v->pgnt))))
 		v->persistent = false;
 
@@ -316,10 +333,10 @@ static int vif_connect(struct netback_vif *v)
 
 	why = "bad event channel";
 	evtchn_port_t rtx, rrx;
-	if (!vif_read_port(v, "event-channel-tx", &rtx)) {
-		if ((r = vif_read_port(v, "event-channel-rx", &rrx)))
+	if (!vif_read_port(v, dir, "event-channel-tx", &rtx)) {
+		if ((r = vif_read_port(v, dir, "event-channel-rx", &rrx)))
 			goto fail;
-	} else if ((r = vif_read_port(v, "event-channel", &rtx))) {
+	} else if ((r = vif_read_port(v, dir, "event-channel", &rtx))) {
 		goto fail;
 	} else {
 		rrx = rtx;
@@ -342,17 +359,98 @@ static int vif_connect(struct netback_vif *v)
 	memset(&v->st, 0, sizeof(v->st));
 	v->last_stats[0] = 0;
 	v->broken = false;
-	v->connected = true;
-	if ((r = evloop_add_poller(nb->loop, vif_poll, v)))
+	return 0;
+fail:
+	*whyp = why;
+	return r ? r : -EINVAL;
+}
+
+static int vif_connect(struct netback_vif *v)
+{
+	struct netback *nb = v->nb;
+	uint64_t u, nq = 1;
+	const char *why = "request-rx-copy is required (no page flipping)";
+	char whyq[160];
+	int r = -EINVAL;
+	if (xs_get_uint(nb, v->fe_path, "request-rx-copy", 0, &u) || u != 1)
 		goto fail;
+	/* absent: one queue, keys at the top level (netif.h) */
+	why = "bad multi-queue-num-queues (not a number, 0, or more than multi-queue-max-queues)";
+	if (xs_get_uint(nb, v->fe_path, "multi-queue-num-queues", 1, &nq) == -EINVAL || nq == 0 ||
+	    nq > vif_max_queues())
+		goto fail;
+	xs_get_uint(nb, v->fe_path, "feature-sg", 0, &u);
+	v->fe_sg = u == 1;
+	xs_get_uint(nb, v->fe_path, "feature-gso-tcpv4", 0, &u);
+	v->fe_gso4 = u == 1;
+	xs_get_uint(nb, v->fe_path, "feature-gso-tcpv6", 0, &u);
+	v->fe_gso6 = u == 1;
+	xs_get_uint(nb, v->fe_path, "feature-rx-notify", 0, &u);
+	v->fe_rx_notify = u == 1;
+	xs_get_uint(nb, v->fe_path, "drvdom-persistent-grants", 0, &u);
+	v->persistent = u == 1;
+
+	/* Queue 0 is v; queues 1.. are structures of their own sharing its
+	 * bridge port and features. With one queue the keys are at the top
+	 * level, with several in queue-N (netif.h). */
+	v->queue[0] = v;
+	v->nqueues = 1;
+	for (unsigned k = 0; k < nq; k++) {
+		struct netback_vif *q = v;
+		if (k > 0) {
+			why = "out of memory for a queue";
+			r = -ENOMEM;
+			if (!(q = calloc(1, sizeof(*q))))
+				goto fail;
+			q->nb = nb;
+			q->parent = v;
+			q->qidx = k;
+			q->port = v->port;
+			q->fe_domid = v->fe_domid;
+			q->handle = v->handle;
+			memcpy(q->path, v->path, sizeof(q->path));
+			memcpy(q->fe_path, v->fe_path, sizeof(q->fe_path));
+			q->fe_sg = v->fe_sg, q->fe_gso4 = v->fe_gso4, q->fe_gso6 = v->fe_gso6;
+			q->fe_rx_notify = v->fe_rx_notify;
+			q->persistent = v->persistent;
+			q->state = XENBUS_STATE_CONNECTED;
+			v->queue[k] = q;
+			v->nqueues = k + 1;
+		}
+		char dir[192];
+		if (nq == 1)
+			snprintf(dir, sizeof(dir), "%s", v->fe_path);
+		else
+			snprintf(dir, sizeof(dir), "%s/queue-%u", v->fe_path, k);
+		if ((r = vif_queue_connect(q, dir, &why))) {
+			if (nq > 1) {
+				snprintf(whyq, sizeof(whyq), "queue %u: %s", k, why);
+				why = whyq;
+			}
+			goto fail;
+		}
+	}
+	for (unsigned k = 0; k < nq; k++) {
+		v->queue[k]->connected = true;
+		if ((r = evloop_add_poller(nb->loop, vif_poll, v->queue[k]))) {
+			why = "no poller";
+			goto fail;
+		}
+	}
+	char p[200];
+	snprintf(p, sizeof(p), "%s/error", v->path);
+	(void)xs_rm(nb->xs, XBT_NULL, p); /* a previous connection's */
 	(void)xs_put(nb, v->path, "carrier", "1");
 	vif_set_state(v, XENBUS_STATE_CONNECTED);
-	log_info("vif %u/%u connected (sg %d gso4 %d gso6 %d, %s event channels, %s)", v->fe_domid,
-		 v->handle, v->fe_sg, v->fe_gso4, v->fe_gso6, rrx != rtx ? "split" : "one",
+	log_info("vif %u/%u connected (sg %d gso4 %d gso6 %d, %u queue(s), %s event channels, %s)",
+		 v->fe_domid, v->handle, v->fe_sg, v->fe_gso4, v->fe_gso6, v->nqueues,
+		 v->port_rx != v->port_tx ? "split" : "one",
 		 v->persistent ? "persistent grants mapped once" : "grant copy");
 	return 0;
 fail:
 	log_warn("vif %u/%u: cannot connect: %s (%s)", v->fe_domid, v->handle, why, strerror(-r));
+	/* the reason for the toolstack and the frontend, as blkback does */
+	(void)xs_put(nb, v->path, "error", why);
 	vif_disconnect(v);
 	vif_set_state(v, XENBUS_STATE_CLOSING);
 	return r;
@@ -373,6 +471,9 @@ static void vif_init_wait(struct netback_vif *v)
 	};
 	for (size_t i = 0; i < sizeof(feats) / sizeof(feats[0]); i++)
 		(void)xs_put(v->nb, v->path, feats[i][0], feats[i][1]);
+	char nq[12];
+	snprintf(nq, sizeof(nq), "%u", vif_max_queues());
+	(void)xs_put(v->nb, v->path, "multi-queue-max-queues", nq);
 	(void)xs_put(v->nb, v->path, "carrier", "0");
 	v->broken = false;
 	vif_set_state(v, XENBUS_STATE_INIT_WAIT);
@@ -416,6 +517,14 @@ void netback_vif_frontend_changed(struct netback_vif *v)
 
 void netback_vif_fail(struct netback_vif *v, const char *why)
 {
+	if (v->parent) {
+		/* a queue: stop serving it, and take the whole vif down from
+		 * the loop (wake_ready runs the vif's deferred work) */
+		v->broken = true;
+		v = v->parent;
+		if (!v->broken)
+			netback_wake(v->nb);
+	}
 	if (v->broken)
 		return;
 	log_warn("vif %u/%u: %s: disconnecting", v->fe_domid, v->handle, why);
@@ -475,6 +584,8 @@ void netback_vif_probe(struct netback *nb, domid_t fe, unsigned handle)
 		return;
 	v->nb = nb;
 	v->port = port;
+	v->queue[0] = v;
+	v->nqueues = 1;
 	v->fe_domid = fe;
 	v->handle = handle;
 	snprintf(v->path, sizeof(v->path), "%s/%u/%u", nb->vif_path, fe, handle);
@@ -524,7 +635,22 @@ void netback_vif_stats_publish(struct netback_vif *v, bool force)
 	uint64_t now = netback_now_ns();
 	if (!force && now - v->stats_ns < NETBACK_STATS_NS)
 		return;
-	const struct netback_stats *s = &v->st;
+	/* all queues' counters together */
+	struct netback_stats sum = v->st;
+	unsigned inflight = v->rxq_tail - v->rxq_head;
+	unsigned mapped = (unsigned)v->tx_mapped + (unsigned)v->rx_mapped + v->npgnt;
+	for (unsigned k = 1; k < v->nqueues; k++) {
+		const struct netback_vif *q = v->queue[k];
+		if (!q)
+			continue;
+		uint64_t *d = (uint64_t *)&sum;
+		const uint64_t *a = (const uint64_t *)&q->st;
+		for (size_t i = 0; i < sizeof(sum) / sizeof(uint64_t); i++)
+			d[i] += a[i];
+		inflight += q->rxq_tail - q->rxq_head;
+		mapped += (unsigned)q->tx_mapped + (unsigned)q->rx_mapped + q->npgnt;
+	}
+	const struct netback_stats *s = &sum;
 	char b[512];
 	snprintf(b, sizeof(b),
 		 "reqs=%" PRIu64 " bytes=%" PRIu64 " tx_pkts=%" PRIu64 " tx_bytes=%" PRIu64
@@ -533,10 +659,21 @@ void netback_vif_stats_publish(struct netback_vif *v, bool force)
 		 " ntf_supp=%" PRIu64 " gnt_copies=%" PRIu64 " gnt_copy_calls=%" PRIu64
 		 " gnt_maps=%" PRIu64 " pgnt_hits=%" PRIu64 " mapped=%u",
 		 s->tx_pkts + s->rx_pkts, s->tx_bytes + s->rx_bytes, s->tx_pkts, s->tx_bytes,
-		 s->rx_pkts, s->rx_bytes, v->rxq_tail - v->rxq_head, s->tx_drops + s->rx_drops,
+		 s->rx_pkts, s->rx_bytes, inflight, s->tx_drops + s->rx_drops,
 		 s->tx_drops, s->rx_drops, s->tx_errors, s->ntf_sent, s->ntf_supp, s->gnt_copies,
-		 s->gnt_copy_calls, s->gnt_maps, s->pgnt_hits,
-		 (unsigned)v->tx_mapped + (unsigned)v->rx_mapped + v->npgnt);
+		 s->gnt_copy_calls, s->gnt_maps, s->pgnt_hits, mapped);
+	if (v->nqueues > 1) { /* how the flows spread: packets per queue */
+		size_t l = strlen(b);
+		l += (size_t)snprintf(b + l, sizeof(b) - l, " queues=%u q_tx_pkts=", v->nqueues);
+		for (unsigned k = 0; k < v->nqueues && l < sizeof(b); k++)
+			l += (size_t)snprintf(b + l, sizeof(b) - l, "%s%" PRIu64, k ? "," : "",
+					      v->queue[k] ? v->queue[k]->st.tx_pkts : 0);
+		if (l < sizeof(b))
+			l += (size_t)snprintf(b + l, sizeof(b) - l, " q_rx_pkts=");
+		for (unsigned k = 0; k < v->nqueues && l < sizeof(b); k++)
+			l += (size_t)snprintf(b + l, sizeof(b) - l, "%s%" PRIu64, k ? "," : "",
+					      v->queue[k] ? v->queue[k]->st.rx_pkts : 0);
+	}
 	v->stats_ns = now;
 	if (!strcmp(b, v->last_stats))
 		return;

@@ -49,6 +49,9 @@
  * long before the loop may sleep: the answer usually comes within it, and a
  * sleeping netfront costs a cross-core wake-up (~25 us) per round trip. */
 #define NF_TX_HOT_NS 60000u
+/* Queues at most (netfront_set_max_queues; the backend's
+ * multi-queue-max-queues may allow fewer). */
+#define NF_MAX_QUEUES 4u
 
 struct netfront_vif {
 	unsigned devid;
@@ -81,6 +84,19 @@ struct netfront_vif {
 	_Atomic bool kicked, peer_closed; /* from port handlers off the loop thread */
 	uint64_t hot_until;		  /* see NF_TX_HOT_NS */
 	char last_stats[256];
+
+	/* Multiple queues (docs/netfront.md): each queue is a netfront_vif of
+	 * its own for its rings, channel, pages and counters; queue[0] is
+	 * the vif itself (TAP, xenbus state, paths), queues 1.. point back
+	 * with parent and share its TAP fd. nqueues: in use by the current
+	 * connection; nalloc: structures allocated (kept, with their grants,
+	 * across reconnections). tx_bounce: with several queues a frame is
+	 * read here first, its flow hash picks the queue, then it is copied
+	 * into that queue's pages (one flow, one tx queue: in order). */
+	struct netfront_vif *parent;
+	struct netfront_vif *queue[NF_MAX_QUEUES];
+	unsigned nqueues, nalloc;
+	uint8_t *tx_bounce;
 };
 
 static struct {
@@ -91,6 +107,7 @@ static struct {
 	struct gnt_table *gt;
 	bool own_gt;
 	bool persistent; /* offer drvdom-persistent-grants (netfront_set_persistent) */
+	unsigned max_queues; /* netfront_set_max_queues */
 	domid_t self;
 	pthread_t loop_thread;
 	int wake_fd, timer_fd;
@@ -161,6 +178,8 @@ static void tap_poll_set(struct netfront_vif *v, bool on)
 
 static void vif_disconnect(struct netfront_vif *v)
 {
+	for (unsigned k = 1; !v->parent && k < v->nalloc; k++)
+		vif_disconnect(v->queue[k]);
 	if (v->connected)
 		evloop_del_poller(nf.l, vif_poll, v);
 	v->connected = false;
@@ -211,20 +230,14 @@ static void rx_post(struct netfront_vif *v)
 }
 
 /* Backend in InitWait: set up rings, post rx buffers, publish, Initialised. */
-static void vif_setup(struct netfront_vif *v)
+/* One queue's rings, tx ids, event channel and rx buffers; its keys into
+ * dir (our directory, or its queue-N with several queues). */
+static int vif_queue_setup(struct netfront_vif *v, const char *dir, const char **why)
 {
 	int r;
-	const char *why = "memory";
-	vif_disconnect(v);
+	*why = "memory";
 	if ((r = vif_alloc_memory(v)))
-		goto fail;
-	v->be_sg = xget_long(v->be_path, "feature-sg", 0) == 1;
-	v->be_gso4 = xget_long(v->be_path, "feature-gso-tcpv4", 0) == 1;
-	v->be_gso6 = xget_long(v->be_path, "feature-gso-tcpv6", 0) == 1;
-	why = "rx-copy not offered";
-	r = -EOPNOTSUPP;
-	if (xget_long(v->be_path, "feature-rx-copy", 0) != 1)
-		goto fail;
+		return r;
 	netif_tx_ring_front_init(&v->tx, gnt_seg_page(v->ring_seg, 0), 0);
 	netif_rx_ring_front_init(&v->rx, gnt_seg_page(v->ring_seg, 1), 0);
 	v->ntx_free = 0;
@@ -232,20 +245,90 @@ static void vif_setup(struct netfront_vif *v)
 		v->tx_busy[i] = false;
 		v->tx_free[v->ntx_free++] = (uint16_t)(NF_NTX - 1 - i);
 	}
-	why = "event channel";
+	*why = "event channel";
 	if ((r = evtchn_alloc_unbound(nf.h, v->be_domid, &v->port)))
-		goto fail;
+		return r;
 	v->port_alloc = true;
 	if ((r = evloop_add_port(nf.l, v->port, port_event, v)))
-		goto fail;
+		return r;
 	rx_post(v);
+	*why = "xenstore";
+	if (!xput(dir, "tx-ring-ref", "%lu", v->ring_ref[0]) ||
+	    !xput(dir, "rx-ring-ref", "%lu", v->ring_ref[1]) ||
+	    !xput(dir, "event-channel", "%lu", v->port))
+		return -EIO;
+	return 0;
+}
+
+/* Queues for this connection: as many as the backend offers
+ * (multi-queue-max-queues; absent: 1) and we allow, and their structures. */
+static unsigned vif_queues(struct netfront_vif *v)
+{
+	long bmax = xget_long(v->be_path, "multi-queue-max-queues", 1);
+	unsigned n = nf.max_queues ? nf.max_queues : 1;
+	if (bmax < 1)
+		bmax = 1;
+	if ((unsigned long)bmax < n)
+		n = (unsigned)bmax;
+	if (n > NF_MAX_QUEUES)
+		n = NF_MAX_QUEUES;
+	if (n > 1 && !v->tx_bounce && !(v->tx_bounce = malloc(NF_VH_LEN + NF_FRAME_PAGES * NF_PAGE)))
+		n = 1;
+	v->queue[0] = v;
+	if (v->nalloc < 1)
+		v->nalloc = 1;
+	while (v->nalloc < n) {
+		struct netfront_vif *q = calloc(1, sizeof(*q));
+		if (!q)
+			break;
+		q->parent = v;
+		q->devid = v->devid;
+		q->tap = v->tap;
+		q->be_domid = v->be_domid;
+		memcpy(q->path, v->path, sizeof(q->path));
+		memcpy(q->be_path, v->be_path, sizeof(q->be_path));
+		v->queue[v->nalloc++] = q;
+	}
+	return n < v->nalloc ? n : v->nalloc;
+}
+
+static void vif_setup(struct netfront_vif *v)
+{
+	int r;
+	const char *why = "memory";
+	vif_disconnect(v);
+	unsigned nq = vif_queues(v);
+	v->nqueues = nq;
+	v->be_sg = xget_long(v->be_path, "feature-sg", 0) == 1;
+	v->be_gso4 = xget_long(v->be_path, "feature-gso-tcpv4", 0) == 1;
+	v->be_gso6 = xget_long(v->be_path, "feature-gso-tcpv6", 0) == 1;
+	why = "rx-copy not offered";
+	r = -EOPNOTSUPP;
+	if (xget_long(v->be_path, "feature-rx-copy", 0) != 1)
+		goto fail;
+	/* one queue: the keys at the top level, as always; several:
+	 * multi-queue-num-queues and queue-N/ (netif.h) */
+	for (unsigned k = 0; k < nq; k++) {
+		struct netfront_vif *q = v->queue[k];
+		char dir[160];
+		if (nq == 1)
+			snprintf(dir, sizeof(dir), "%s", v->path);
+		else
+			snprintf(dir, sizeof(dir), "%s/queue-%u", v->path, k);
+		if ((r = vif_queue_setup(q, dir, &why)))
+			goto fail;
+	}
 	why = "xenstore";
 	r = -EIO;
 	xs_transaction_t t = XBT_NULL;
-	if (!xput(v->path, "tx-ring-ref", "%lu", v->ring_ref[0]) ||
-	    !xput(v->path, "rx-ring-ref", "%lu", v->ring_ref[1]) ||
-	    !xput(v->path, "event-channel", "%lu", v->port) ||
-	    !xput(v->path, "request-rx-copy", "%lu", 1) ||
+	if (nq > 1 && !xput(v->path, "multi-queue-num-queues", "%lu", nq))
+		goto fail;
+	if (nq == 1 && v->nalloc > 1) { /* an earlier connection had several */
+		char p[200];
+		snprintf(p, sizeof(p), "%s/multi-queue-num-queues", v->path);
+		xs_rm(nf.xs, XBT_NULL, p);
+	}
+	if (!xput(v->path, "request-rx-copy", "%lu", 1) ||
 	    !xput(v->path, "feature-rx-notify", "%lu", 1) ||
 	    !xput(v->path, "feature-sg", "%lu", 1) ||
 	    !xput(v->path, "feature-gso-tcpv4", "%lu", 1) ||
@@ -273,12 +356,16 @@ static void vif_connected(struct netfront_vif *v)
 	if (ioctl(v->tap, TUNSETOFFLOAD, off) < 0)
 		log_warn("vif %u: TUNSETOFFLOAD: %s", v->devid, strerror(errno));
 	v->offloads = off;
-	v->connected = true;
-	evloop_add_poller(nf.l, vif_poll, v);
+	for (unsigned k = 0; k < v->nqueues; k++) {
+		struct netfront_vif *q = v->queue[k];
+		q->be_sg = v->be_sg, q->be_gso4 = v->be_gso4, q->be_gso6 = v->be_gso6;
+		q->connected = true;
+		evloop_add_poller(nf.l, vif_poll, q);
+	}
 	tap_poll_set(v, true);
 	set_state(v, XENBUS_STATE_CONNECTED);
-	log_info("vif %u connected to domain %u (gso4 %d gso6 %d sg %d)", v->devid, v->be_domid,
-		 v->be_gso4, v->be_gso6, v->be_sg);
+	log_info("vif %u connected to domain %u (gso4 %d gso6 %d sg %d, %u queue(s))", v->devid,
+		 v->be_domid, v->be_gso4, v->be_gso6, v->be_sg, v->nqueues);
 }
 
 /* The backend broke the protocol or went away: drop the rings, keep the
@@ -286,6 +373,8 @@ static void vif_connected(struct netfront_vif *v)
  * InitWait). */
 static void vif_reset(struct netfront_vif *v, const char *why)
 {
+	if (v->parent) /* a queue: the whole vif */
+		v = v->parent;
 	log_warn("vif %u: %s: resetting the connection", v->devid, why);
 	v->resets++;
 	vif_disconnect(v);
@@ -364,6 +453,9 @@ static void tx_complete(struct netfront_vif *v)
 	}
 }
 
+static void tx_post(struct netfront_vif *v, const uint16_t *ids, unsigned np, uint32_t len,
+		    const struct virtio_net_hdr_mrg_rxbuf *vhp);
+
 static int tx_from_tap(struct netfront_vif *v)
 {
 	int n = 0;
@@ -391,46 +483,7 @@ static int tx_from_tap(struct netfront_vif *v)
 			v->tx_drops++;
 			continue;
 		}
-		v->ntx_free -= np;
-		uint16_t fl = 0;
-		if (vh.hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)
-			fl = NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED;
-		else if (vh.hdr.flags & VIRTIO_NET_HDR_F_DATA_VALID)
-			fl = NETTXF_DATA_VALIDATED;
-		uint8_t gt = vh.hdr.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
-		bool gso = gt == VIRTIO_NET_HDR_GSO_TCPV4 || gt == VIRTIO_NET_HDR_GSO_TCPV6;
-		for (unsigned i = 0; i < np; i++) {
-			union netif_tx_req_slot *s = netif_tx_ring_front_next_req(&v->tx);
-			uint16_t id = ids[i];
-			if (!s) /* room was checked above */
-				break;
-			v->tx_busy[id] = true;
-			s->req.gref = v->data_ref[id];
-			s->req.offset = 0;
-			s->req.id = id;
-			s->req.flags =
-			    (uint16_t)((i == 0 ? fl : 0) | (i + 1 < np ? NETTXF_MORE_DATA : 0));
-			if (i == 0) {
-				s->req.size = (uint16_t)len;
-				if (gso) {
-					s->req.flags |= NETTXF_EXTRA_INFO;
-					union netif_tx_req_slot *e =
-					    netif_tx_ring_front_next_req(&v->tx);
-					if (!e) /* room was checked above */
-						break;
-					e->extra = (struct netif_extra){0};
-					e->extra.type = XEN_NETIF_EXTRA_TYPE_GSO;
-					e->extra.u.gso.size = vh.hdr.gso_size;
-					e->extra.u.gso.type = gt == VIRTIO_NET_HDR_GSO_TCPV6
-								  ? XEN_NETIF_GSO_TYPE_TCPV6
-								  : XEN_NETIF_GSO_TYPE_TCPV4;
-				}
-			} else {
-				uint32_t rest = len - i * NF_PAGE;
-				s->req.size = (uint16_t)(rest > NF_PAGE ? NF_PAGE : rest);
-			}
-		}
-		v->tx_pkts++;
+		tx_post(v, ids, np, len, &vh);
 		n++;
 		pushed = true;
 		if (n % 16 == 0 && netif_tx_ring_front_push_requests_check_notify(&v->tx))
@@ -441,6 +494,110 @@ static int tx_from_tap(struct netfront_vif *v)
 	return n;
 }
 
+/* Room in every queue for a maximal frame (a frame read from the TAP must
+ * find room in whichever queue its flow hashes to). */
+static bool tx_room(struct netfront_vif *v)
+{
+	for (unsigned k = 0; k < v->nqueues; k++) {
+		struct netfront_vif *q = v->queue[k];
+		if (!q->connected || q->ntx_free < NF_FRAME_PAGES ||
+		    netif_tx_ring_front_free_requests(&q->tx) < NF_FRAME_PAGES + 2)
+			return false;
+	}
+	return true;
+}
+
+/* Several queues: each frame is read into the bounce buffer, its flow hash
+ * picks the tx queue (one connection stays in order on one queue), and it
+ * is copied into that queue's pages. */
+static int tx_from_tap_mq(struct netfront_vif *v)
+{
+	int n = 0;
+	unsigned pushed = 0;
+	while (v->connected && tx_room(v)) {
+		ssize_t r = read(v->tap, v->tx_bounce, NF_VH_LEN + NF_FRAME_PAGES * NF_PAGE);
+		if (r < 0)
+			break;
+		if (r < (ssize_t)NF_VH_LEN + 14)
+			continue;
+		uint32_t len = (uint32_t)r - NF_VH_LEN;
+		unsigned np = (len + NF_PAGE - 1) / NF_PAGE;
+		if (len > XEN_NETIF_MAX_TX_SIZE + 14u || (np > 1 && !v->be_sg)) {
+			v->tx_drops++;
+			continue;
+		}
+		const uint8_t *frame = v->tx_bounce + NF_VH_LEN;
+		unsigned k = netpkt_flow_hash(frame, len) % v->nqueues;
+		struct netfront_vif *q = v->queue[k];
+		struct virtio_net_hdr_mrg_rxbuf vh;
+		memcpy(&vh, v->tx_bounce, NF_VH_LEN);
+		uint16_t ids[NF_FRAME_PAGES];
+		for (unsigned i = 0; i < np; i++) {
+			ids[i] = q->tx_free[q->ntx_free - 1 - i];
+			uint32_t c = len - i * NF_PAGE > NF_PAGE ? NF_PAGE : len - i * NF_PAGE;
+			memcpy(gnt_seg_page(q->data_seg, ids[i]), frame + i * NF_PAGE, c);
+		}
+		tx_post(q, ids, np, len, &vh);
+		n++;
+		pushed |= 1u << k;
+		if (n % 16 == 0 && netif_tx_ring_front_push_requests_check_notify(&q->tx))
+			evtchn_notify(nf.h, q->port);
+	}
+	for (unsigned k = 0; k < v->nqueues; k++)
+		if ((pushed & (1u << k)) &&
+		    netif_tx_ring_front_push_requests_check_notify(&v->queue[k]->tx))
+			evtchn_notify(nf.h, v->queue[k]->port);
+	return n;
+}
+
+/* A frame of len bytes in v's tx pages ids[0..np): its requests (and a GSO
+ * extra slot). Room was checked by the caller. */
+static void tx_post(struct netfront_vif *v, const uint16_t *ids, unsigned np, uint32_t len,
+		    const struct virtio_net_hdr_mrg_rxbuf *vhp)
+{
+	struct virtio_net_hdr_mrg_rxbuf vh = *vhp;
+	v->ntx_free -= np;
+	uint16_t fl = 0;
+	if (vh.hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)
+		fl = NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED;
+	else if (vh.hdr.flags & VIRTIO_NET_HDR_F_DATA_VALID)
+		fl = NETTXF_DATA_VALIDATED;
+	uint8_t gt = vh.hdr.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
+	bool gso = gt == VIRTIO_NET_HDR_GSO_TCPV4 || gt == VIRTIO_NET_HDR_GSO_TCPV6;
+	for (unsigned i = 0; i < np; i++) {
+		union netif_tx_req_slot *s = netif_tx_ring_front_next_req(&v->tx);
+		uint16_t id = ids[i];
+		if (!s) /* room was checked above */
+			break;
+		v->tx_busy[id] = true;
+		s->req.gref = v->data_ref[id];
+		s->req.offset = 0;
+		s->req.id = id;
+		s->req.flags =
+		    (uint16_t)((i == 0 ? fl : 0) | (i + 1 < np ? NETTXF_MORE_DATA : 0));
+		if (i == 0) {
+			s->req.size = (uint16_t)len;
+			if (gso) {
+				s->req.flags |= NETTXF_EXTRA_INFO;
+				union netif_tx_req_slot *e =
+				    netif_tx_ring_front_next_req(&v->tx);
+				if (!e) /* room was checked above */
+					break;
+				e->extra = (struct netif_extra){0};
+				e->extra.type = XEN_NETIF_EXTRA_TYPE_GSO;
+				e->extra.u.gso.size = vh.hdr.gso_size;
+				e->extra.u.gso.type = gt == VIRTIO_NET_HDR_GSO_TCPV6
+							  ? XEN_NETIF_GSO_TYPE_TCPV6
+							  : XEN_NETIF_GSO_TYPE_TCPV4;
+			}
+		} else {
+			uint32_t rest = len - i * NF_PAGE;
+			s->req.size = (uint16_t)(rest > NF_PAGE ? NF_PAGE : rest);
+		}
+	}
+	v->tx_pkts++;
+}
+
 static void tap_ready(void *arg, int fd, uint32_t events)
 {
 	(void)fd;
@@ -448,14 +605,14 @@ static void tap_ready(void *arg, int fd, uint32_t events)
 	struct netfront_vif *v = arg;
 	if (!v->connected)
 		return;
-	tx_complete(v);
+	for (unsigned k = 0; k < v->nqueues && v->connected; k++)
+		tx_complete(v->queue[k]);
 	if (!v->connected)
 		return;
-	if (tx_from_tap(v) > 0)
+	if ((v->nqueues > 1 ? tx_from_tap_mq(v) : tx_from_tap(v)) > 0)
 		v->hot_until = nf_now_ns() + NF_TX_HOT_NS;
 	/* out of tx room: stop reading until responses free some */
-	if (v->ntx_free < NF_FRAME_PAGES ||
-	    netif_tx_ring_front_free_requests(&v->tx) < NF_FRAME_PAGES + 2)
+	if (v->connected && !tx_room(v))
 		tap_poll_set(v, false);
 }
 
@@ -595,10 +752,11 @@ static int vif_poll(void *arg, unsigned flags)
 	tx_complete(v);
 	if (!v->connected)
 		return 1;
+	struct netfront_vif *pv = v->parent ? v->parent : v; /* the TAP's owner */
 	if (v->ntx_free != before) {
 		w++;
-		if (!v->tap_polled && v->ntx_free >= NF_FRAME_PAGES)
-			tap_poll_set(v, true);
+		if (!pv->tap_polled && v->ntx_free >= NF_FRAME_PAGES && tx_room(pv))
+			tap_poll_set(pv, true);
 	}
 	if (flags & EVLOOP_POLL_FINAL) {
 		uint32_t n;
@@ -610,7 +768,7 @@ static int vif_poll(void *arg, unsigned flags)
 		 * collects them first: ask to be told of them only when out
 		 * of pages (the TAP is off the loop), so a frame sent costs
 		 * the guest no wake-up for its completion. */
-		if (v->connected && !v->tap_polled) {
+		if (v->connected && !pv->tap_polled) {
 			if (netif_tx_ring_front_final_check_for_responses(&v->tx, &n))
 				vif_reset(v, "tx ring: response producer index jump");
 			else if (n)
@@ -622,11 +780,14 @@ static int vif_poll(void *arg, unsigned flags)
 
 static void vif_run_kicks(struct netfront_vif *v)
 {
+	struct netfront_vif *pv = v->parent ? v->parent : v;
 	if (atomic_exchange(&v->peer_closed, false) &&
-	    (v->connected || v->state == XENBUS_STATE_INITIALISED))
+	    (v->connected || pv->state == XENBUS_STATE_INITIALISED))
 		vif_reset(v, "backend closed the event channel (gone?)");
 	if (atomic_exchange(&v->kicked, false))
 		vif_poll(v, 0);
+	for (unsigned k = 1; !v->parent && k < v->nqueues; k++)
+		vif_run_kicks(v->queue[k]);
 }
 
 /* Port handlers may run in the xenstore reader's thread (its hvc_dispatch):
@@ -662,13 +823,17 @@ static void stats_tick(void *arg, int fd, uint32_t events)
 		if (!v || v->detaching)
 			continue;
 		char b[256], p[160];
+		uint64_t txp = 0, rxp = 0, txd = 0, rxd = 0; /* all queues */
+		for (unsigned k = 0; k < (v->nalloc ? v->nalloc : 1); k++) {
+			const struct netfront_vif *q = k ? v->queue[k] : v;
+			txp += q->tx_pkts, rxp += q->rx_pkts, txd += q->tx_drops, rxd += q->rx_drops;
+		}
 		snprintf(b, sizeof(b),
 			 "reqs=%llu tx_pkts=%llu rx_pkts=%llu drops=%llu tx_drops=%llu "
 			 "rx_drops=%llu resets=%llu",
-			 (unsigned long long)(v->tx_pkts + v->rx_pkts),
-			 (unsigned long long)v->tx_pkts, (unsigned long long)v->rx_pkts,
-			 (unsigned long long)(v->tx_drops + v->rx_drops),
-			 (unsigned long long)v->tx_drops, (unsigned long long)v->rx_drops,
+			 (unsigned long long)(txp + rxp), (unsigned long long)txp,
+			 (unsigned long long)rxp, (unsigned long long)(txd + rxd),
+			 (unsigned long long)txd, (unsigned long long)rxd,
 			 (unsigned long long)v->resets);
 		if (!strcmp(b, v->last_stats))
 			continue;
@@ -765,16 +930,22 @@ static void vif_free(struct netfront_vif *v)
 	xs_unwatch(nf.xs, p, v->tok_be);
 	snprintf(p, sizeof(p), "%s/state", v->path);
 	xs_unwatch(nf.xs, p, v->tok_self);
-	if (v->granted) {
-		for (unsigned i = 0; i < 2; i++)
-			gnt_end_access(nf.gt, v->ring_ref[i]);
-		for (unsigned i = 0; i < NF_NTX + NF_NRX; i++)
-			gnt_end_access(nf.gt, v->data_ref[i]);
+	for (unsigned k = v->nalloc ? v->nalloc : 1; k-- > 0;) {
+		struct netfront_vif *q = k ? v->queue[k] : v;
+		if (q->granted) {
+			for (unsigned i = 0; i < 2; i++)
+				gnt_end_access(nf.gt, q->ring_ref[i]);
+			for (unsigned i = 0; i < NF_NTX + NF_NRX; i++)
+				gnt_end_access(nf.gt, q->data_ref[i]);
+		}
+		if (q->ring_seg)
+			gnt_seg_free(nf.h, q->ring_seg);
+		if (q->data_seg)
+			gnt_seg_free(nf.h, q->data_seg);
+		if (k)
+			free(q);
 	}
-	if (v->ring_seg)
-		gnt_seg_free(nf.h, v->ring_seg);
-	if (v->data_seg)
-		gnt_seg_free(nf.h, v->data_seg);
+	free(v->tx_bounce);
 	close(v->tap);
 	log_info("vif %u: removed", v->devid);
 	for (unsigned i = 0; i < NF_MAX_VIFS; i++)
@@ -802,6 +973,11 @@ static void scan(void)
 	for (unsigned k = 0; k < NF_MAX_VIFS; k++)
 		if (nf.vifs[k] && !seen[k])
 			vif_free(nf.vifs[k]);
+}
+
+void netfront_set_max_queues(unsigned n)
+{
+	nf.max_queues = n < 1 ? 1 : n > NF_MAX_QUEUES ? NF_MAX_QUEUES : n;
 }
 
 void netfront_set_persistent(bool on)

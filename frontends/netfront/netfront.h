@@ -38,6 +38,13 @@ bool netfront_xs_event(const char *path, const char *token);
  * Default on; call before netfront_watch_start. */
 void netfront_set_persistent(bool on);
 
+/* Queues to use at most per vif (netif multi-queue, docs/netfront.md): a
+ * vif uses min(n, the backend's multi-queue-max-queues) queues, each flow
+ * sent on one of them by its hash. Default 1 (the top-level keys of a
+ * single queue, as before multi-queue); at most 4. Call before
+ * netfront_watch_start (or before a vif's next handshake). */
+void netfront_set_max_queues(unsigned n);
+
 /* Disconnect every vif (state Closed) and free netfront's state. Event loop
  * thread only. */
 void netfront_stop(void);

@@ -13,6 +13,13 @@
 //           never post an rx buffer while the suite floods us
 //   split   not malicious: split event channels (event-channel-tx/-rx),
 //           one good frame must be answered NETIF_RSP_OKAY
+//   mq-many  multi-queue-num-queues one more than the backend's
+//            multi-queue-max-queues (queue-N keys for all of them)
+//   mq-noref multi-queue-num-queues 2, queue-1 without tx-ring-ref
+//   mq-zero  multi-queue-num-queues 0
+//   mq-junk  multi-queue-num-queues "two"
+//           for each mq-*: the backend must refuse the vif (state Closing,
+//           its error key set) and stay up
 // The result goes to data/result in the domain's own xenstore directory
 // ("ok ..." or "fail: ..."), read by the suite from dom0.
 #include <errno.h>
@@ -41,13 +48,20 @@ static struct gnt_seg *rings, *data;
 static grant_ref_t data_ref[4];
 static evtchn_port_t port, port_rx;
 static int split;
+static const char *mq; /* an mq-* mode */
+
+static void wrs(const char *key, const char *b)
+{
+	char p[256];
+	snprintf(p, sizeof(p), "%s/%s", fe, key);
+	xs_write(xs, XBT_NULL, p, b, (unsigned)strlen(b));
+}
 
 static void wr(const char *key, unsigned long v)
 {
-	char p[256], b[32];
-	snprintf(p, sizeof(p), "%s/%s", fe, key);
+	char b[32];
 	snprintf(b, sizeof(b), "%lu", v);
-	xs_write(xs, XBT_NULL, p, b, (unsigned)strlen(b));
+	wrs(key, b);
 }
 
 static int wait_be_state(int want, int ms)
@@ -122,6 +136,31 @@ static int connect_be(void)
 		return r;
 	if (wait_be_state(XENBUS_STATE_INIT_WAIT, 10000))
 		return -ETIMEDOUT;
+	if (mq) {
+		/* every queue's keys name the same (valid) rings and channel:
+		 * the backend must refuse before it would map anything twice */
+		long max = rd(be, "multi-queue-max-queues");
+		long nq = !strcmp(mq, "mq-many") ? max + 1 : 2;
+		for (long k = 0; k < nq && k < 8; k++) {
+			char key[64];
+			snprintf(key, sizeof(key), "queue-%ld/tx-ring-ref", k);
+			if (k == 0 || strcmp(mq, "mq-noref"))
+				wr(key, rr[0]);
+			snprintf(key, sizeof(key), "queue-%ld/rx-ring-ref", k);
+			wr(key, rr[1]);
+			snprintf(key, sizeof(key), "queue-%ld/event-channel", k);
+			wr(key, port);
+		}
+		if (!strcmp(mq, "mq-zero"))
+			wrs("multi-queue-num-queues", "0");
+		else if (!strcmp(mq, "mq-junk"))
+			wrs("multi-queue-num-queues", "two");
+		else
+			wr("multi-queue-num-queues", (unsigned long)nq);
+		wr("request-rx-copy", 1);
+		wr("state", XENBUS_STATE_INITIALISED);
+		return 0;
+	}
 	wr("tx-ring-ref", rr[0]);
 	wr("rx-ring-ref", rr[1]);
 	if (split) {
@@ -167,6 +206,8 @@ int main(int argc, char **argv)
 	}
 	be_domid = (domid_t)rd(fe, "backend-id");
 	split = !strcmp(mode, "split");
+	if (!strncmp(mode, "mq-", 3))
+		mq = mode;
 	if ((r = connect_be())) {
 		result("fail: handshake: %s", strerror(-r));
 		goto idle;
@@ -207,6 +248,18 @@ int main(int argc, char **argv)
 		push();
 		r = wait_be_state(XENBUS_STATE_CLOSING, 5000);
 		result(r ? "fail: jump: backend state %ld" : "ok jump: state %ld", rd(be, "state"));
+	} else if (mq) {
+		r = wait_be_state(XENBUS_STATE_CLOSING, 5000);
+		char p[256];
+		unsigned len;
+		snprintf(p, sizeof(p), "%s/error", be);
+		char *err = xs_read(xs, XBT_NULL, p, &len);
+		if (r || !err || !*err)
+			result("fail: %s: backend state %ld, error '%s'", mode, rd(be, "state"),
+			       err ? err : "");
+		else
+			result("ok %s: state %ld, error '%s'", mode, rd(be, "state"), err);
+		free(err);
 	} else if (!strcmp(mode, "split")) {
 		frame(0, 60);
 		req(1, 0, 0, 60, 0);

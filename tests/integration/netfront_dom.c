@@ -3,7 +3,8 @@
 // and nothing else (drvdom-guest runs it beside blkfront): hypercall
 // connection, event loop, xenstore over the domain's ring, and every watch
 // event handed to netfront_xs_event. `--copy` turns off persistent grants
-// (the backend then reaches data pages only by grant copy).
+// (the backend then reaches data pages only by grant copy); `--queues=N`
+// lets each vif use up to N netif queues (multi-queue).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +37,12 @@ int main(int argc, char **argv)
 	int r;
 	log_init("netfront_dom");
 	/* --copy: no persistent grants, the backend copies through the hv */
-	if (argc > 1 && !strcmp(argv[1], "--copy"))
-		netfront_set_persistent(false);
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--copy"))
+			netfront_set_persistent(false);
+		else if (!strncmp(argv[i], "--queues=", 9))
+			netfront_set_max_queues((unsigned)atoi(argv[i] + 9));
+	}
 	if ((r = hvc_open_domain(&h)))
 		die_err(-r, "hvc_open_domain");
 	if ((r = evloop_create(h, &l)))
