@@ -150,8 +150,11 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--loadgen") && i + 1 < argc)
 			loadgen = argv[++i];
+		else if (!strncmp(argv[i], "--net-queues=", 13)) /* netif multi-queue */
+			netfront_set_max_queues((unsigned)atoi(argv[i] + 13));
 		else
-			log_warn("ignoring argument '%s' (usage: drvdom-guest [--loadgen SPEC])",
+			log_warn("ignoring argument '%s' (usage: drvdom-guest [--loadgen SPEC] "
+				 "[--net-queues=N])",
 				 argv[i]);
 	}
 	signal(SIGPIPE, SIG_IGN);

@@ -81,14 +81,18 @@ struct side {
 	char server_ip[32];
 };
 
+static int net_queues; /* --net-queues N: the guest's netif queues at most */
+
 /* Write the two domain configs (cpus: the cpus = key of both, or NULL) and
  * create the domains; wait until the guest reaches the wire. */
 static void create_domains(const char *kernel, const char *cpus)
 {
 	FILE *f;
-	char p[PATH_MAX], key[64] = "";
+	char p[PATH_MAX], key[64] = "", args[64] = "";
 	if (cpus)
 		snprintf(key, sizeof(key), "cpus = \"%s\"\n", cpus);
+	if (net_queues) /* netif multi-queue (drvdom-guest's --net-queues=N) */
+		snprintf(args, sizeof(args), "extra_args = [ '--net-queues=%d' ]\n", net_queues);
 	snprintf(p, sizeof(p), "%s/netdom.cfg", run);
 	if (!(f = fopen(p, "w")))
 		fail("cannot write netdom.cfg");
@@ -102,8 +106,8 @@ static void create_domains(const char *kernel, const char *cpus)
 		fail("cannot write guest.cfg");
 	fprintf(f,
 		"name = \"guest\"\nkernel = \"%s\"\n"
-		"vif = [ 'mac=00:16:3e:00:00:02, ip=10.77.0.2/24, backend=netdom' ]\n%s",
-		kernel, key);
+		"vif = [ 'mac=00:16:3e:00:00:02, ip=10.77.0.2/24, backend=netdom' ]\n%s%s",
+		kernel, key, args);
 	fclose(f);
 	if (sh("drvdom create %s/netdom.cfg && drvdom create %s/guest.cfg", run, run))
 		fail("cannot create the domains");
@@ -231,6 +235,7 @@ int main(int argc, char **argv)
 					     {"time", required_argument, NULL, 't'},
 					     {"guest-kernel", required_argument, NULL, 'g'},
 					     {"cpus", required_argument, NULL, 'c'},
+					     {"net-queues", required_argument, NULL, 'q'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	const char *json = NULL, *kernel = NULL, *cpus = NULL;
@@ -241,7 +246,7 @@ int main(int argc, char **argv)
 		cpus = lastcpu;
 	}
 	int c;
-	while ((c = getopt_long(argc, argv, "j:t:g:c:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "j:t:g:c:q:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			cpus = strcmp(optarg, "none") ? optarg : NULL;
@@ -255,17 +260,22 @@ int main(int argc, char **argv)
 		case 'g':
 			kernel = optarg;
 			break;
+		case 'q':
+			net_queues = atoi(optarg);
+			break;
 		default:
 			printf(
 			    "usage: drvdom-bench-net [--time SECONDS] [--json FILE] "
-			    "[--guest-kernel PATH] [--cpus LIST|none]\n"
+			    "[--guest-kernel PATH] [--cpus LIST|none] [--net-queues N]\n"
 			    "TCP (1 and 4 streams, both ways), UDP 64-byte packet rate and ping\n"
 			    "round trips from a guest through netback to the wire, beside a "
 			    "direct\n"
 			    "veth pair; then ping and TCP again with netdom and the guest placed\n"
 			    "on --cpus (cpus = key; default: the last CPU) and the clients of "
 			    "both\n"
-			    "sides run there. Root only.\n");
+			    "sides run there. --net-queues N: the guest (drvdom-guest) may use N\n"
+			    "netif queues (multi-queue; netback offers one per CPU it may run on).\n"
+			    "Root only.\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
