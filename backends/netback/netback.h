@@ -154,10 +154,13 @@ struct netback_vif {
 	 * staging and counters, so tx, rx and notification code serves any
 	 * queue unchanged. queue[0] is the vif itself (the bridge port, the
 	 * xenbus state, the paths); queues 1.. point back at it with parent
-	 * and share its port and features. nqueues is 1 without multi-queue. */
+	 * and share its port and features. nqueues is 1 without multi-queue;
+	 * nalloc: queue structures allocated, kept until the vif is freed
+	 * (a port handler running in another thread may still hold one for
+	 * a moment after its channel is closed). */
 	struct netback_vif *parent;
 	struct netback_vif *queue[NETBACK_MAX_QUEUES];
-	unsigned nqueues, qidx;
+	unsigned nqueues, nalloc, qidx;
 };
 
 /* MAC table entry: port 0 = NIC, 1.. = vifs; 0xffff = empty. */

@@ -225,14 +225,10 @@ static void vif_disconnect(struct netback_vif *v)
 static void vif_disconnect_keys(struct netback_vif *v, bool keys)
 {
 	struct netback *nb = v->nb;
-	/* queues 1..: their rings, channels and memory, then themselves */
-	for (unsigned k = 1; k < v->nqueues; k++) {
-		if (!v->queue[k])
-			continue;
+	/* queues 1..: their rings, channels and memory (the structures stay
+	 * for the next connection; netback_vif_free frees them) */
+	for (unsigned k = 1; k < v->nalloc; k++)
 		vif_disconnect_keys(v->queue[k], false);
-		free(v->queue[k]);
-		v->queue[k] = NULL;
-	}
 	if (!v->parent)
 		v->nqueues = 1;
 	if (v->connected) {
@@ -400,8 +396,13 @@ static int vif_connect(struct netback_vif *v)
 		if (k > 0) {
 			why = "out of memory for a queue";
 			r = -ENOMEM;
-			if (!(q = calloc(1, sizeof(*q))))
-				goto fail;
+			if (k >= v->nalloc) {
+				if (!(q = calloc(1, sizeof(*q))))
+					goto fail;
+				v->queue[k] = q;
+				v->nalloc = k + 1;
+			}
+			q = v->queue[k];
 			q->nb = nb;
 			q->parent = v;
 			q->qidx = k;
@@ -414,7 +415,8 @@ static int vif_connect(struct netback_vif *v)
 			q->fe_rx_notify = v->fe_rx_notify;
 			q->persistent = v->persistent;
 			q->state = XENBUS_STATE_CONNECTED;
-			v->queue[k] = q;
+			q->tx_kick = q->rx_kick = q->rx_dirty = false;
+			atomic_store(&q->kicked, false);
 			v->nqueues = k + 1;
 		}
 		char dir[192];
@@ -585,7 +587,7 @@ void netback_vif_probe(struct netback *nb, domid_t fe, unsigned handle)
 	v->nb = nb;
 	v->port = port;
 	v->queue[0] = v;
-	v->nqueues = 1;
+	v->nqueues = v->nalloc = 1;
 	v->fe_domid = fe;
 	v->handle = handle;
 	snprintf(v->path, sizeof(v->path), "%s/%u/%u", nb->vif_path, fe, handle);
@@ -622,6 +624,8 @@ void netback_vif_free(struct netback_vif *v)
 {
 	struct netback *nb = v->nb;
 	vif_disconnect_keys(v, false);
+	for (unsigned k = 1; k < v->nalloc; k++)
+		free(v->queue[k]);
 	char p[200];
 	snprintf(p, sizeof(p), "%s/state", v->fe_path);
 	(void)xs_unwatch(nb->xs, p, v->fe_token);
