@@ -117,6 +117,7 @@ struct netback_vif {
 	const char *broken_why;
 	bool fail_pending;
 	bool gone; /* directory removed: free at the next deferred run */
+	bool error_written; /* our error key holds a refused connection's reason */
 
 	/* frontend features */
 	bool fe_sg, fe_gso4, fe_gso6, fe_rx_notify;

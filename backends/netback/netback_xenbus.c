@@ -99,7 +99,7 @@ void netback_vif_run_kicks(struct netback_vif *v)
 	} else if (v->fail_pending) {
 		vif_poll(v, 0);
 	}
-	/* the other queues' kicks (a failure above freed them: nqueues 1) */
+	/* the other queues' kicks (a failure above disconnected them: nqueues 1) */
 	for (unsigned k = 1; !v->parent && k < v->nqueues; k++)
 		if (v->queue[k])
 			netback_vif_run_kicks(v->queue[k]);
@@ -225,17 +225,17 @@ static void vif_disconnect(struct netback_vif *v)
 static void vif_disconnect_keys(struct netback_vif *v, bool keys)
 {
 	struct netback *nb = v->nb;
+	if (v->connected) {
+		evloop_del_poller(nb->loop, vif_poll, v);
+		if (keys && !v->parent) /* all queues' counters, one last time */
+			netback_vif_stats_publish(v, true);
+	}
 	/* queues 1..: their rings, channels and memory (the structures stay
 	 * for the next connection; netback_vif_free frees them) */
 	for (unsigned k = 1; k < v->nalloc; k++)
 		vif_disconnect_keys(v->queue[k], false);
 	if (!v->parent)
 		v->nqueues = 1;
-	if (v->connected) {
-		evloop_del_poller(nb->loop, vif_poll, v);
-		if (keys && !v->parent)
-			netback_vif_stats_publish(v, true);
-	}
 	v->connected = false;
 	v->ntf_tx = v->ntf_rx = false; /* the channels close: nothing to tell */
 	if (v->port_bound_rx && v->port_rx != v->port_tx) {
@@ -439,9 +439,12 @@ static int vif_connect(struct netback_vif *v)
 			goto fail;
 		}
 	}
-	char p[200];
-	snprintf(p, sizeof(p), "%s/error", v->path);
-	(void)xs_rm(nb->xs, XBT_NULL, p); /* a previous connection's */
+	if (v->error_written) { /* a refused connection's reason: gone now */
+		char p[200];
+		snprintf(p, sizeof(p), "%s/error", v->path);
+		(void)xs_rm(nb->xs, XBT_NULL, p);
+		v->error_written = false;
+	}
 	(void)xs_put(nb, v->path, "carrier", "1");
 	vif_set_state(v, XENBUS_STATE_CONNECTED);
 	log_info("vif %u/%u connected (sg %d gso4 %d gso6 %d, %u queue(s), %s event channels, %s)",
@@ -452,7 +455,7 @@ static int vif_connect(struct netback_vif *v)
 fail:
 	log_warn("vif %u/%u: cannot connect: %s (%s)", v->fe_domid, v->handle, why, strerror(-r));
 	/* the reason for the toolstack and the frontend, as blkback does */
-	(void)xs_put(nb, v->path, "error", why);
+	v->error_written = xs_put(nb, v->path, "error", why);
 	vif_disconnect(v);
 	vif_set_state(v, XENBUS_STATE_CLOSING);
 	return r;
