@@ -201,41 +201,12 @@ START_TEST(test_tcp_kills_multiqueue)
 		      "extra_args = [ '--net-queues=2' ]\n"
 		      "vif = [ 'mac=00:16:3e:00:00:02, ip=10.77.0.2/24, backend=netdom' ]\n"));
 	wait_ping("g1", "10.77.0.1");
-	int g1 = rc_domid(&T, "g1");
 	char key[128];
-	snprintf(key, sizeof(key), "/local/domain/%d/device/vif/0/multi-queue-num-queues", g1);
+	snprintf(key, sizeof(key), "/local/domain/%d/device/vif/0/multi-queue-num-queues",
+		 rc_domid(&T, "g1"));
 	ck_assert_msg(atoi(rc_xs_read(&T, key)) == 2, "queues: '%s'", rc_xs_read(&T, key));
-	char cmd[4096], sink[1024], source[1024];
-	snprintf(sink, sizeof(sink), PY_SINK, 5302);
-	snprintf(source, sizeof(source), PY_SOURCE, "10.77.0.1", 5302, 100);
-	snprintf(cmd, sizeof(cmd),
-		 "drvdom exec wire -- python3 -c \"$(cat <<'EOF'\n%s\nEOF\n)\" > %s/sink.out & "
-		 "sleep 0.3; drvdom exec g1 -- python3 -c \"$(cat <<'EOF'\n%s\nEOF\n)\" > "
-		 "%s/source.out; wait",
-		 sink, T.run, source, T.run);
-	pid_t p = fork();
-	ck_assert_int_ge(p, 0);
-	if (p == 0) {
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	rc_sleep_ms(800);
-	int st = 0;
-	for (int k = 1; k <= 3; k++) {
-		SH_OK("drvdom kill netdom");
-		ck_assert_msg(rc_wait_running(&T, "netdom", k, 10000) == 0,
-			      "netdom not restarted after kill %d", k);
-		rc_sleep_ms(250);
-	}
-	ck_assert_msg(waitpid(p, &st, WNOHANG) == 0, "the transfer ended before the 3rd kill");
-	ck_assert_int_eq(waitpid(p, &st, 0), p);
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "transfer failed: %d", st);
-	SH_OK("cat %s/sink.out %s/source.out", T.run, T.run);
-	char a[128] = "", b[128] = "";
-	ck_assert_msg(sscanf(T.out, "%127[^\n]\n%127[^\n]", a, b) == 2, "output: %s", T.out);
-	ck_assert_msg(!strncmp(a, "104857600 ", 10), "sink got %s", a);
-	ck_assert_msg(!strcmp(a, b), "checksums differ: sink %s, source %s", a, b);
-	/* the last instance serves both queues again */
+	tcp_under_kills(100, 3, 250);
+	/* the last instance serves both queues again, and every instance did */
 	ck_assert_msg(atoi(rc_xs_read(&T, key)) == 2, "queues after: '%s'", rc_xs_read(&T, key));
 	SH_OK("grep -c '2 queue(s)' %s/console/netdom.log", T.run);
 	ck_assert_msg(atoi(T.out) >= 4, "connections with 2 queues: %s", T.out);
