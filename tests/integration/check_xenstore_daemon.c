@@ -626,7 +626,14 @@ START_TEST(watcher_that_never_reads_is_dropped)
 	long rss2 = daemon_rss_kb();
 	flood_a_silent_watcher();
 	flood_a_silent_watcher();
+	/* Freed nodes and queues go back through RCU (deferred frees), which
+	 * lags on a loaded host: give reclamation up to 2 s to catch up. A
+	 * daemon that keeps what it should drop stays over the bound. */
 	long rss4 = daemon_rss_kb();
+	for (int i = 0; i < 20 && rss4 - rss2 >= 6 * 1024; i++) {
+		usleep(100000);
+		rss4 = daemon_rss_kb();
+	}
 	ck_assert_msg(rss4 - rss2 < 6 * 1024, "daemon RSS grew from %ld to %ld KiB", rss2, rss4);
 }
 END_TEST
