@@ -278,13 +278,63 @@ static void run_loadgen(double *ops)
 	}
 }
 
+#define MAX_ROUNDS 32
+
 struct server {
 	const char *name; /* baseline name */
 	char sock[160];
 	pid_t pid;
 	bool up;
-	double ops[NWL];
+	double ops[NWL];		/* the median over the rounds */
+	double round_ops[MAX_ROUNDS][NWL]; /* -1 where it did not run */
 };
+
+/* Bring up a drvdom instance (hv, xenstored, blkdom, guest1 on img) from
+ * the binaries in bin, with its run directory rundir, its disk the file
+ * disk (a disk is attached to one instance at a time); its NBD export's
+ * socket into sock. 0 when it is up. */
+static int drvdom_up(const char *bin, const char *rundir, const char *disk, char *sock,
+		     size_t len)
+{
+	char cfg[PATH_MAX + 256];
+	snprintf(cfg, sizeof(cfg), "%s/blkdom.cfg", rundir);
+	FILE *f = fopen(cfg, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "name = \"blkdom\"\ndriver_domain = 1\nkernel = \"drvdom-blkback\"\n");
+	fclose(f);
+	snprintf(cfg, sizeof(cfg), "%s/guest1.cfg", rundir);
+	f = fopen(cfg, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "name = \"guest1\"\ndisk = [ 'target=%s, vdev=xvda, backend=blkdom' ]\n", disk);
+	fclose(f);
+	snprintf(sock, len, "%s/guest1/xvda.nbd", rundir);
+	return sh("export DRVDOM_RUN_DIR=%s; %s/drvdom up >/dev/null && "
+		  "%s/drvdom create %s/blkdom.cfg >/dev/null && "
+		  "%s/drvdom create %s/guest1.cfg >/dev/null",
+		  rundir, bin, bin, rundir, bin, rundir);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Median of the rounds where the case ran, or -1. */
+static double median_ops(const struct server *s, size_t w, unsigned rounds)
+{
+	double v[MAX_ROUNDS];
+	unsigned n = 0;
+	for (unsigned r = 0; r < rounds; r++)
+		if (s->round_ops[r][w] > 0)
+			v[n++] = s->round_ops[r][w];
+	if (n == 0)
+		return -1;
+	qsort(v, n, sizeof(v[0]), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 
 int main(int argc, char **argv)
 {
@@ -292,13 +342,20 @@ int main(int argc, char **argv)
 					     {"quick", no_argument, NULL, 'q'},
 					     {"only", required_argument, NULL, 'o'},
 					     {"no-loadgen", no_argument, NULL, 'n'},
+					     {"ab", required_argument, NULL, 'a'},
+					     {"rounds", required_argument, NULL, 'r'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	const char *json = NULL;
+	const char *json = NULL, *ab = NULL;
+	unsigned rounds = 1;
 	int o;
-	while ((o = getopt_long(argc, argv, "j:qo:nh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "j:qo:na:r:h", opts, NULL)) != -1) {
 		if (o == 'j')
 			json = optarg;
+		else if (o == 'a')
+			ab = optarg;
+		else if (o == 'r' && atoi(optarg) >= 1 && atoi(optarg) <= MAX_ROUNDS)
+			rounds = (unsigned)atoi(optarg);
 		else if (o == 'o')
 			only = optarg;
 		else if (o == 'n')
@@ -307,12 +364,17 @@ int main(int argc, char **argv)
 			case_secs = 0.5, file_size = 64ull << 20;
 		else {
 			printf("usage: drvdom-bench-blk [--quick] [--json FILE] [--only TEXT] "
-			       "[--no-loadgen]\n"
+			       "[--no-loadgen] [--rounds N] [--ab BINDIR]\n"
 			       "  --quick        0.5 s per case on a 64 MiB file (else 2 s, 256 MiB)\n"
 			       "  --json FILE    also write the results as JSON\n"
 			       "  --only TEXT    only the NBD cases whose name contains TEXT\n"
 			       "                 (e.g. \"qd1\", \"1m seqwrite\")\n"
-			       "  --no-loadgen   skip the in-guest load generator\n");
+			       "  --no-loadgen   skip the in-guest load generator\n"
+			       "  --rounds N     run the NBD cases N times (<= 32), servers\n"
+			       "                 interleaved; the table shows the medians\n"
+			       "  --ab BINDIR    also a second drvdom instance from the binaries\n"
+			       "                 in BINDIR (\"drvdom-b\", e.g. main's build), for\n"
+			       "                 A/B comparisons in the same minutes\n");
 			return o == 'h' ? 0 : 2;
 		}
 	}
@@ -338,24 +400,35 @@ int main(int argc, char **argv)
 	fsync(fd);
 	close(fd);
 
-	struct server srv[4] = {
-	    {.name = "drvdom"}, {.name = "direct"}, {.name = "qemu-nbd"}, {.name = "nbdkit"}};
-	setenv("DRVDOM_RUN_DIR", dir, 1);
-	char cfg[PATH_MAX + 256];
+	enum { NSRV = 5 };
+	struct server srv[NSRV] = {{.name = "drvdom"},
+				   {.name = "direct"},
+				   {.name = "qemu-nbd"},
+				   {.name = "nbdkit"},
+				   {.name = "drvdom-b"}};
 	fprintf(stderr, "bench blk: starting drvdom (blkdom + guest) on a %llu MiB file\n",
 		(unsigned long long)(file_size >> 20));
-	snprintf(cfg, sizeof(cfg), "%s/blkdom.cfg", dir);
-	FILE *f = fopen(cfg, "w");
-	fprintf(f, "name = \"blkdom\"\ndriver_domain = 1\nkernel = \"drvdom-blkback\"\n");
-	fclose(f);
-	snprintf(cfg, sizeof(cfg), "%s/guest1.cfg", dir);
-	f = fopen(cfg, "w");
-	fprintf(f, "name = \"guest1\"\ndisk = [ 'target=%s, vdev=xvda, backend=blkdom' ]\n", img);
-	fclose(f);
-	srv[0].up = !sh("%s/drvdom up >/dev/null && %s/drvdom create %s/blkdom.cfg >/dev/null && "
-			"%s/drvdom create %s/guest1.cfg >/dev/null",
-			bindir, bindir, dir, bindir, dir);
-	snprintf(srv[0].sock, sizeof(srv[0].sock), "%s/guest1/xvda.nbd", dir);
+	setenv("DRVDOM_RUN_DIR", dir, 1);
+	/* With --ab each instance has its own copy of the disk (a disk is
+	 * attached to one instance at a time; and the two start alike: a
+	 * fresh copy, in page cache, written only by its own instance). */
+	char bdir[sizeof(dir) + 8], aimg[sizeof(dir) + 16], bimg[sizeof(bdir) + 16];
+	snprintf(bdir, sizeof(bdir), "%s/b", dir);
+	snprintf(aimg, sizeof(aimg), "%s/a.img", dir);
+	snprintf(bimg, sizeof(bimg), "%s/disk.img", bdir);
+	if (ab && (mkdir(bdir, 0700) ||
+		   sh("cp %s %s && cp %s %s && cat %s %s >/dev/null", img, aimg, img, bimg, aimg,
+		      bimg))) {
+		fprintf(stderr, "bench blk: cannot copy the disk for --ab\n");
+		return 1;
+	}
+	srv[0].up = !drvdom_up(bindir, dir, ab ? aimg : img, srv[0].sock, sizeof(srv[0].sock));
+	if (ab) {
+		srv[4].up = !drvdom_up(ab, bdir, bimg, srv[4].sock, sizeof(srv[4].sock));
+		if (!srv[4].up)
+			fprintf(stderr, "bench blk: drvdom from %s did not come up; see %s/*.log\n",
+				ab, bdir);
+	}
 	srv[1].up = true;
 	snprintf(srv[2].sock, sizeof(srv[2].sock), "%s/qemu.nbd", dir);
 	char *qargv[] = {"qemu-nbd", "-k", srv[2].sock,		"-f", "raw", "-e",
@@ -378,18 +451,37 @@ int main(int argc, char **argv)
 	if (!srv[0].up)
 		fprintf(stderr, "bench blk: drvdom did not come up; see %s/*.log\n", dir);
 
-	for (size_t w = 0; w < NWL; w++) {
-		for (int s = 0; s < 4; s++) {
-			srv[s].ops[w] = -1;
-			if (!srv[s].up || (only && !strstr(workloads[w].name, only)))
+	/* Each round runs every case on every server, cases interleaved;
+	 * with --ab the two drvdom instances swap places every round, so
+	 * neither always runs right after the other. */
+	for (unsigned rd = 0; rd < rounds; rd++) {
+		for (size_t w = 0; w < NWL; w++) {
+			static const int order[2][NSRV] = {{0, 4, 1, 2, 3}, {4, 0, 1, 2, 3}};
+			for (int i = 0; i < NSRV; i++) {
+				int s = order[rd % 2][i];
+				srv[s].round_ops[rd][w] = -1;
+				if (!srv[s].up || (only && !strstr(workloads[w].name, only)))
+					continue;
+				fprintf(stderr, "bench blk: %-18s %-8s ...", workloads[w].name,
+					srv[s].name);
+				srv[s].round_ops[rd][w] = s == 1 ? run_direct(&workloads[w])
+								 : run_nbd(srv[s].sock, &workloads[w]);
+				fprintf(stderr, " %.0f ops/s\n", srv[s].round_ops[rd][w]);
+			}
+			if (rounds == 1 || srv[3].round_ops[rd][w] <= 0)
 				continue;
-			fprintf(stderr, "bench blk: %-18s %-8s ...", workloads[w].name,
-				srv[s].name);
-			srv[s].ops[w] = s == 1 ? run_direct(&workloads[w])
-					       : run_nbd(srv[s].sock, &workloads[w]);
-			fprintf(stderr, " %.0f ops/s\n", srv[s].ops[w]);
+			fprintf(stderr, "bench blk: round %u %s vs nbdkit:", rd + 1,
+				workloads[w].name);
+			for (int s = 0; s < NSRV; s += 2)
+				if (srv[s].round_ops[rd][w] > 0)
+					fprintf(stderr, " %s %.2fx", srv[s].name,
+						srv[s].round_ops[rd][w] / srv[3].round_ops[rd][w]);
+			fprintf(stderr, "\n");
 		}
 	}
+	for (int s = 0; s < NSRV; s++)
+		for (size_t w = 0; w < NWL; w++)
+			srv[s].ops[w] = median_ops(&srv[s], w, rounds);
 
 	double lg_ops[NLG], lg_direct[NLG];
 	if (srv[0].up && !no_loadgen) {
@@ -419,6 +511,12 @@ int main(int argc, char **argv)
 		if (srv[0].ops[w] > 0 && srv[1].ops[w] > 0)
 			bench_report_add(&rep, name, unit, v, "direct", srv[1].ops[w] * scale,
 					 BENCH_HIGHER_BETTER, 0);
+		snprintf(name, sizeof(name), "nbd %s (drvdom-b)", wl->name);
+		for (int s = 2; s < 4; s++)
+			if (srv[4].ops[w] > 0 && srv[s].ops[w] > 0)
+				bench_report_add(&rep, name, unit, srv[4].ops[w] * scale,
+						 srv[s].name, srv[s].ops[w] * scale,
+						 BENCH_HIGHER_BETTER, 1.0);
 	}
 	/* Targets: randread QD32 >= 0.5x the file, sequential >= 0.6x. */
 	for (size_t i = 0; srv[0].up && !no_loadgen && i < NLG; i++) {
@@ -443,6 +541,8 @@ int main(int argc, char **argv)
 			kill(srv[s].pid, SIGTERM);
 			waitpid(srv[s].pid, NULL, 0);
 		}
+	if (ab)
+		sh("DRVDOM_RUN_DIR=%s %s/drvdom down >/dev/null", bdir, ab);
 	sh("%s/drvdom down >/dev/null; rm -rf %s", bindir, dir);
 	return srv[0].up ? 0 : 1;
 }
