@@ -2,9 +2,12 @@
 // Disk I/O for drvdom-blkback. A read or write is first tried inline with
 // preadv2/pwritev2(RWF_NOWAIT), which completes only if it needs no disk
 // wait (page cache hit; a buffered write where the filesystem can do it
-// without waiting, which ext4 cannot: EOPNOTSUPP, and the device stops
-// trying) and otherwise fails with EAGAIN at once: a cached read costs one
-// system call and no thread hop. Everything else goes to one io_uring for the whole process:
+// without waiting) and otherwise fails with EAGAIN at once: a cached read
+// costs one system call and no thread hop. ext4 cannot do buffered writes
+// that way (EOPNOTSUPP, learnt from the device's first write): there, small
+// writes are plain blocking pwritev in the loop, within a byte budget per
+// ring round and unless a recent one was slow (io_write_blocking).
+// Everything else goes to one io_uring for the whole process:
 // readv/writev straight into the mapped grant pages, fsync(DATASYNC)
 // drained behind every earlier request for a flush,
 // fallocate(PUNCH_HOLE|KEEP_SIZE) for a discard, submitted once per batch.
@@ -129,26 +132,69 @@ static int64_t io_expected(const struct blkback_req *q)
 	return 0;
 }
 
+static uint64_t io_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void blkback_io_round_begin(struct blkback *bb)
+{
+	bb->inline_budget = BLKBACK_INLINE_ROUND_MAX;
+}
+
+/* A write done here, blocking, on a disk without RWF_NOWAIT writes (ext4):
+ * the io_uring would hand it to an io-wq worker thread, a wake-up and a
+ * context switch (~50 us with the worker on the other CPU) for what is 1-4
+ * us of copying a 4 KiB page into page cache. Only small writes, within
+ * the round's budget, and not while the device is backing off; the rest
+ * still overlap on the io_uring. -EAGAIN: submit it. */
+static int io_write_blocking(struct blkback *bb, struct blkback_req *q, off_t off)
+{
+	struct blkback_dev *d = q->ring->dev;
+	uint64_t len = q->nr_sectors << BLKBACK_SECTOR_SHIFT;
+	if (len > BLKBACK_INLINE_WRITE_MAX || len > bb->inline_budget)
+		return -EAGAIN;
+	uint64_t t0 = io_now_ns();
+	if (d->inline_off_until_ns) {
+		if (t0 < d->inline_off_until_ns)
+			return -EAGAIN;
+		d->inline_off_until_ns = 0;
+	}
+	ssize_t w = pwritev(d->disk_fd, q->iov, (int)q->nr_segs, off);
+	uint64_t took = io_now_ns() - t0;
+	if (took > BLKBACK_INLINE_SLOW_NS) {
+		/* Throttled (balance_dirty_pages) or waiting for the journal or
+		 * a lock: such waits come in spells, and the loop must not sit
+		 * in them while other rings wait. The io_uring's workers take
+		 * the device's writes for a while (or preemption made a fast
+		 * write look slow: then this costs a little speed for 0.1 s). */
+		d->inline_off_until_ns = t0 + took + BLKBACK_INLINE_BACKOFF_NS;
+		if (!d->inline_slow_told) {
+			d->inline_slow_told = true;
+			log_warn("%s: a %" PRIu64 " KiB write took %" PRIu64
+				 " ms in the loop: writes to the io_uring for %llu ms "
+				 "(and after each such write; told once)",
+				 d->name, len >> 10, took / 1000000u,
+				 BLKBACK_INLINE_BACKOFF_NS / 1000000ull);
+		}
+	}
+	if (w != (ssize_t)len)
+		return -EAGAIN; /* the io_uring tries again and reports */
+	bb->inline_budget -= (uint32_t)len;
+	q->ring->st.inline_io++;
+	return 0;
+}
+
 int blkback_io_try_inline(struct blkback *bb, struct blkback_req *q)
 {
 	if (bb->no_inline_io || (q->io_op != BLKIF_OP_READ && q->io_op != BLKIF_OP_WRITE))
 		return -EAGAIN;
 	int fd = q->ring->dev->disk_fd;
 	off_t off = (off_t)(q->sector << BLKBACK_SECTOR_SHIFT);
-	if (q->io_op == BLKIF_OP_WRITE && q->ring->dev->no_nowait_write) {
-		/* No RWF_NOWAIT writes (ext4): the io_uring would hand each
-		 * write to a worker thread, a wake-up and a context switch for
-		 * what is a few microseconds of copying into page cache. Small
-		 * writes are done here, blocking; large ones still overlap on
-		 * the io_uring. */
-		if (q->nr_sectors << BLKBACK_SECTOR_SHIFT > BLKBACK_INLINE_WRITE_MAX)
-			return -EAGAIN;
-		ssize_t w = pwritev(fd, q->iov, (int)q->nr_segs, off);
-		if (w != io_expected(q))
-			return -EAGAIN; /* the io_uring tries again and reports */
-		q->ring->st.inline_io++;
-		return 0;
-	}
+	if (q->io_op == BLKIF_OP_WRITE && q->ring->dev->no_nowait_write)
+		return io_write_blocking(bb, q, off);
 	ssize_t n = q->io_op == BLKIF_OP_READ
 			? preadv2(fd, q->iov, (int)q->nr_segs, off, RWF_NOWAIT)
 			: pwritev2(fd, q->iov, (int)q->nr_segs, off, RWF_NOWAIT);
@@ -268,13 +314,6 @@ void blkback_io_finish(struct blkback *bb, struct blkback_req *const *done, cons
 }
 
 /* --- crash point slow-io:N:MS ---------------------------------------------------- */
-
-static uint64_t io_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Take the Nth disk completion out of done[] and hold it back, as if the
  * disk had taken MS longer: it stays in flight (and the disk's completion

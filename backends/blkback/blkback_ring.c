@@ -447,6 +447,7 @@ static unsigned ring_process(struct blkback_ring *r)
 			log_warn("%s: grant map: %s", r->dev->name, strerror(-mr));
 	}
 	unsigned submitted = 0, ninline = 0;
+	blkback_io_round_begin(bb);
 	struct blkback_req *done[BLKBACK_BATCH];
 	int res[BLKBACK_BATCH];
 	for (unsigned i = 0; i < nq; i++) {

@@ -23,6 +23,10 @@
 //            without a notification and with scribbled event indices must
 //            still be answered; then a thread flips req_prod back and forth
 //            (which may break the ring). None of it may get blkdom killed.
+//   budget   blocking inline writes (ext4) within the per-round budget:
+//            32 writes of 4 KiB pushed at once, then 32 of 44 KiB; reports
+//            how many of each blkback did inline (data/inline_small,
+//            data/inline_big, from drvdom-stats) and reads every write back
 // Results go to the console and to data/result ("ok", or "fail: ...") in
 // the domain's own xenstore directory; the suite reads them from dom0.
 #include <errno.h>
@@ -572,6 +576,74 @@ static long stat_of(struct tf_dev *d, const char *key)
 	return n;
 }
 
+/* --- budget -------------------------------------------------------------------------- */
+
+/* inline_io once drvdom-stats has caught up (rewritten every 0.5 s). */
+static long settled_inline(struct tf_dev *d)
+{
+	sleep_ms(1200);
+	return stat_of(d, "inline_io");
+}
+
+/* Push n writes of nseg pages (data pages 0..) at once, sector base + i *
+ * stride; true when every one is answered OKAY. */
+static bool push_writes(struct tf_dev *d, unsigned n, unsigned nseg, uint64_t base,
+			uint64_t stride)
+{
+	for (unsigned i = 0; i < n; i++) {
+		union blkif_req_slot *slot = tf_slot(d, 0);
+		*slot = rw_req(d, BLKIF_OP_WRITE, base + i * stride, nseg == 1 ? i : 0, nseg);
+		slot->rw.id = NEXT_ID++;
+	}
+	tf_push(d, 0); /* one req_prod update: blkback takes them in one round */
+	struct blkif_rsp rsp[32];
+	unsigned got = tf_wait(d, 0, n, rsp), okc = 0;
+	for (unsigned i = 0; i < got; i++)
+		okc += rsp[i].status == BLKIF_RSP_OKAY;
+	return got == n && okc == n;
+}
+
+static void budget(struct tf_dev *d)
+{
+	union blkif_req_slot s;
+	/* The device's first write tells blkback whether RWF_NOWAIT writes
+	 * work here. */
+	fill(d, 0, 1, 7);
+	s = rw_req(d, BLKIF_OP_WRITE, 0, 0, 1);
+	check(tf_one(d, 0, &s) == BLKIF_RSP_OKAY, "first write");
+	long i0 = settled_inline(d);
+
+	fill(d, 0, 32, 8);
+	check(push_writes(d, 32, 1, 4096, 8), "32 writes of 4 KiB at once");
+	long i1 = settled_inline(d);
+	/* (Reads are inline too: count before and after them.) */
+	for (unsigned i = 0; i < 32; i += 11) {
+		s = rw_req(d, BLKIF_OP_READ, 4096 + i * 8, 40, i + 11 <= 32 ? 11 : 32 - i);
+		check(tf_one(d, 0, &s) == BLKIF_RSP_OKAY &&
+			  same(d, i, 40, i + 11 <= 32 ? 11 : 32 - i),
+		      "4 KiB writes %u.. read back", i);
+	}
+	long i1r = settled_inline(d);
+
+	fill(d, 0, 11, 9);
+	check(push_writes(d, 32, 11, 8192, 88), "32 writes of 44 KiB at once");
+	long i2 = settled_inline(d);
+	unsigned bad = 0;
+	for (unsigned i = 0; i < 32; i++) {
+		memset(page(d, 40), 0, 11 * 4096);
+		s = rw_req(d, BLKIF_OP_READ, 8192 + i * 88, 40, 11);
+		bad += tf_one(d, 0, &s) != BLKIF_RSP_OKAY || !same(d, 0, 40, 11);
+	}
+	check(bad == 0, "44 KiB writes read back (%u bad)", bad);
+	check(i0 >= 0 && i1 >= i0 && i2 >= i1r && i1r >= i1, "drvdom-stats inline_io %ld %ld %ld %ld",
+	      i0, i1, i1r, i2);
+	char dir[128];
+	snprintf(dir, sizeof(dir), "/local/domain/%u/data", SELF);
+	putf(dir, "inline_small", "%ld", i1 - i0);
+	putf(dir, "inline_big", "%ld", i2 - i1r);
+	say("inline: %ld of 32 small writes, %ld of 32 big writes", i1 - i0, i2 - i1r);
+}
+
 /* --- evil ---------------------------------------------------------------------------- */
 
 struct racer {
@@ -894,6 +966,8 @@ int main(int argc, char **argv)
 		scribble(&DEV[0]);
 	} else if (!strcmp(mode, "bench")) {
 		bench(&DEV[0]);
+	} else if (!strcmp(mode, "budget")) {
+		budget(&DEV[0]);
 	} else {
 		for (unsigned i = 0; i < NDEV; i++)
 			if (!(DEV[i].info & VDISK_READONLY))

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -372,6 +373,57 @@ START_TEST(test_good_two_guests)
 	char *gone = dom_read("blkdom", rel);
 	T_ASSERT(gone == NULL, "g1's backend directory removed");
 	T_ASSERT(domain_running("blkdom"), "blkdom still running after g1 went away");
+	env_down();
+}
+END_TEST
+
+/* Blocking inline writes (ext4 refuses RWF_NOWAIT writes) stay within the
+ * per-round budget (BLKBACK_INLINE_ROUND_MAX, 256 KiB): of 32 writes of
+ * 4 KiB taken in one round all are done inline, of 32 of 44 KiB at most 5,
+ * the rest through the io_uring; every one reads back. */
+START_TEST(test_inline_write_budget)
+{
+	env_up();
+	create_blkdom(NULL);
+	make_disk("b.img", 8);
+	/* Does this filesystem do non-blocking buffered writes? Then blkback
+	 * writes inline with RWF_NOWAIT and the budget does not apply. */
+	char p[256];
+	snprintf(p, sizeof(p), "%s/b.img", run);
+	int fd = open(p, O_RDWR);
+	static char zero[4096];
+	struct iovec iov = {zero, sizeof(zero)};
+	bool nowait = fd >= 0 && pwritev2(fd, &iov, 1, (8 << 20) - 4096, RWF_NOWAIT) == 4096;
+	if (fd >= 0)
+		close(fd);
+	char disks[256];
+	snprintf(disks, sizeof(disks), "'target=%s/b.img, vdev=xvda, access=rw, backend=blkdom'",
+		 run);
+	create_guest("b", "budget", disks);
+	assert_result_ok("b", 60000);
+	char *sm = dom_read("b", "data/inline_small"), *bg = dom_read("b", "data/inline_big");
+	long small = sm ? atol(sm) : -1, big = bg ? atol(bg) : -1;
+	free(sm);
+	free(bg);
+	/* A write slower than 2 ms (preemption on a loaded host) sends the
+	 * device's writes to the io_uring for a while: fewer inline then. */
+	snprintf(p, sizeof(p), "%s/console/blkdom.log", run);
+	FILE *f = fopen(p, "r");
+	char line[512];
+	bool backed_off = false;
+	while (f && fgets(line, sizeof(line), f))
+		backed_off = backed_off || strstr(line, "in the loop: writes to the io_uring");
+	if (f)
+		fclose(f);
+	fprintf(stderr, "inline writes: %ld/32 of 4 KiB, %ld/32 of 44 KiB%s%s\n", small, big,
+		nowait ? " (RWF_NOWAIT writes)" : "", backed_off ? " (backed off)" : "");
+	if (!nowait) {
+		T_ASSERT(big >= 0 && big <= 5, "44 KiB writes inline within the budget: %ld", big);
+		T_ASSERT(backed_off || (small == 32 && big >= 1),
+			 "writes inline while within the budget: %ld small, %ld big", small, big);
+	} else {
+		T_ASSERT(small >= 0 && big >= 0, "inline counts reported");
+	}
 	env_down();
 }
 END_TEST
@@ -740,6 +792,7 @@ Suite *blkback_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_good_two_guests);
 	tcase_add_test(tc, test_good_io_threads);
+	tcase_add_test(tc, test_inline_write_budget);
 	tcase_add_test(tc, test_leftover_backend_dir);
 	tcase_add_test(tc, test_bad_handshakes);
 	tcase_add_test(tc, test_offline_releases_disk);
