@@ -159,12 +159,13 @@ enum {
 	CRASH_AFTER_IO,
 	CRASH_STALL,   /* not a crash: the Nth request taken is never answered */
 	CRASH_SLOW_IO, /* not a crash: the Nth disk completion is held back ms */
+	CRASH_SLOW_WRITE, /* not a crash: the Nth blocking inline write takes ms longer */
 };
 
 struct blkback_crash {
 	int at; /* CRASH_* */
 	uint64_t n;
-	uint64_t ms;	/* CRASH_SLOW_IO: how long */
+	uint64_t ms;	/* CRASH_SLOW_IO, CRASH_SLOW_WRITE: how long */
 	uint64_t count; /* events of that kind so far */
 };
 

@@ -162,6 +162,15 @@ static int io_write_blocking(struct blkback *bb, struct blkback_req *q, off_t of
 			return -EAGAIN;
 		d->inline_off_until_ns = 0;
 	}
+	if (blkback_crash_hit(bb, CRASH_SLOW_WRITE)) {
+		/* As if this write had been throttled for dirty pages. */
+		log_warn("drvdom-crash-at: slow-write: inline write %" PRIu64 " takes %" PRIu64
+			 " ms longer",
+			 bb->crash.n, bb->crash.ms);
+		struct timespec ts = {(time_t)(bb->crash.ms / 1000),
+				      (long)(bb->crash.ms % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+	}
 	ssize_t w = pwritev(d->disk_fd, q->iov, (int)q->nr_segs, off);
 	uint64_t took = io_now_ns() - t0;
 	if (took > BLKBACK_INLINE_SLOW_NS) {

@@ -32,7 +32,8 @@ int blkback_crash_parse(const char *spec, struct blkback_crash *out)
 		     {"before-publish:", CRASH_BEFORE_PUBLISH},
 		     {"after-io:", CRASH_AFTER_IO},
 		     {"stall:", CRASH_STALL},
-		     {"slow-io:", CRASH_SLOW_IO}};
+		     {"slow-io:", CRASH_SLOW_IO},
+		     {"slow-write:", CRASH_SLOW_WRITE}};
 	*out = (struct blkback_crash){.at = CRASH_NONE};
 	if (!spec || !*spec)
 		return 0;
@@ -45,8 +46,8 @@ int blkback_crash_parse(const char *spec, struct blkback_crash *out)
 		unsigned long long n = strtoull(spec + l, &end, 10);
 		if (errno || end == spec + l || n == 0)
 			return -EINVAL;
-		if (kinds[i].at == CRASH_SLOW_IO) {
-			/* slow-io:N:MS */
+		if (kinds[i].at == CRASH_SLOW_IO || kinds[i].at == CRASH_SLOW_WRITE) {
+			/* slow-io:N:MS, slow-write:N:MS */
 			const char *m = end;
 			if (*m != ':')
 				return -EINVAL;
@@ -97,7 +98,8 @@ static void crash_reload(struct blkback *bb)
 	struct blkback_crash c;
 	if (blkback_crash_parse(v, &c))
 		log_warn("drvdom-crash-at: bad value '%s' (request:N, mid-batch:N, "
-			 "before-publish:N, after-io:N, stall:N or slow-io:N:MS)",
+			 "before-publish:N, after-io:N, stall:N, slow-io:N:MS or "
+			 "slow-write:N:MS)",
 			 v);
 	else if (c.at != bb->crash.at || c.n != bb->crash.n || c.ms != bb->crash.ms) {
 		bb->crash = c;
@@ -242,8 +244,8 @@ static void timer_ready(void *arg, int fd, uint32_t events)
 static void usage(void)
 {
 	fprintf(stderr, "usage: drvdom-blkback [--crash-at request:N|mid-batch:N|"
-			"before-publish:N|after-io:N|stall:N|slow-io:N:MS] [--no-inline-io]\n"
-			"       [--io-threads]\n"
+			"before-publish:N|after-io:N|stall:N|slow-io:N:MS|slow-write:N:MS]\n"
+			"       [--no-inline-io] [--io-threads]\n"
 			"A driver domain kernel: started by drvdom-hv (drvdom create with\n"
 			"kernel = \"drvdom-blkback\", driver_domain = 1), not by hand.\n");
 }

@@ -428,6 +428,58 @@ START_TEST(test_inline_write_budget)
 }
 END_TEST
 
+/* One blocking inline write made 50 ms slow (crash point slow-write:2:50,
+ * as if throttled for dirty pages) sends the device's writes to the
+ * io_uring for 0.1 s: of the 32 writes of 4 KiB in that round only the two
+ * before it were inline; a second later the 44 KiB writes are inline again
+ * (within the budget); the console says it once. */
+START_TEST(test_inline_write_backoff)
+{
+	env_up();
+	create_blkdom("extra_args = [ '--crash-at', 'slow-write:2:50' ]");
+	make_disk("b.img", 8);
+	char p[256];
+	snprintf(p, sizeof(p), "%s/b.img", run);
+	int fd = open(p, O_RDWR);
+	static char zero[4096];
+	struct iovec iov = {zero, sizeof(zero)};
+	bool nowait = fd >= 0 && pwritev2(fd, &iov, 1, (8 << 20) - 4096, RWF_NOWAIT) == 4096;
+	if (fd >= 0)
+		close(fd);
+	char disks[256];
+	snprintf(disks, sizeof(disks), "'target=%s/b.img, vdev=xvda, access=rw, backend=blkdom'",
+		 run);
+	create_guest("b", "budget", disks);
+	assert_result_ok("b", 60000);
+	char *sm = dom_read("b", "data/inline_small"), *bg = dom_read("b", "data/inline_big");
+	long small = sm ? atol(sm) : -1, big = bg ? atol(bg) : -1;
+	free(sm);
+	free(bg);
+	snprintf(p, sizeof(p), "%s/console/blkdom.log", run);
+	FILE *f = fopen(p, "r");
+	char line[512];
+	unsigned slow = 0, told = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		slow += strstr(line, "drvdom-crash-at: slow-write: inline write 2 takes 50") != NULL;
+		told += strstr(line, "in the loop: writes to the io_uring") != NULL;
+	}
+	if (f)
+		fclose(f);
+	fprintf(stderr, "back-off: %ld/32 of 4 KiB inline, %ld/32 of 44 KiB%s\n", small, big,
+		nowait ? " (RWF_NOWAIT writes: not tested here)" : "");
+	if (!nowait) {
+		T_ASSERT(slow == 1 && told == 1, "the console tells the slow write (%u) and the "
+						 "back-off (%u) once",
+			 slow, told);
+		/* (A write slowed by preemption before it: one fewer.) */
+		T_ASSERT(small >= 1 && small <= 2, "inline writes stop after the slow one: %ld",
+			 small);
+		T_ASSERT(big >= 1 && big <= 5, "inline writes again after the back-off: %ld", big);
+	}
+	env_down();
+}
+END_TEST
+
 /* A restarted blkdom finds backend directories a previous instance left,
  * in any state and with stale keys: it treats them as new (stale keys
  * removed, features published, InitWait) once its disk is assigned. The
@@ -793,6 +845,7 @@ Suite *blkback_suite(void)
 	tcase_add_test(tc, test_good_two_guests);
 	tcase_add_test(tc, test_good_io_threads);
 	tcase_add_test(tc, test_inline_write_budget);
+	tcase_add_test(tc, test_inline_write_backoff);
 	tcase_add_test(tc, test_leftover_backend_dir);
 	tcase_add_test(tc, test_bad_handshakes);
 	tcase_add_test(tc, test_offline_releases_disk);
