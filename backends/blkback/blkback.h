@@ -73,7 +73,7 @@ struct blkback_stats {
 	uint64_t bytes_rd, bytes_wr;
 	uint64_t notify_sent, notify_suppressed;
 	uint64_t grant_maps, pgrant_hits;
-	uint64_t inline_io; /* done at once with RWF_NOWAIT */
+	uint64_t inline_io; /* done in the loop (RWF_NOWAIT, or blocking small writes) */
 	uint32_t inflight, inflight_max;
 };
 
