@@ -28,6 +28,7 @@
 #include "hv/hvc.h"
 #include "ring/netif.h"
 #include "common/netpkt.h"
+#include "common/xbkey.h"
 #include "ring/xenbus.h"
 #include "xenstore/include/xenstore.h"
 
@@ -195,6 +196,9 @@ struct netback {
 	struct xs_handle *xs;
 	struct evloop *loop;
 	domid_t self;
+	/* This instance's name in the fast reconnect (docs/recovery.md,
+	 * "Failover (network)"): drvdom-instance, written with InitWait. */
+	char instance[XBKEY_INSTANCE_LEN];
 	char vif_path[96];
 	char nic_key[96];
 	bool rescan;

@@ -260,6 +260,7 @@ int main(int argc, char **argv)
 
 	if ((r = hvc_self_domid(nb->h, &nb->self)))
 		die_err(-r, "DOMAIN_INFO");
+	xbkey_instance_make(nb->instance); /* named when we took over */
 	snprintf(nb->vif_path, sizeof(nb->vif_path), "/local/domain/%u/backend/vif", nb->self);
 	snprintf(nb->nic_key, sizeof(nb->nic_key), "/local/domain/%u/drvdom/nic", nb->self);
 	xs_ring_use_hvc(nb->h);

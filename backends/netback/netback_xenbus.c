@@ -262,16 +262,6 @@ static void vif_disconnect_keys(struct netback_vif *v, bool keys)
 		(void)xs_put(nb, v->path, "carrier", "0");
 }
 
-static int vif_read_port(struct netback_vif *v, const char *dir, const char *key,
-			 evtchn_port_t *out)
-{
-	uint64_t p;
-	if (xs_get_uint(v->nb, dir, key, 0, &p) || p == 0 || p >= HV_EVTCHN_PORTS)
-		return -EINVAL;
-	*out = (evtchn_port_t)p;
-	return 0;
-}
-
 static int vif_bind(struct netback_vif *v, evtchn_port_t remote, evtchn_port_t *local)
 {
 	int r = evtchn_bind_interdomain(v->nb->h, v->fe_domid, remote, local);
@@ -281,35 +271,159 @@ static int vif_bind(struct netback_vif *v, evtchn_port_t remote, evtchn_port_t *
 }
 
 /* Queues offered (multi-queue-max-queues): one per CPU this domain may run
- * on, as Linux netback offers one per CPU, at most NETBACK_MAX_QUEUES. */
+ * on, as Linux netback offers one per CPU, at most NETBACK_MAX_QUEUES. The
+ * hv sets our affinity before we run: asked once. */
 static unsigned vif_max_queues(void)
 {
+	static unsigned n;
+	if (n)
+		return n;
 	cpu_set_t set;
-	unsigned n = 1;
+	unsigned c = 1;
 	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
-		n = (unsigned)CPU_COUNT(&set);
-	return n < NETBACK_MAX_QUEUES ? n : NETBACK_MAX_QUEUES;
+		c = (unsigned)CPU_COUNT(&set);
+	n = c < NETBACK_MAX_QUEUES ? c : NETBACK_MAX_QUEUES;
+	return n;
 }
 
-/* One queue's ring pair, event channel(s) and staging memory; the keys are
- * in dir (the frontend directory, or its queue-N with several queues). */
-static int vif_queue_connect(struct netback_vif *v, const char *dir, const char **whyp)
+/* Combined keys and lists hold at most this many queues (more is not
+ * well-formed: the single keys are read instead, and refused there). */
+#define VIF_KEYS_MAX_QUEUES 8u
+
+/* What a frontend published for a connection, from its drvdom-rings or its
+ * single keys; checked by vif_keys_check before anything is used. */
+struct vif_keys {
+	uint64_t nq, rx_copy, sg, gso4, gso6, rx_notify, persistent;
+	uint64_t tx_ref[VIF_KEYS_MAX_QUEUES], rx_ref[VIF_KEYS_MAX_QUEUES];
+	uint64_t port_tx[VIF_KEYS_MAX_QUEUES], port_rx[VIF_KEYS_MAX_QUEUES];
+};
+
+/* drvdom-rings (docs/recovery.md, "Failover (network)"): netfront writes
+ * what its ring, channel and feature keys say once more in one key,
+ * "multi-queue-num-queues=N tx-ring-ref=R[,R..] rx-ring-ref=R[,R..]
+ * event-channel=P[,P..] request-rx-copy=1 feature-rx-notify=B feature-sg=B
+ * feature-gso-tcpv4=B feature-gso-tcpv6=B drvdom-persistent-grants=B" (one
+ * entry per queue in each list), so a connect reads one key, not 6 + 3 per
+ * queue. Anything not exactly that (xbkey_parse, lists of N entries): false,
+ * and the single keys are read. The values are checked as theirs are. */
+static bool vif_read_rings_key(struct netback_vif *v, struct vif_keys *k)
+{
+	char *s = xs_get(v->nb, v->fe_path, "drvdom-rings");
+	if (!s)
+		return false;
+	struct xbkey_field f[] = {
+	    {"multi-queue-num-queues", VIF_KEYS_MAX_QUEUES, 1, &k->nq, 0},
+	    {"tx-ring-ref", UINT64_MAX, VIF_KEYS_MAX_QUEUES, k->tx_ref, 0},
+	    {"rx-ring-ref", UINT64_MAX, VIF_KEYS_MAX_QUEUES, k->rx_ref, 0},
+	    {"event-channel", UINT64_MAX, VIF_KEYS_MAX_QUEUES, k->port_tx, 0},
+	    {"request-rx-copy", UINT64_MAX, 1, &k->rx_copy, 0},
+	    {"feature-rx-notify", UINT64_MAX, 1, &k->rx_notify, 0},
+	    {"feature-sg", UINT64_MAX, 1, &k->sg, 0},
+	    {"feature-gso-tcpv4", UINT64_MAX, 1, &k->gso4, 0},
+	    {"feature-gso-tcpv6", UINT64_MAX, 1, &k->gso6, 0},
+	    {"drvdom-persistent-grants", UINT64_MAX, 1, &k->persistent, 0},
+	};
+	bool ok = xbkey_parse(s, f, sizeof(f) / sizeof(f[0])) && k->nq >= 1 &&
+		  f[1].nvals == k->nq && f[2].nvals == k->nq && f[3].nvals == k->nq;
+	free(s);
+	if (!ok) {
+		log_debug("vif %u/%u: drvdom-rings not usable: the keys one by one", v->fe_domid,
+			  v->handle);
+		return false;
+	}
+	memcpy(k->port_rx, k->port_tx, sizeof(k->port_rx)); /* one channel per queue */
+	return true;
+}
+
+/* A port key: 0 (never a valid port) if absent or not a number. */
+static uint64_t vif_get_port(struct netback_vif *v, const char *dir, const char *key)
+{
+	uint64_t p;
+	return xs_get_uint(v->nb, dir, key, 0, &p) ? 0 : p;
+}
+
+/* The single keys (netif.h), as Linux netfront and the test frontends
+ * write them. What is absent or not a number reads as a value that
+ * vif_keys_check refuses (0 for request-rx-copy, queues and ports,
+ * UINT64_MAX for ring refs); the queue keys are read only for a sane
+ * queue count. */
+static void vif_read_keys(struct netback_vif *v, struct vif_keys *k)
 {
 	struct netback *nb = v->nb;
-	uint64_t tx_ref, rx_ref;
-	const char *why = "bad ring refs";
-	int r = -EINVAL;
-	if (xs_get_uint(nb, dir, "tx-ring-ref", 0, &tx_ref) ||
-	    xs_get_uint(nb, dir, "rx-ring-ref", 0, &rx_ref) || tx_ref > UINT32_MAX ||
-	    rx_ref > UINT32_MAX)
-		goto fail;
+	xs_get_uint(nb, v->fe_path, "request-rx-copy", 0, &k->rx_copy);
+	/* absent: one queue, keys at the top level (netif.h) */
+	if (xs_get_uint(nb, v->fe_path, "multi-queue-num-queues", 1, &k->nq) == -EINVAL)
+		k->nq = 0;
+	xs_get_uint(nb, v->fe_path, "feature-sg", 0, &k->sg);
+	xs_get_uint(nb, v->fe_path, "feature-gso-tcpv4", 0, &k->gso4);
+	xs_get_uint(nb, v->fe_path, "feature-gso-tcpv6", 0, &k->gso6);
+	xs_get_uint(nb, v->fe_path, "feature-rx-notify", 0, &k->rx_notify);
+	xs_get_uint(nb, v->fe_path, "drvdom-persistent-grants", 0, &k->persistent);
+	if (k->rx_copy != 1 || k->nq == 0 || k->nq > vif_max_queues())
+		return; /* refused before the queue keys matter */
+	for (unsigned q = 0; q < k->nq; q++) {
+		char dir[192];
+		if (k->nq == 1)
+			snprintf(dir, sizeof(dir), "%s", v->fe_path);
+		else
+			snprintf(dir, sizeof(dir), "%s/queue-%u", v->fe_path, q);
+		if (xs_get_uint(nb, dir, "tx-ring-ref", 0, &k->tx_ref[q]))
+			k->tx_ref[q] = UINT64_MAX;
+		if (xs_get_uint(nb, dir, "rx-ring-ref", 0, &k->rx_ref[q]))
+			k->rx_ref[q] = UINT64_MAX;
+		if ((k->port_tx[q] = vif_get_port(v, dir, "event-channel-tx")) != 0) {
+			k->port_rx[q] = vif_get_port(v, dir, "event-channel-rx");
+		} else {
+			k->port_tx[q] = k->port_rx[q] = vif_get_port(v, dir, "event-channel");
+		}
+	}
+}
+
+/* The checks every frontend's keys get, from whichever source: 0, or
+ * -EINVAL with the reason in why (for the error key). */
+static int vif_keys_check(const struct vif_keys *k, char *why, size_t len)
+{
+	if (k->rx_copy != 1) {
+		snprintf(why, len, "request-rx-copy is required (no page flipping)");
+		return -EINVAL;
+	}
+	if (k->nq == 0 || k->nq > vif_max_queues()) {
+		snprintf(why, len, "bad multi-queue-num-queues (not a number, 0, or more than "
+				   "multi-queue-max-queues)");
+		return -EINVAL;
+	}
+	for (unsigned q = 0; q < k->nq; q++) {
+		const char *w = NULL;
+		if (k->tx_ref[q] > UINT32_MAX || k->rx_ref[q] > UINT32_MAX)
+			w = "bad ring refs";
+		else if (k->port_tx[q] == 0 || k->port_tx[q] >= HV_EVTCHN_PORTS ||
+			 k->port_rx[q] == 0 || k->port_rx[q] >= HV_EVTCHN_PORTS)
+			w = "bad event channel";
+		if (!w)
+			continue;
+		if (k->nq > 1)
+			snprintf(why, len, "queue %u: %s", q, w);
+		else
+			snprintf(why, len, "%s", w);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* One queue's ring pair, event channel(s) and staging memory, from the
+ * checked keys of queue qi. */
+static int vif_queue_connect(struct netback_vif *v, const struct vif_keys *k, unsigned qi,
+			     const char **whyp)
+{
+	struct netback *nb = v->nb;
+	const char *why = "cannot map the rings";
+	int r;
 	if (v->persistent && !(v->pgnt = calloc(NETBACK_PGNT_SLOTS, sizeof(*v->pgnt))))
 		v->persistent = false;
 
-	why = "cannot map the rings";
 	struct gnt_map_op ops[2] = {
-	    {.domid = v->fe_domid, .ref = (grant_ref_t)tx_ref},
-	    {.domid = v->fe_domid, .ref = (grant_ref_t)rx_ref},
+	    {.domid = v->fe_domid, .ref = (grant_ref_t)k->tx_ref[qi]},
+	    {.domid = v->fe_domid, .ref = (grant_ref_t)k->rx_ref[qi]},
 	};
 	r = gnt_map_batch(nb->h, ops, 2);
 	if (ops[0].status == GNTST_okay) {
@@ -327,16 +441,8 @@ static int vif_queue_connect(struct netback_vif *v, const char *dir, const char 
 	netif_tx_ring_back_attach(&v->tx, v->tx_page, 0);
 	netif_rx_ring_back_attach(&v->rx, v->rx_page, 0);
 
-	why = "bad event channel";
-	evtchn_port_t rtx, rrx;
-	if (!vif_read_port(v, dir, "event-channel-tx", &rtx)) {
-		if ((r = vif_read_port(v, dir, "event-channel-rx", &rrx)))
-			goto fail;
-	} else if ((r = vif_read_port(v, dir, "event-channel", &rtx))) {
-		goto fail;
-	} else {
-		rrx = rtx;
-	}
+	why = "cannot bind the event channel";
+	evtchn_port_t rtx = (evtchn_port_t)k->port_tx[qi], rrx = (evtchn_port_t)k->port_rx[qi];
 	if ((r = vif_bind(v, rtx, &v->port_tx)))
 		goto fail;
 	v->port_bound_tx = true;
@@ -364,93 +470,88 @@ fail:
 static int vif_connect(struct netback_vif *v)
 {
 	struct netback *nb = v->nb;
-	uint64_t u, nq = 1;
-	const char *why = "request-rx-copy is required (no page flipping)";
-	char whyq[160];
-	int r = -EINVAL;
-	if (xs_get_uint(nb, v->fe_path, "request-rx-copy", 0, &u) || u != 1)
+	struct vif_keys k;
+	memset(&k, 0, sizeof(k));
+	char whyb[160];
+	const char *why = whyb;
+	bool compact = vif_read_rings_key(v, &k);
+	if (!compact)
+		vif_read_keys(v, &k);
+	int r = vif_keys_check(&k, whyb, sizeof(whyb));
+	if (r)
 		goto fail;
-	/* absent: one queue, keys at the top level (netif.h) */
-	why = "bad multi-queue-num-queues (not a number, 0, or more than multi-queue-max-queues)";
-	if (xs_get_uint(nb, v->fe_path, "multi-queue-num-queues", 1, &nq) == -EINVAL || nq == 0 ||
-	    nq > vif_max_queues())
-		goto fail;
-	xs_get_uint(nb, v->fe_path, "feature-sg", 0, &u);
-	v->fe_sg = u == 1;
-	xs_get_uint(nb, v->fe_path, "feature-gso-tcpv4", 0, &u);
-	v->fe_gso4 = u == 1;
-	xs_get_uint(nb, v->fe_path, "feature-gso-tcpv6", 0, &u);
-	v->fe_gso6 = u == 1;
-	xs_get_uint(nb, v->fe_path, "feature-rx-notify", 0, &u);
-	v->fe_rx_notify = u == 1;
-	xs_get_uint(nb, v->fe_path, "drvdom-persistent-grants", 0, &u);
-	v->persistent = u == 1;
+	unsigned nq = (unsigned)k.nq;
+	v->fe_sg = k.sg == 1;
+	v->fe_gso4 = k.gso4 == 1;
+	v->fe_gso6 = k.gso6 == 1;
+	v->fe_rx_notify = k.rx_notify == 1;
+	v->persistent = k.persistent == 1;
 
 	/* Queue 0 is v; queues 1.. are structures of their own sharing its
 	 * bridge port and features. With one queue the keys are at the top
 	 * level, with several in queue-N (netif.h). */
 	v->queue[0] = v;
 	v->nqueues = 1;
-	for (unsigned k = 0; k < nq; k++) {
-		struct netback_vif *q = v;
-		if (k > 0) {
+	for (unsigned q = 0; q < nq; q++) {
+		struct netback_vif *qv = v;
+		if (q > 0) {
 			why = "out of memory for a queue";
 			r = -ENOMEM;
-			if (k >= v->nalloc) {
-				if (!(q = calloc(1, sizeof(*q))))
+			if (q >= v->nalloc) {
+				if (!(qv = calloc(1, sizeof(*qv))))
 					goto fail;
-				v->queue[k] = q;
-				v->nalloc = k + 1;
+				v->queue[q] = qv;
+				v->nalloc = q + 1;
 			}
-			q = v->queue[k];
-			q->nb = nb;
-			q->parent = v;
-			q->qidx = k;
-			q->port = v->port;
-			q->fe_domid = v->fe_domid;
-			q->handle = v->handle;
-			memcpy(q->path, v->path, sizeof(q->path));
-			memcpy(q->fe_path, v->fe_path, sizeof(q->fe_path));
-			q->fe_sg = v->fe_sg, q->fe_gso4 = v->fe_gso4, q->fe_gso6 = v->fe_gso6;
-			q->fe_rx_notify = v->fe_rx_notify;
-			q->persistent = v->persistent;
-			q->state = XENBUS_STATE_CONNECTED;
-			q->tx_kick = q->rx_kick = q->rx_dirty = false;
-			atomic_store(&q->kicked, false);
-			v->nqueues = k + 1;
+			qv = v->queue[q];
+			qv->nb = nb;
+			qv->parent = v;
+			qv->qidx = q;
+			qv->port = v->port;
+			qv->fe_domid = v->fe_domid;
+			qv->handle = v->handle;
+			memcpy(qv->path, v->path, sizeof(qv->path));
+			memcpy(qv->fe_path, v->fe_path, sizeof(qv->fe_path));
+			qv->fe_sg = v->fe_sg, qv->fe_gso4 = v->fe_gso4, qv->fe_gso6 = v->fe_gso6;
+			qv->fe_rx_notify = v->fe_rx_notify;
+			qv->persistent = v->persistent;
+			qv->state = XENBUS_STATE_CONNECTED;
+			qv->tx_kick = qv->rx_kick = qv->rx_dirty = false;
+			atomic_store(&qv->kicked, false);
+			v->nqueues = q + 1;
 		}
-		char dir[192];
-		if (nq == 1)
-			snprintf(dir, sizeof(dir), "%s", v->fe_path);
-		else
-			snprintf(dir, sizeof(dir), "%s/queue-%u", v->fe_path, k);
-		if ((r = vif_queue_connect(q, dir, &why))) {
-			if (nq > 1) {
-				snprintf(whyq, sizeof(whyq), "queue %u: %s", k, why);
-				why = whyq;
-			}
+		const char *qwhy = "";
+		if ((r = vif_queue_connect(qv, &k, q, &qwhy))) {
+			if (nq > 1)
+				snprintf(whyb, sizeof(whyb), "queue %u: %s", q, qwhy);
+			else
+				snprintf(whyb, sizeof(whyb), "%s", qwhy);
+			why = whyb;
 			goto fail;
 		}
 	}
-	for (unsigned k = 0; k < nq; k++) {
-		v->queue[k]->connected = true;
-		if ((r = evloop_add_poller(nb->loop, vif_poll, v->queue[k]))) {
+	for (unsigned q = 0; q < nq; q++) {
+		v->queue[q]->connected = true;
+		if ((r = evloop_add_poller(nb->loop, vif_poll, v->queue[q]))) {
 			why = "no poller";
 			goto fail;
 		}
 	}
+	/* Connected first: the frontend waits for it; the rest follows while
+	 * it reconnects. */
+	vif_set_state(v, XENBUS_STATE_CONNECTED);
+	(void)xs_put(nb, v->path, "carrier", "1");
 	if (v->error_written) { /* a refused connection's reason: gone now */
 		char p[200];
 		snprintf(p, sizeof(p), "%s/error", v->path);
 		(void)xs_rm(nb->xs, XBT_NULL, p);
 		v->error_written = false;
 	}
-	(void)xs_put(nb, v->path, "carrier", "1");
-	vif_set_state(v, XENBUS_STATE_CONNECTED);
-	log_info("vif %u/%u connected (sg %d gso4 %d gso6 %d, %u queue(s), %s event channels, %s)",
+	log_info("vif %u/%u connected (sg %d gso4 %d gso6 %d, %u queue(s), %s event channels, %s%s)",
 		 v->fe_domid, v->handle, v->fe_sg, v->fe_gso4, v->fe_gso6, v->nqueues,
 		 v->port_rx != v->port_tx ? "split" : "one",
-		 v->persistent ? "persistent grants mapped once" : "grant copy");
+		 v->persistent ? "persistent grants mapped once" : "grant copy",
+		 compact ? ", from drvdom-rings" : "");
 	return 0;
 fail:
 	log_warn("vif %u/%u: cannot connect: %s (%s)", v->fe_domid, v->handle, why, strerror(-r));
@@ -461,8 +562,19 @@ fail:
 	return r;
 }
 
-static void vif_init_wait(struct netback_vif *v)
+/* (found), or a frontend (re)starting -> InitWait, in one transaction:
+ * the features, our instance's name (drvdom-instance) and the state, so a
+ * frontend that reads InitWait reads the name of the instance that wrote
+ * it. drvdom-features marks the feature keys an instance of ours wrote
+ * here: only we (and dom0) write in this directory, so when it says what
+ * we would write, the keys are there as we would write them, and a
+ * restarted instance skips twelve writes of a failover. drvdom-connect
+ * says the same features in one key (docs/recovery.md, "Failover
+ * (network)"). A refused connection's error from an earlier instance is
+ * removed. */
+static int vif_init_wait(struct netback_vif *v)
 {
+	struct netback *nb = v->nb;
 	static const char *const feats[][2] = {
 	    {"feature-sg", "1"},
 	    {"feature-gso-tcpv4", "1"},
@@ -474,14 +586,84 @@ static void vif_init_wait(struct netback_vif *v)
 	    {"feature-multicast-control", "0"},
 	    {"drvdom-persistent-grants", "1"},
 	};
-	for (size_t i = 0; i < sizeof(feats) / sizeof(feats[0]); i++)
-		(void)xs_put(v->nb, v->path, feats[i][0], feats[i][1]);
-	char nq[12];
+	char nq[12], conn[256];
 	snprintf(nq, sizeof(nq), "%u", vif_max_queues());
-	(void)xs_put(v->nb, v->path, "multi-queue-max-queues", nq);
-	(void)xs_put(v->nb, v->path, "carrier", "0");
+	snprintf(conn, sizeof(conn),
+		 "feature-rx-copy=1 feature-sg=1 feature-gso-tcpv4=1 feature-gso-tcpv6=1 "
+		 "drvdom-persistent-grants=1 multi-queue-max-queues=%s",
+		 nq);
 	v->broken = false;
-	vif_set_state(v, XENBUS_STATE_INIT_WAIT);
+	for (int tries = 0;; tries++) {
+		xs_transaction_t t = xs_transaction_start(nb->xs);
+		if (t == XBT_NULL)
+			return -errno;
+		char p[200];
+		snprintf(p, sizeof(p), "%s/error", v->path);
+		(void)xs_rm(nb->xs, t, p);
+		v->error_written = false;
+		snprintf(p, sizeof(p), "%s/drvdom-features", v->path);
+		unsigned hl;
+		char *have = xs_read(nb->xs, t, p, &hl);
+		bool ok = have && !strcmp(have, conn);
+		free(have);
+		if (!ok) {
+			ok = true;
+			for (size_t i = 0; ok && i < sizeof(feats) / sizeof(feats[0]); i++) {
+				snprintf(p, sizeof(p), "%s/%s", v->path, feats[i][0]);
+				ok = xs_write(nb->xs, t, p, feats[i][1],
+					      (unsigned)strlen(feats[i][1]));
+			}
+			const char *more[][2] = {{"multi-queue-max-queues", nq},
+						 {"carrier", "0"},
+						 {"drvdom-connect", conn},
+						 {"drvdom-features", conn}};
+			for (size_t i = 0; ok && i < sizeof(more) / sizeof(more[0]); i++) {
+				snprintf(p, sizeof(p), "%s/%s", v->path, more[i][0]);
+				ok = xs_write(nb->xs, t, p, more[i][1],
+					      (unsigned)strlen(more[i][1]));
+			}
+		}
+		snprintf(p, sizeof(p), "%s/drvdom-instance", v->path);
+		ok = ok && xs_write(nb->xs, t, p, nb->instance, (unsigned)strlen(nb->instance));
+		snprintf(p, sizeof(p), "%s/state", v->path);
+		ok = ok && xs_write(nb->xs, t, p, "2", 1);
+		if (!ok) {
+			int e = errno ? errno : EIO;
+			xs_transaction_end(nb->xs, t, true);
+			log_warn("vif %u/%u: cannot publish InitWait: %s", v->fe_domid, v->handle,
+				 strerror(e));
+			return -e;
+		}
+		if (xs_transaction_end(nb->xs, t, false))
+			break;
+		if (errno != EAGAIN || tries > 20) {
+			int e = errno ? errno : EIO;
+			log_warn("vif %u/%u: cannot publish InitWait: %s", v->fe_domid, v->handle,
+				 strerror(e));
+			return -e;
+		}
+	}
+	v->state = XENBUS_STATE_INIT_WAIT;
+	return 0;
+}
+
+/* A drvdom frontend says in drvdom-backend-instance which backend instance
+ * its ring keys and rings are for (docs/recovery.md, "Failover
+ * (network)"): ours, or "!D" after instance D died. Anything else: keys
+ * and rings of a connection to an instance before us, which the frontend
+ * has not reset yet (a cold-restarted instance can be faster than the
+ * frontend's reset): wait for its next state write rather than map them.
+ * No key: a frontend without the extension (Linux, the test frontends):
+ * the plain handshake. */
+static bool vif_frontend_ready_for_us(struct netback_vif *v)
+{
+	char *echo = xs_get(v->nb, v->fe_path, "drvdom-backend-instance");
+	bool ok = xbkey_echo_allows(echo, v->nb->instance);
+	if (!ok)
+		log_debug("vif %u/%u: frontend still set up for instance %.24s", v->fe_domid,
+			  v->handle, echo);
+	free(echo);
+	return ok;
 }
 
 void netback_vif_frontend_changed(struct netback_vif *v)
@@ -495,7 +677,8 @@ void netback_vif_frontend_changed(struct netback_vif *v)
 	switch (fst) {
 	case XENBUS_STATE_INITIALISED:
 	case XENBUS_STATE_CONNECTED:
-		if (v->state == XENBUS_STATE_INIT_WAIT && !v->connected)
+		if (v->state == XENBUS_STATE_INIT_WAIT && !v->connected &&
+		    vif_frontend_ready_for_us(v))
 			vif_connect(v);
 		break;
 	case XENBUS_STATE_CLOSING:
@@ -512,7 +695,7 @@ void netback_vif_frontend_changed(struct netback_vif *v)
 		/* a frontend starting (again): offer ourselves */
 		if (v->state != XENBUS_STATE_INIT_WAIT) {
 			vif_disconnect(v);
-			vif_init_wait(v);
+			(void)vif_init_wait(v);
 		}
 		break;
 	default:
@@ -618,9 +801,13 @@ void netback_vif_probe(struct netback *nb, domid_t fe, unsigned handle)
 	snprintf(p, sizeof(p), "%s/state", v->fe_path);
 	if (!xs_watch(nb->xs, p, v->fe_token))
 		log_warn("vif %u/%u: cannot watch %s", fe, handle, p);
-	log_info("vif %u/%u: probing (frontend %s, bridge port %u)", fe, handle, v->fe_path, port);
-	vif_init_wait(v);
-	netback_vif_frontend_changed(v);
+	log_info("vif %u/%u: probing (frontend %s, bridge port %u, instance %s)", fe, handle,
+		 v->fe_path, port, nb->instance);
+	/* Then look at the frontend now, not when the new watch's first
+	 * event comes round: one that waits for us with kept rings is
+	 * connected at once (docs/recovery.md, "Failover (network)"). */
+	if (vif_init_wait(v) == 0)
+		netback_vif_frontend_changed(v);
 }
 
 void netback_vif_free(struct netback_vif *v)

@@ -31,6 +31,7 @@
 
 #include "common/log.h"
 #include "common/netpkt.h"
+#include "common/xbkey.h"
 #include "grant/gnt.h"
 #include "hv/evloop.h"
 #include "hv/hvc.h"
@@ -97,6 +98,15 @@ struct netfront_vif {
 	struct netfront_vif *queue[NF_MAX_QUEUES];
 	unsigned nqueues, nalloc;
 	uint8_t *tx_bounce;
+
+	/* The fast reconnect (docs/recovery.md, "Failover (network)"), on
+	 * the vif only. be_instance: the backend's drvdom-instance our rings
+	 * and keys are for, echoed as drvdom-backend-instance ("" with a
+	 * backend without the extension, and while kept). kept: the rings
+	 * were reset in place after dead_instance died; ports, grants and
+	 * keys wait for the next instance, which may take them ("!DEAD"). */
+	char be_instance[XBKEY_INSTANCE_LEN], dead_instance[XBKEY_INSTANCE_LEN];
+	bool kept;
 };
 
 static struct {
@@ -189,6 +199,8 @@ static void vif_disconnect(struct netfront_vif *v)
 		evtchn_close(nf.h, v->port);
 		v->port_alloc = false;
 	}
+	v->kept = false; /* the ports are gone: nothing left to take over */
+	v->be_instance[0] = 0;
 }
 
 static void port_event(void *arg, evtchn_port_t port, enum evtchn_event ev);
@@ -213,6 +225,8 @@ static int vif_alloc_memory(struct netfront_vif *v)
 	return 0;
 }
 
+/* Post a request for every free rx slot and push them, notifying the
+ * backend if its event index asks for it. */
 static void rx_post(struct netfront_vif *v)
 {
 	bool any = false;
@@ -229,22 +243,28 @@ static void rx_post(struct netfront_vif *v)
 		evtchn_notify(nf.h, v->port);
 }
 
-/* Backend in InitWait: set up rings, post rx buffers, publish, Initialised. */
-/* One queue's rings, tx ids, event channel and rx buffers; its keys into
- * dir (our directory, or its queue-N with several queues). */
-static int vif_queue_setup(struct netfront_vif *v, const char *dir, const char **why)
+/* Reset a queue's rings in place (producer and consumer indices 0, events
+ * 1) and give every tx page back: nothing is on them any more. */
+static void vif_queue_rings_init(struct netfront_vif *q)
+{
+	netif_tx_ring_front_init(&q->tx, gnt_seg_page(q->ring_seg, 0), 0);
+	netif_rx_ring_front_init(&q->rx, gnt_seg_page(q->ring_seg, 1), 0);
+	q->ntx_free = 0;
+	for (unsigned i = 0; i < NF_NTX; i++) {
+		q->tx_busy[i] = false;
+		q->tx_free[q->ntx_free++] = (uint16_t)(NF_NTX - 1 - i);
+	}
+}
+
+/* Backend in InitWait: one queue's rings, tx ids, event channel and rx
+ * buffers (vif_setup publishes the keys). */
+static int vif_queue_setup(struct netfront_vif *v, const char **why)
 {
 	int r;
 	*why = "memory";
 	if ((r = vif_alloc_memory(v)))
 		return r;
-	netif_tx_ring_front_init(&v->tx, gnt_seg_page(v->ring_seg, 0), 0);
-	netif_rx_ring_front_init(&v->rx, gnt_seg_page(v->ring_seg, 1), 0);
-	v->ntx_free = 0;
-	for (unsigned i = 0; i < NF_NTX; i++) {
-		v->tx_busy[i] = false;
-		v->tx_free[v->ntx_free++] = (uint16_t)(NF_NTX - 1 - i);
-	}
+	vif_queue_rings_init(v);
 	*why = "event channel";
 	if ((r = evtchn_alloc_unbound(nf.h, v->be_domid, &v->port)))
 		return r;
@@ -252,23 +272,17 @@ static int vif_queue_setup(struct netfront_vif *v, const char *dir, const char *
 	if ((r = evloop_add_port(nf.l, v->port, port_event, v)))
 		return r;
 	rx_post(v);
-	*why = "xenstore";
-	if (!xput(dir, "tx-ring-ref", "%lu", v->ring_ref[0]) ||
-	    !xput(dir, "rx-ring-ref", "%lu", v->ring_ref[1]) ||
-	    !xput(dir, "event-channel", "%lu", v->port))
-		return -EIO;
 	return 0;
 }
 
-/* Queues for this connection: as many as the backend offers
- * (multi-queue-max-queues; absent: 1) and we allow, and their structures. */
-static unsigned vif_queues(struct netfront_vif *v)
+/* Queues for this connection: as many as the backend offers (bmax, its
+ * multi-queue-max-queues; absent: 1) and we allow, and their structures. */
+static unsigned vif_queues(struct netfront_vif *v, uint64_t bmax)
 {
-	long bmax = xget_long(v->be_path, "multi-queue-max-queues", 1);
 	unsigned n = nf.max_queues ? nf.max_queues : 1;
 	if (bmax < 1)
 		bmax = 1;
-	if ((unsigned long)bmax < n)
+	if (bmax < n)
 		n = (unsigned)bmax;
 	if (n > NF_MAX_QUEUES)
 		n = NF_MAX_QUEUES;
@@ -292,52 +306,181 @@ static unsigned vif_queues(struct netfront_vif *v)
 	return n < v->nalloc ? n : v->nalloc;
 }
 
+/* The backend instance's drvdom-instance into out; false if it publishes
+ * none (a backend without the extension: netevil_back, Linux) or a bad one. */
+static bool read_be_instance(struct netfront_vif *v, char out[XBKEY_INSTANCE_LEN])
+{
+	char *s = xget(v->be_path, "drvdom-instance");
+	bool ok = xbkey_instance_valid(s);
+	if (ok)
+		snprintf(out, XBKEY_INSTANCE_LEN, "%s", s);
+	free(s);
+	return ok;
+}
+
+/* What the backend offers for a connection. */
+struct be_feats {
+	uint64_t rx_copy, sg, gso4, gso6, persistent, max_queues;
+};
+
+/* drvdom-connect (docs/recovery.md, "Failover (network)"): netback's
+ * features once more in one key, "feature-rx-copy=B feature-sg=B
+ * feature-gso-tcpv4=B feature-gso-tcpv6=B drvdom-persistent-grants=B
+ * multi-queue-max-queues=N", read instead of six keys; if it is absent or
+ * not exactly well-formed (xbkey_parse), the single keys. The values are
+ * used as theirs are. */
+static void read_be_feats(struct netfront_vif *v, struct be_feats *f)
+{
+	char *s = xget(v->be_path, "drvdom-connect");
+	struct xbkey_field k[] = {
+	    {"feature-rx-copy", UINT64_MAX, 1, &f->rx_copy, 0},
+	    {"feature-sg", UINT64_MAX, 1, &f->sg, 0},
+	    {"feature-gso-tcpv4", UINT64_MAX, 1, &f->gso4, 0},
+	    {"feature-gso-tcpv6", UINT64_MAX, 1, &f->gso6, 0},
+	    {"drvdom-persistent-grants", UINT64_MAX, 1, &f->persistent, 0},
+	    {"multi-queue-max-queues", UINT64_MAX, 1, &f->max_queues, 0},
+	};
+	bool ok = s && xbkey_parse(s, k, sizeof(k) / sizeof(k[0]));
+	free(s);
+	if (ok)
+		return;
+	f->rx_copy = (uint64_t)xget_long(v->be_path, "feature-rx-copy", 0);
+	f->sg = (uint64_t)xget_long(v->be_path, "feature-sg", 0);
+	f->gso4 = (uint64_t)xget_long(v->be_path, "feature-gso-tcpv4", 0);
+	f->gso6 = (uint64_t)xget_long(v->be_path, "feature-gso-tcpv6", 0);
+	f->persistent = (uint64_t)xget_long(v->be_path, "drvdom-persistent-grants", 0);
+	long mq = xget_long(v->be_path, "multi-queue-max-queues", 1);
+	f->max_queues = mq < 1 ? 1 : (uint64_t)mq;
+}
+
+static void apply_be_feats(struct netfront_vif *v, const struct be_feats *f)
+{
+	v->be_sg = f->sg == 1;
+	v->be_gso4 = f->gso4 == 1;
+	v->be_gso6 = f->gso6 == 1;
+}
+
+static bool xput_t(xs_transaction_t t, const char *dir, const char *key, const char *val)
+{
+	char p[256];
+	snprintf(p, sizeof(p), "%s/%s", dir, key);
+	return xs_write(nf.xs, t, p, val, (unsigned)strlen(val));
+}
+
+static bool xputu_t(xs_transaction_t t, const char *dir, const char *key, unsigned long val)
+{
+	char b[24];
+	snprintf(b, sizeof(b), "%lu", val);
+	return xput_t(t, dir, key, b);
+}
+
+/* Every key of a connection and our state Initialised, in one
+ * transaction: a backend sees all of them or none. inst: the backend
+ * instance they are for (drvdom-backend-instance), "" for a backend
+ * without the extension (the key is removed). */
+static int vif_publish(struct netfront_vif *v, const char *inst, bool persistent)
+{
+	unsigned nq = v->nqueues;
+	/* The same once more in one key for a drvdom backend (docs/recovery.md,
+	 * "Failover (network)"): its connect reads one key, not 6 + 3 per
+	 * queue. */
+	char rings[512], tx[96] = "", rx[96] = "", ev[96] = "";
+	for (unsigned k = 0; k < nq; k++) {
+		const struct netfront_vif *q = v->queue[k];
+		size_t l = strlen(tx);
+		snprintf(tx + l, sizeof(tx) - l, "%s%u", k ? "," : "", q->ring_ref[0]);
+		l = strlen(rx);
+		snprintf(rx + l, sizeof(rx) - l, "%s%u", k ? "," : "", q->ring_ref[1]);
+		l = strlen(ev);
+		snprintf(ev + l, sizeof(ev) - l, "%s%u", k ? "," : "", q->port);
+	}
+	snprintf(rings, sizeof(rings),
+		 "multi-queue-num-queues=%u tx-ring-ref=%s rx-ring-ref=%s event-channel=%s "
+		 "request-rx-copy=1 feature-rx-notify=1 feature-sg=1 feature-gso-tcpv4=1 "
+		 "feature-gso-tcpv6=1 drvdom-persistent-grants=%d",
+		 nq, tx, rx, ev, persistent ? 1 : 0);
+	for (int tries = 0;; tries++) {
+		xs_transaction_t t = xs_transaction_start(nf.xs);
+		if (t == XBT_NULL)
+			return -errno;
+		char p[200];
+		bool ok = true;
+		for (unsigned k = 0; ok && k < nq; k++) {
+			const struct netfront_vif *q = v->queue[k];
+			char dir[160];
+			if (nq == 1)
+				snprintf(dir, sizeof(dir), "%s", v->path);
+			else
+				snprintf(dir, sizeof(dir), "%s/queue-%u", v->path, k);
+			ok = xputu_t(t, dir, "tx-ring-ref", q->ring_ref[0]) &&
+			     xputu_t(t, dir, "rx-ring-ref", q->ring_ref[1]) &&
+			     xputu_t(t, dir, "event-channel", q->port);
+		}
+		if (nq > 1) {
+			ok = ok && xputu_t(t, v->path, "multi-queue-num-queues", nq);
+		} else if (v->nalloc > 1) { /* an earlier connection had several */
+			snprintf(p, sizeof(p), "%s/multi-queue-num-queues", v->path);
+			xs_rm(nf.xs, t, p);
+		}
+		ok = ok && xput_t(t, v->path, "request-rx-copy", "1") &&
+		     xput_t(t, v->path, "feature-rx-notify", "1") &&
+		     xput_t(t, v->path, "feature-sg", "1") &&
+		     xput_t(t, v->path, "feature-gso-tcpv4", "1") &&
+		     xput_t(t, v->path, "feature-gso-tcpv6", "1") &&
+		     xput_t(t, v->path, "drvdom-persistent-grants", persistent ? "1" : "0") &&
+		     xput_t(t, v->path, "drvdom-rings", rings);
+		if (inst[0]) {
+			ok = ok && xput_t(t, v->path, "drvdom-backend-instance", inst);
+		} else {
+			snprintf(p, sizeof(p), "%s/drvdom-backend-instance", v->path);
+			xs_rm(nf.xs, t, p);
+		}
+		ok = ok && xputu_t(t, v->path, "state", XENBUS_STATE_INITIALISED);
+		if (!ok) {
+			int e = errno ? errno : EIO;
+			xs_transaction_end(nf.xs, t, true);
+			return -e;
+		}
+		if (xs_transaction_end(nf.xs, t, false))
+			break;
+		if (errno != EAGAIN || tries > 20)
+			return errno ? -errno : -EIO;
+	}
+	v->state = XENBUS_STATE_INITIALISED;
+	return 0;
+}
+
+/* Backend in InitWait and nothing of ours to take over: the full netif
+ * handshake. Memory is allocated and granted the first time only; rings,
+ * ports and keys are made anew, then -> Initialised. */
 static void vif_setup(struct netfront_vif *v)
 {
 	int r;
 	const char *why = "memory";
 	vif_disconnect(v);
-	unsigned nq = vif_queues(v);
+	struct be_feats f;
+	read_be_feats(v, &f);
+	char inst[XBKEY_INSTANCE_LEN] = "";
+	if (!read_be_instance(v, inst))
+		inst[0] = 0;
+	unsigned nq = vif_queues(v, f.max_queues);
 	v->nqueues = nq;
-	v->be_sg = xget_long(v->be_path, "feature-sg", 0) == 1;
-	v->be_gso4 = xget_long(v->be_path, "feature-gso-tcpv4", 0) == 1;
-	v->be_gso6 = xget_long(v->be_path, "feature-gso-tcpv6", 0) == 1;
+	apply_be_feats(v, &f);
 	why = "rx-copy not offered";
 	r = -EOPNOTSUPP;
-	if (xget_long(v->be_path, "feature-rx-copy", 0) != 1)
+	if (f.rx_copy != 1)
 		goto fail;
 	/* one queue: the keys at the top level, as always; several:
 	 * multi-queue-num-queues and queue-N/ (netif.h) */
-	for (unsigned k = 0; k < nq; k++) {
-		struct netfront_vif *q = v->queue[k];
-		char dir[160];
-		if (nq == 1)
-			snprintf(dir, sizeof(dir), "%s", v->path);
-		else
-			snprintf(dir, sizeof(dir), "%s/queue-%u", v->path, k);
-		if ((r = vif_queue_setup(q, dir, &why)))
+	for (unsigned k = 0; k < nq; k++)
+		if ((r = vif_queue_setup(v->queue[k], &why)))
 			goto fail;
-	}
 	why = "xenstore";
-	r = -EIO;
-	xs_transaction_t t = XBT_NULL;
-	if (nq > 1 && !xput(v->path, "multi-queue-num-queues", "%lu", nq))
+	if ((r = vif_publish(v, inst, nf.persistent && f.persistent == 1)))
 		goto fail;
-	if (nq == 1 && v->nalloc > 1) { /* an earlier connection had several */
-		char p[200];
-		snprintf(p, sizeof(p), "%s/multi-queue-num-queues", v->path);
-		xs_rm(nf.xs, XBT_NULL, p);
-	}
-	if (!xput(v->path, "request-rx-copy", "%lu", 1) ||
-	    !xput(v->path, "feature-rx-notify", "%lu", 1) ||
-	    !xput(v->path, "feature-sg", "%lu", 1) ||
-	    !xput(v->path, "feature-gso-tcpv4", "%lu", 1) ||
-	    !xput(v->path, "feature-gso-tcpv6", "%lu", 1) ||
-	    !xput(v->path, "drvdom-persistent-grants", "%lu",
-		  nf.persistent && xget_long(v->be_path, "drvdom-persistent-grants", 0) == 1))
-		goto fail;
-	(void)t;
-	set_state(v, XENBUS_STATE_INITIALISED);
+	snprintf(v->be_instance, sizeof(v->be_instance), "%s", inst);
+	log_info("vif %u: frontend -> Initialised (%u queue(s)%s%s)", v->devid, nq,
+		 inst[0] ? ", for backend instance " : "", inst);
 	return;
 fail:
 	log_warn("vif %u: cannot set up: %s (%s)", v->devid, why, strerror(-r));
@@ -353,19 +496,24 @@ static void vif_connected(struct netfront_vif *v)
 		off |= TUN_F_TSO6;
 	if (!v->be_sg)
 		off = TUN_F_CSUM; /* a frame must fit one page: no GSO */
-	if (ioctl(v->tap, TUNSETOFFLOAD, off) < 0)
+	if (off != v->offloads && ioctl(v->tap, TUNSETOFFLOAD, off) < 0)
 		log_warn("vif %u: TUNSETOFFLOAD: %s", v->devid, strerror(errno));
 	v->offloads = off;
 	for (unsigned k = 0; k < v->nqueues; k++) {
 		struct netfront_vif *q = v->queue[k];
 		q->be_sg = v->be_sg, q->be_gso4 = v->be_gso4, q->be_gso6 = v->be_gso6;
 		q->connected = true;
+		rx_post(q); /* kept rings: their rx buffers (full setup: already there) */
 		evloop_add_poller(nf.l, vif_poll, q);
 	}
 	tap_poll_set(v, true);
+	/* What the stack sent meanwhile waits in the TAP: on its way now. Our
+	 * state last: the backend serves without waiting for it. */
+	tap_ready(v, v->tap, EPOLLIN);
 	set_state(v, XENBUS_STATE_CONNECTED);
-	log_info("vif %u connected to domain %u (gso4 %d gso6 %d sg %d, %u queue(s))", v->devid,
-		 v->be_domid, v->be_gso4, v->be_gso6, v->be_sg, v->nqueues);
+	log_info("vif %u connected to domain %u (gso4 %d gso6 %d sg %d, %u queue(s)%s%s)",
+		 v->devid, v->be_domid, v->be_gso4, v->be_gso6, v->be_sg, v->nqueues,
+		 v->be_instance[0] ? ", instance " : "", v->be_instance);
 }
 
 /* The backend broke the protocol or went away: drop the rings, keep the
@@ -382,18 +530,134 @@ static void vif_reset(struct netfront_vif *v, const char *why)
 		set_state(v, XENBUS_STATE_INITIALISING);
 }
 
+/* The backend instance our rings were for died (our ports were closed by
+ * the hv, which had revoked every mapping the instance held) or a new
+ * instance announced itself: stop the data path and reset every queue's
+ * rings in place, keeping their segments, grants, ports (unbound again,
+ * for the same domain to bind) and xenstore keys for the next instance of
+ * the same domain to take as they are. No hypercall; two xenstore writes:
+ * the echo "!DEAD" (these keys and rings are fresh for any instance but
+ * DEAD) and our state Initialised, so an instance that comes up after
+ * this connects at once (docs/recovery.md, "Failover (network)"). The rx
+ * buffers are posted again when the next instance is claimed, not now:
+ * until then nothing is on the rings, so an instance that takes them and
+ * dies before we claim them leaves them as they are. The grants stay with
+ * the domain they were made for. */
+static void vif_keep_rings(struct netfront_vif *v)
+{
+	log_info("vif %u: backend instance %s gone: rings kept", v->devid, v->be_instance);
+	v->resets++;
+	for (unsigned k = 0; k < v->nqueues; k++) {
+		struct netfront_vif *q = v->queue[k];
+		if (q->connected)
+			evloop_del_poller(nf.l, vif_poll, q);
+		q->connected = false;
+		q->hot_until = 0;
+		vif_queue_rings_init(q);
+	}
+	tap_poll_set(v, false);
+	memcpy(v->dead_instance, v->be_instance, sizeof(v->dead_instance));
+	v->be_instance[0] = 0;
+	v->kept = true;
+	/* The echo first: a backend that reads it may use the keys with
+	 * whatever state it reads beside it. */
+	char echo[XBKEY_INSTANCE_LEN + 1];
+	snprintf(echo, sizeof(echo), "!%s", v->dead_instance);
+	if (!xput_t(XBT_NULL, v->path, "drvdom-backend-instance", echo))
+		log_warn("vif %u: cannot write drvdom-backend-instance", v->devid);
+	set_state(v, XENBUS_STATE_INITIALISED);
+}
+
+/* Kept rings, backend instance inst Connected to them: claim them for it
+ * (the echo "inst": from now on they hold requests only inst may answer,
+ * so no later instance may take them before we reset them again), then
+ * read its features and connect. The claim is written before anything is
+ * put on a ring. */
+static void vif_reconnect(struct netfront_vif *v, const char *inst)
+{
+	if (!xput_t(XBT_NULL, v->path, "drvdom-backend-instance", inst)) {
+		vif_reset(v, "cannot claim the kept rings");
+		return;
+	}
+	snprintf(v->be_instance, sizeof(v->be_instance), "%s", inst);
+	v->kept = false;
+	struct be_feats f;
+	read_be_feats(v, &f);
+	if (f.rx_copy != 1) {
+		vif_reset(v, "the new backend instance offers no rx-copy");
+		return;
+	}
+	apply_be_feats(v, &f);
+	log_info("vif %u: kept rings taken by backend instance %s", v->devid, inst);
+	vif_connected(v);
+}
+
+/* A port of ours was closed (the hv's EVT_PORT_CLOSED): is it still
+ * unbound? The instance we were connected to died (it is), or the report
+ * is the dead instance's, read only after the next instance bound the
+ * port again (it is not: a stale report). One round trip per queue, on
+ * this rare path only. */
+static bool vif_loss_is_real(struct netfront_vif *v)
+{
+	for (unsigned k = 0; k < v->nqueues; k++) {
+		struct hv_evtchn_status_rep st;
+		if (evtchn_status(nf.h, DOMID_SELF, v->queue[k]->port, &st) ||
+		    st.status != EVTCHNSTAT_interdomain || st.remote_dom != v->be_domid)
+			return true;
+	}
+	return false;
+}
+
+static void vif_peer_closed(struct netfront_vif *v)
+{
+	if (v->detaching || v->kept || !v->port_alloc)
+		return; /* kept: the ports are unbound anyway, for the next instance */
+	if (!v->connected && v->state != XENBUS_STATE_INITIALISED)
+		return;
+	if (!v->be_instance[0]) {
+		vif_reset(v, "backend closed the event channel (gone?)");
+		return;
+	}
+	if (!vif_loss_is_real(v)) {
+		log_info("vif %u: a stale event channel close ignored", v->devid);
+		return;
+	}
+	vif_keep_rings(v);
+}
+
 static void backend_changed(struct netfront_vif *v)
 {
 	long bst = xget_long(v->be_path, "state", XENBUS_STATE_UNKNOWN);
+	char inst[XBKEY_INSTANCE_LEN];
 	if (v->detaching)
 		return;
 	switch (bst) {
 	case XENBUS_STATE_INIT_WAIT:
+		if (v->kept) {
+			/* a new instance on its way to Connected (our "!DEAD"
+			 * lets it), or the dead one's state not yet replaced */
+			if (!read_be_instance(v, inst))
+				vif_setup(v); /* a backend without the extension */
+			break;
+		}
+		if (v->port_alloc && v->be_instance[0] && read_be_instance(v, inst) &&
+		    strcmp(inst, v->be_instance)) {
+			/* a new instance (we may not have seen the old one go) */
+			vif_keep_rings(v);
+			break;
+		}
 		if (v->state == XENBUS_STATE_INITIALISING || v->state == XENBUS_STATE_CLOSED ||
 		    v->state == XENBUS_STATE_CONNECTED || v->state == XENBUS_STATE_UNKNOWN)
 			vif_setup(v);
 		break;
 	case XENBUS_STATE_CONNECTED:
+		if (v->kept) {
+			if (!read_be_instance(v, inst))
+				vif_reset(v, "a backend without the fast reconnect took the kept rings");
+			else if (strcmp(inst, v->dead_instance)) /* else: the dead one's state */
+				vif_reconnect(v, inst);
+			break;
+		}
 		if (v->state == XENBUS_STATE_INITIALISED && !v->connected)
 			vif_connected(v);
 		break;
@@ -781,9 +1045,8 @@ static int vif_poll(void *arg, unsigned flags)
 static void vif_run_kicks(struct netfront_vif *v)
 {
 	struct netfront_vif *pv = v->parent ? v->parent : v;
-	if (atomic_exchange(&v->peer_closed, false) &&
-	    (v->connected || pv->state == XENBUS_STATE_INITIALISED))
-		vif_reset(v, "backend closed the event channel (gone?)");
+	if (atomic_exchange(&v->peer_closed, false))
+		vif_peer_closed(pv);
 	if (atomic_exchange(&v->kicked, false))
 		vif_poll(v, 0);
 	for (unsigned k = 1; !v->parent && k < v->nqueues; k++)
