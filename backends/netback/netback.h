@@ -118,7 +118,8 @@ struct netback_vif {
 	const char *broken_why;
 	bool fail_pending;
 	bool gone; /* directory removed: free at the next deferred run */
-	bool error_written; /* our error key holds a refused connection's reason */
+	bool error_written; /* our error key may hold a refused connection's reason */
+	bool fe_primed;	    /* the frontend watch's first event (its registration) seen */
 
 	/* frontend features */
 	bool fe_sg, fe_gso4, fe_gso6, fe_rx_notify;
@@ -202,12 +203,26 @@ struct netback {
 	char vif_path[96];
 	char nic_key[96];
 	bool rescan;
+	bool be_primed; /* the backend/vif watch's first event (its registration) seen */
 	pthread_t loop_thread;
 	int wake_fd;
 	_Atomic bool nic_pending;
 	bool kick_pending; /* some vif has ntf_tx / ntf_rx set */
 	struct netback_nic nic;
 	bool nic_open;
+	bool nic_watched; /* drvdom/nic watched (until then the worker had it) */
+	/* The NIC worker (netback_main.c): DEVICE_ASSIGNED names the NIC
+	 * ("nic/...") as soon as we are the domain, and the worker takes and
+	 * prepares it (mapping a kept rx ring costs ~0.6 ms) while the loop
+	 * thread reconnects the vifs; the loop attaches it. nic_stage and
+	 * nic_want under nic_lock. */
+	pthread_mutex_t nic_lock;
+	pthread_cond_t nic_cond;
+	pthread_t nic_thread;
+	bool nic_thread_up;
+	char nic_want[HV_DEVNAME_MAX]; /* posted by device_assigned, "" none */
+	enum { NIC_NONE, NIC_PREPARING, NIC_PREPARED } nic_stage;
+	char nic_name[HV_DEVNAME_MAX]; /* the device the worker took */
 	bool tpacket_v3; /* --tpacket-v3 (for measurements: docs/netback.md) */
 	char nic_last_stats[320];
 	struct netback_vif *vifs[NETBACK_MAX_VIFS + 1]; /* by port; [0] unused */
@@ -259,8 +274,14 @@ void netback_rx_kick_all(struct netback *nb);
  * to the same queue, so that it stays in order. */
 struct netback_vif *netback_rx_queue(struct netback_vif *v, const struct netback_pkt *p);
 
-/* netback_nic.c: the physical NIC. v3: use a TPACKET_V3 rx ring. */
+/* netback_nic.c: the physical NIC. v3: use a TPACKET_V3 rx ring.
+ * netback_nic_open = prepare + attach, on the loop thread. prepare sets
+ * the fd up (its ring mapped) and touches nothing but nb->nic: any
+ * thread, while nothing else uses nb->nic; attach puts it in the loop:
+ * the loop thread. 0 or -errno; on an error the caller closes fd. */
 int netback_nic_open(struct netback *nb, int fd, bool v3);
+int netback_nic_prepare(struct netback *nb, int fd, bool v3);
+int netback_nic_attach(struct netback *nb);
 void netback_nic_close(struct netback *nb);
 int netback_nic_poll(void *arg, unsigned flags);
 /* Frames waiting in the NIC's rx ring into the bridge (no notification:

@@ -70,14 +70,25 @@ void netback_scan(struct netback *nb)
 			netback_vif_free(nb->vifs[j]);
 }
 
+/* The NIC named by drvdom/nic, on the loop thread (at start, on the key's
+ * watch, and after the worker gave up on a device), unless the worker
+ * has it or is taking it. */
 static void nic_try_open(struct netback *nb)
 {
-	if (nb->nic_open)
+	pthread_mutex_lock(&nb->nic_lock);
+	bool busy = nb->nic_open || nb->nic_stage != NIC_NONE;
+	pthread_mutex_unlock(&nb->nic_lock);
+	if (busy)
 		return;
 	unsigned len;
 	char *name = xs_read(nb->xs, XBT_NULL, nb->nic_key, &len);
-	if (!name)
+	if (!name) {
+		/* not assigned yet: the toolstack writes the key after it
+		 * assigned the device */
+		if (!nb->nic_watched && xs_watch(nb->xs, nb->nic_key, "nic"))
+			nb->nic_watched = true;
 		return;
+	}
 	int fd, r = hvc_device_get(nb->h, name, &fd);
 	if (r) {
 		if (r != -ENOENT)
@@ -94,6 +105,60 @@ static void nic_try_open(struct netback *nb)
 	free(name);
 }
 
+/* The NIC worker: takes the device device_assigned posted and prepares it
+ * (netback_nic_prepare: the ring mapped, nothing of the loop's touched),
+ * then wakes the loop to attach it. Only "nic/..." devices (the
+ * toolstack's names for NICs, docs/devices.md); a failure leaves the NIC
+ * to nic_try_open, which reads drvdom/nic as before. */
+static void *nic_worker(void *arg)
+{
+	struct netback *nb = arg;
+	pthread_mutex_lock(&nb->nic_lock);
+	for (;;) {
+		while (!nb->nic_want[0])
+			pthread_cond_wait(&nb->nic_cond, &nb->nic_lock);
+		char name[HV_DEVNAME_MAX];
+		memcpy(name, nb->nic_want, sizeof(name));
+		nb->nic_want[0] = 0;
+		if (nb->nic_open || nb->nic_stage != NIC_NONE)
+			continue;
+		nb->nic_stage = NIC_PREPARING;
+		pthread_mutex_unlock(&nb->nic_lock);
+		int fd, r = hvc_device_get(nb->h, name, &fd);
+		if (!r && (r = netback_nic_prepare(nb, fd, nb->tpacket_v3)))
+			close(fd);
+		if (r)
+			log_warn("NIC %s: %s (the NIC key decides)", name, strerror(-r));
+		pthread_mutex_lock(&nb->nic_lock);
+		nb->nic_stage = r ? NIC_NONE : NIC_PREPARED;
+		memcpy(nb->nic_name, name, sizeof(name));
+		if (r)
+			atomic_store(&nb->nic_pending, true);
+		netback_wake(nb);
+	}
+	return NULL;
+}
+
+/* Loop thread: a NIC the worker prepared goes into the loop. */
+static void nic_attach_prepared(struct netback *nb)
+{
+	pthread_mutex_lock(&nb->nic_lock);
+	bool ready = nb->nic_stage == NIC_PREPARED;
+	pthread_mutex_unlock(&nb->nic_lock);
+	if (!ready)
+		return;
+	int r = netback_nic_attach(nb);
+	pthread_mutex_lock(&nb->nic_lock);
+	nb->nic_stage = NIC_NONE;
+	pthread_mutex_unlock(&nb->nic_lock);
+	if (r) {
+		log_err("NIC %s: cannot serve it: %s", nb->nic_name, strerror(-r));
+		close(nb->nic.fd);
+	} else {
+		log_info("NIC %s taken", nb->nic_name);
+	}
+}
+
 static void xs_ready(void *arg, int fd, uint32_t events)
 {
 	struct netback *nb = arg;
@@ -102,7 +167,11 @@ static void xs_ready(void *arg, int fd, uint32_t events)
 	(void)events;
 	while ((ev = xs_check_watch(nb->xs))) {
 		const char *path = ev[XS_WATCH_PATH], *tok = ev[XS_WATCH_TOKEN];
-		if (!strcmp(tok, "be")) {
+		if (!strcmp(tok, "be") && !nb->be_primed && !strcmp(path, nb->vif_path)) {
+			/* the event of the watch's registration: main scans
+			 * after registering it */
+			nb->be_primed = true;
+		} else if (!strcmp(tok, "be")) {
 			size_t l = strlen(nb->vif_path);
 			unsigned fe, h;
 			int off = 0;
@@ -125,7 +194,12 @@ static void xs_ready(void *arg, int fd, uint32_t events)
 			for (unsigned j = 1; j <= NETBACK_MAX_VIFS; j++) {
 				struct netback_vif *v = nb->vifs[j];
 				if (v && !strcmp(v->fe_token, tok)) {
-					netback_vif_frontend_changed(v);
+					/* the event of the watch's registration:
+					 * the probe looked at the frontend after
+					 * registering it */
+					if (v->fe_primed)
+						netback_vif_frontend_changed(v);
+					v->fe_primed = true;
 					break;
 				}
 			}
@@ -155,6 +229,7 @@ static void wake_ready(void *arg, int fd, uint32_t events)
 	uint64_t v;
 	(void)events;
 	(void)!read(fd, &v, sizeof(v));
+	nic_attach_prepared(nb);
 	if (atomic_exchange(&nb->nic_pending, false))
 		nic_try_open(nb);
 	for (unsigned j = 1; j <= NETBACK_MAX_VIFS; j++)
@@ -162,11 +237,20 @@ static void wake_ready(void *arg, int fd, uint32_t events)
 			netback_vif_run_kicks(nb->vifs[j]);
 }
 
-/* Runs from hvc_dispatch, possibly in the xenstore reader's thread: defer. */
+/* Runs from hvc_dispatch, possibly in the xenstore reader's thread: a
+ * NIC goes to the worker, anything else to the loop (which reads the
+ * NIC key). A restarted instance gets its devices before its DOMAIN_INFO
+ * reply, so the worker starts on the NIC as soon as we are the domain. */
 static void device_assigned(void *arg, const char *name)
 {
 	struct netback *nb = arg;
-	(void)name;
+	if (nb->nic_thread_up && !strncmp(name, "nic/", 4)) {
+		pthread_mutex_lock(&nb->nic_lock);
+		snprintf(nb->nic_want, sizeof(nb->nic_want), "%s", name);
+		pthread_cond_signal(&nb->nic_cond);
+		pthread_mutex_unlock(&nb->nic_lock);
+		return;
+	}
 	atomic_store(&nb->nic_pending, true);
 	netback_wake(nb);
 }
@@ -255,12 +339,19 @@ int main(int argc, char **argv)
 		die("timerfd_create");
 	if ((r = evloop_add_fd(nb->loop, tfd, EPOLLIN, timer_ready, nb)))
 		die_err(-r, "evloop_add_fd");
+	pthread_mutex_init(&nb->nic_lock, NULL);
+	pthread_cond_init(&nb->nic_cond, NULL);
+	nb->nic_thread_up = pthread_create(&nb->nic_thread, NULL, nic_worker, nb) == 0;
 	hvc_set_device_assigned_cb(nb->h, device_assigned, nb);
 	netback_prewarm_heap();
 
 	if ((r = hvc_self_domid(nb->h, &nb->self)))
 		die_err(-r, "DOMAIN_INFO");
 	xbkey_instance_make(nb->instance); /* named when we took over */
+	/* The hv hands a restarted instance its devices before its
+	 * DOMAIN_INFO reply: dispatch them now, so the NIC worker starts on
+	 * the NIC while we open xenstore and reconnect the vifs. */
+	(void)hvc_dispatch(nb->h);
 	snprintf(nb->vif_path, sizeof(nb->vif_path), "/local/domain/%u/backend/vif", nb->self);
 	snprintf(nb->nic_key, sizeof(nb->nic_key), "/local/domain/%u/drvdom/nic", nb->self);
 	xs_ring_use_hvc(nb->h);
@@ -272,7 +363,7 @@ int main(int argc, char **argv)
 				 .it_value = {0, (long)NETBACK_STATS_NS}};
 	if (timerfd_settime(tfd, 0, &its, NULL) < 0)
 		die("timerfd_settime");
-	if (!xs_watch(nb->xs, nb->nic_key, "nic") || !xs_watch(nb->xs, nb->vif_path, "be"))
+	if (!xs_watch(nb->xs, nb->vif_path, "be"))
 		die("xs_watch");
 	int xfd = xs_fileno(nb->xs);
 	if (xfd < 0)
@@ -280,8 +371,15 @@ int main(int argc, char **argv)
 	if ((r = evloop_add_fd(nb->loop, xfd, EPOLLIN, xs_ready, nb)))
 		die_err(-r, "evloop_add_fd");
 	log_info("domain %u serving %s", nb->self, nb->vif_path);
-	nic_try_open(nb);
+	/* The vifs first: a frontend that waits for us with kept rings
+	 * (docs/recovery.md, "Failover (network)") reconnects while we take
+	 * the NIC (mapping its kept rx ring takes ~0.6 ms). The NIC key is
+	 * watched only while the NIC is not ours: the toolstack writes it
+	 * after assigning the device, and an instance restarted by the hv has
+	 * it assigned already. */
 	netback_scan(nb);
+	nic_attach_prepared(nb);
+	nic_try_open(nb);
 
 	r = evloop_run(nb->loop);
 	if (r)

@@ -185,7 +185,7 @@ static int nic_ring_setup(struct netback_nic *n)
 	return 0;
 }
 
-int netback_nic_open(struct netback *nb, int fd, bool v3)
+int netback_nic_prepare(struct netback *nb, int fd, bool v3)
 {
 	struct netback_nic *n = &nb->nic;
 	int type, r;
@@ -224,12 +224,25 @@ int netback_nic_open(struct netback *nb, int fd, bool v3)
 		n->iov[i][0].iov_base = &n->vh[i];
 		n->iov[i][0].iov_len = VH_LEN;
 	}
-	if ((r = evloop_add_fd(nb->loop, fd, EPOLLIN, nic_ready, nb)))
+	return 0;
+}
+
+int netback_nic_attach(struct netback *nb)
+{
+	struct netback_nic *n = &nb->nic;
+	int r;
+	if ((r = evloop_add_fd(nb->loop, n->fd, EPOLLIN, nic_ready, nb)))
 		return r;
 	if (!n->tap && (r = evloop_add_poller(nb->loop, netback_nic_poll, nb)))
 		return r;
 	nb->nic_open = true;
 	return 0;
+}
+
+int netback_nic_open(struct netback *nb, int fd, bool v3)
+{
+	int r = netback_nic_prepare(nb, fd, v3);
+	return r ? r : netback_nic_attach(nb);
 }
 
 void netback_nic_close(struct netback *nb)

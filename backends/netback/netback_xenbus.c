@@ -570,8 +570,7 @@ fail:
  * we would write, the keys are there as we would write them, and a
  * restarted instance skips twelve writes of a failover. drvdom-connect
  * says the same features in one key (docs/recovery.md, "Failover
- * (network)"). A refused connection's error from an earlier instance is
- * removed. */
+ * (network)"). */
 static int vif_init_wait(struct netback_vif *v)
 {
 	struct netback *nb = v->nb;
@@ -598,9 +597,6 @@ static int vif_init_wait(struct netback_vif *v)
 		if (t == XBT_NULL)
 			return -errno;
 		char p[200];
-		snprintf(p, sizeof(p), "%s/error", v->path);
-		(void)xs_rm(nb->xs, t, p);
-		v->error_written = false;
 		snprintf(p, sizeof(p), "%s/drvdom-features", v->path);
 		unsigned hl;
 		char *have = xs_read(nb->xs, t, p, &hl);
@@ -777,12 +773,12 @@ void netback_vif_probe(struct netback *nb, domid_t fe, unsigned handle)
 	v->fe_domid = fe;
 	v->handle = handle;
 	snprintf(v->path, sizeof(v->path), "%s/%u/%u", nb->vif_path, fe, handle);
+	/* The toolstack writes the directory in one transaction: one key
+	 * there, all there. */
 	char *fp = xs_get(nb, v->path, "frontend");
-	char *st = xs_get(nb, v->path, "state");
-	char *mac = xs_get(nb, v->path, "mac");
-	if (!fp || !st || strlen(fp) >= sizeof(v->fe_path)) {
+	char *mac = fp ? xs_get(nb, v->path, "mac") : NULL;
+	if (!fp || strlen(fp) >= sizeof(v->fe_path)) {
 		free(fp);
-		free(st);
 		free(mac);
 		free(v);
 		return; /* not complete yet; a later watch event probes again */
@@ -793,8 +789,11 @@ void netback_vif_probe(struct netback *nb, domid_t fe, unsigned handle)
 		for (int i = 0; i < 6; i++)
 			v->mac[i] = (uint8_t)m[i];
 	free(fp);
-	free(st);
 	free(mac);
+	/* An error an earlier instance wrote may be there: the first
+	 * connection removes it (after its Connected, off the frontend's
+	 * path; a refused one replaces it). */
+	v->error_written = true;
 	snprintf(v->fe_token, sizeof(v->fe_token), "fe:%u:%u", fe, handle);
 	nb->vifs[port] = v;
 	char p[200];
