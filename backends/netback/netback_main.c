@@ -70,16 +70,10 @@ void netback_scan(struct netback *nb)
 			netback_vif_free(nb->vifs[j]);
 }
 
-/* The NIC named by drvdom/nic, on the loop thread (at start, on the key's
- * watch, and after the worker gave up on a device), unless the worker
- * has it or is taking it. */
-static void nic_try_open(struct netback *nb)
+/* The NIC named by drvdom/nic (the loop thread; nic_try_open has claimed
+ * nb->nic). */
+static void nic_open_by_key(struct netback *nb)
 {
-	pthread_mutex_lock(&nb->nic_lock);
-	bool busy = nb->nic_open || nb->nic_stage != NIC_NONE;
-	pthread_mutex_unlock(&nb->nic_lock);
-	if (busy)
-		return;
 	unsigned len;
 	char *name = xs_read(nb->xs, XBT_NULL, nb->nic_key, &len);
 	if (!name) {
@@ -105,6 +99,26 @@ static void nic_try_open(struct netback *nb)
 	free(name);
 }
 
+/* On the loop thread (at start, on the key's watch, and after the worker
+ * gave up on a device): the NIC by its key, unless it is open or the
+ * worker is taking it. Whoever sets nic_stage away from NIC_NONE (under
+ * nic_lock) owns nb->nic until it sets it back; nic_open is written only
+ * by an owner. */
+static void nic_try_open(struct netback *nb)
+{
+	pthread_mutex_lock(&nb->nic_lock);
+	bool busy = nb->nic_stage != NIC_NONE || nb->nic_open;
+	if (!busy)
+		nb->nic_stage = NIC_PREPARING;
+	pthread_mutex_unlock(&nb->nic_lock);
+	if (busy)
+		return;
+	nic_open_by_key(nb);
+	pthread_mutex_lock(&nb->nic_lock);
+	nb->nic_stage = NIC_NONE;
+	pthread_mutex_unlock(&nb->nic_lock);
+}
+
 /* The NIC worker: takes the device device_assigned posted and prepares it
  * (netback_nic_prepare: the ring mapped, nothing of the loop's touched),
  * then wakes the loop to attach it. Only "nic/..." devices (the
@@ -120,7 +134,7 @@ static void *nic_worker(void *arg)
 		char name[HV_DEVNAME_MAX];
 		memcpy(name, nb->nic_want, sizeof(name));
 		nb->nic_want[0] = 0;
-		if (nb->nic_open || nb->nic_stage != NIC_NONE)
+		if (nb->nic_stage != NIC_NONE || nb->nic_open)
 			continue;
 		nb->nic_stage = NIC_PREPARING;
 		pthread_mutex_unlock(&nb->nic_lock);

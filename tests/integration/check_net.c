@@ -7,7 +7,8 @@
 // between two guests, 100 MiB over TCP each way with SHA-256 compared at
 // both ends (and GSO seen in netback's counters), network-attach / -detach
 // while running. Malice both ways: a frontend sending bad tx requests
-// (netevil_dom: dropped, or the vif disconnected), a guest that posts no rx
+// (netevil_dom: dropped, or the vif disconnected; bad multi-queue keys and
+// hostile drvdom-rings combined keys refused), a guest that posts no rx
 // buffers under a flood (drops, netback's memory bounded) while another
 // guest keeps working, and a backend breaking the protocol (netevil_back:
 // netfront resets and reconnects, the guest lives on). Isolation checks on
@@ -440,6 +441,60 @@ START_TEST(test_mq_missing_ref)
 }
 END_TEST
 
+/* drvdom-rings, the combined key of the fast reconnect (docs/recovery.md,
+ * "Failover (network)"): a frontend may publish only it (served from it);
+ * a malformed one is ignored for the single keys (served if they are good,
+ * refused if there are none); a well-formed one is checked as the single
+ * keys are (a port past the last, more queues than offered, a ring ref
+ * never granted, no rx-copy: refused, whatever the single keys beside it
+ * say). netback and the other guest live on. */
+START_TEST(test_rings_only)
+{
+	evil("rings-only");
+}
+END_TEST
+
+START_TEST(test_rings_junk)
+{
+	evil("rings-junk");
+}
+END_TEST
+
+START_TEST(test_rings_junk_only)
+{
+	evil_want_error = "request-rx-copy"; /* the first single key checked */
+	evil("rings-junk-only");
+}
+END_TEST
+
+START_TEST(test_rings_bad_port)
+{
+	evil_want_error = "bad event channel";
+	evil("rings-port");
+}
+END_TEST
+
+START_TEST(test_rings_too_many_queues)
+{
+	evil_want_error = "multi-queue-num-queues";
+	evil("rings-queues");
+}
+END_TEST
+
+START_TEST(test_rings_bad_ref)
+{
+	evil_want_error = "cannot map the rings";
+	evil("rings-ref");
+}
+END_TEST
+
+START_TEST(test_rings_no_rx_copy)
+{
+	evil_want_error = "request-rx-copy";
+	evil("rings-copy");
+}
+END_TEST
+
 /* The numbers after key= in a drvdom-stats string, comma-separated. */
 static unsigned stats_list(const char *st, const char *key, unsigned long long *out, unsigned max)
 {
@@ -687,5 +742,16 @@ Suite *net_suite(void)
 	tcase_add_test(mq, test_mq_junk);
 	tcase_add_test(mq, test_mq_missing_ref);
 	suite_add_tcase(s, mq);
+	/* drvdom-rings from hostile frontends (CK_RUN_CASE=rings) */
+	TCase *rk = tcase_create("rings");
+	tcase_set_timeout(rk, 120);
+	tcase_add_test(rk, test_rings_only);
+	tcase_add_test(rk, test_rings_junk);
+	tcase_add_test(rk, test_rings_junk_only);
+	tcase_add_test(rk, test_rings_bad_port);
+	tcase_add_test(rk, test_rings_too_many_queues);
+	tcase_add_test(rk, test_rings_bad_ref);
+	tcase_add_test(rk, test_rings_no_rx_copy);
+	suite_add_tcase(s, rk);
 	return s;
 }

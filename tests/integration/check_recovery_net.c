@@ -4,8 +4,12 @@
 // the run dir's wire namespace, guests running netfront. 200 MiB over TCP
 // from a guest to the wire while netdom is killed 5 times: the transfer
 // completes and the SHA-256 at both ends match, and each new instance
-// kept the NIC's rx ring; the same with a warm spare (standby = 1) taking
-// over three times. A guest killed: netdom
+// kept the NIC's rx ring, and every reconnection took the fast path
+// (docs/recovery.md, "Failover (network)"): netfront kept its rings, ports
+// and keys, each new instance connected from them (drvdom-rings), and no
+// instance ever took keys netfront had not reset yet; the same with a warm
+// spare (standby = 1) taking over three times, and with two queues. A
+// guest killed: netdom
 // drops its vif (backend directory gone or closed, no mapping of the
 // guest's memory left), keeps serving another guest, and the guest
 // re-created with the same config connects again. Addresses are on
@@ -82,6 +86,23 @@ static void wait_ping(const char *from, const char *to)
 	ck_abort_msg("%s never reached %s: %s", from, to, T.out);
 }
 
+/* Every failover of g1's vif took the fast reconnect: netfront kept its
+ * rings for each new instance, which connected from its drvdom-rings (as
+ * the first did), netfront never fell back to the full handshake, and no
+ * instance connected to keys of a connection to its predecessor (netback
+ * refuses them now, so no "frontend closed its event channel"). */
+static void fast_path_taken(int kills)
+{
+	SH_OK("grep -c 'kept rings taken by backend instance' %s/console/g1.log || true", T.run);
+	ck_assert_msg(atoi(T.out) == kills, "kept rings taken %s times, %d kills", T.out, kills);
+	SH_OK("grep -c 'resetting the connection' %s/console/g1.log || true", T.run);
+	ck_assert_msg(atoi(T.out) == 0, "full handshakes: %s", T.out);
+	SH_OK("grep -c 'connected (.*from drvdom-rings)' %s/console/netdom.log || true", T.run);
+	ck_assert_msg(atoi(T.out) == kills + 1, "connections from drvdom-rings: %s", T.out);
+	SH_OK("grep -c 'frontend closed its event channel' %s/console/netdom.log || true", T.run);
+	ck_assert_msg(atoi(T.out) == 0, "instances that took unreset keys: %s", T.out);
+}
+
 /* MIB MiB over TCP from g1 to the wire while netdom is killed KILLS times,
  * GAP_MS apart once each restart is running: the transfer completes, both
  * ends' SHA-256 match, and every restarted instance kept the NIC's rx ring
@@ -124,6 +145,7 @@ static void tcp_under_kills(unsigned mib, int kills, int gap_ms)
 	ck_assert_int_eq(rc_restarts(&T, "netdom"), kills);
 	SH_OK("grep -c \"previous instance's rx ring kept\" %s/console/netdom.log", T.run);
 	ck_assert_msg(atoi(T.out) == kills, "kept rings: %s", T.out);
+	fast_path_taken(kills);
 }
 
 START_TEST(test_tcp_200mib_kills)
@@ -189,8 +211,9 @@ END_TEST
 
 /* netif multi-queue across failovers: a guest on 2 queues sends 100 MiB to
  * the wire while netdom is killed 3 times; every restarted netback offers
- * the queues again, the guest reconnects with both (the full handshake, per
- * queue), and the bytes arrive intact. */
+ * the queues again, the guest reconnects with both (the fast reconnect:
+ * both queues' kept rings, from drvdom-rings), and the bytes arrive
+ * intact. */
 START_TEST(test_tcp_kills_multiqueue)
 {
 	rc_up(&T);

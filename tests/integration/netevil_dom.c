@@ -20,6 +20,21 @@
 //   mq-junk  multi-queue-num-queues "two"
 //           for each mq-*: the backend must refuse the vif (state Closing,
 //           its error key set) and stay up
+//   drvdom-rings, the combined key of the fast reconnect (docs/recovery.md,
+//   "Failover (network)"):
+//   rings-only      only a well-formed drvdom-rings, no single ring keys:
+//                   served from it (one good frame answered NETIF_RSP_OKAY)
+//   rings-junk      a malformed drvdom-rings beside good single keys: the
+//                   single keys are read, served
+//   rings-junk-only a malformed drvdom-rings and no single keys: refused
+//   rings-port      well-formed, event-channel past the last port (good
+//                   single keys beside it): refused, not read from the
+//                   single keys
+//   rings-queues    well-formed, one queue more than offered: refused
+//   rings-ref       well-formed, a ring ref never granted: refused
+//   rings-copy      well-formed, request-rx-copy=0: refused
+//           each refused one: the backend goes Closing with its error key
+//           set and stays up
 // The result goes to data/result in the domain's own xenstore directory
 // ("ok ..." or "fail: ..."), read by the suite from dom0.
 #include <errno.h>
@@ -48,7 +63,8 @@ static struct gnt_seg *rings, *data;
 static grant_ref_t data_ref[4];
 static evtchn_port_t port, port_rx;
 static int split;
-static const char *mq; /* an mq-* mode */
+static const char *mq;	  /* an mq-* mode */
+static const char *rk;	  /* a rings-* mode (drvdom-rings) */
 
 static void wrs(const char *key, const char *b)
 {
@@ -161,6 +177,51 @@ static int connect_be(void)
 		wr("state", XENBUS_STATE_INITIALISED);
 		return 0;
 	}
+	if (rk) {
+		char k[512];
+		unsigned tref = rr[0], p = port, nq = 1, copy = 1;
+		if (!strcmp(rk, "rings-port"))
+			p = 4096 + 7; /* HV_EVTCHN_PORTS + 7 */
+		if (!strcmp(rk, "rings-ref"))
+			tref = 60; /* a ref of our table never granted */
+		if (!strcmp(rk, "rings-copy"))
+			copy = 0;
+		if (!strcmp(rk, "rings-queues"))
+			nq = (unsigned)rd(be, "multi-queue-max-queues") + 1;
+		char ltx[64] = "", lrx[64] = "", lev[64] = "";
+		for (unsigned q = 0; q < nq && q < 8; q++) {
+			size_t l = strlen(ltx);
+			snprintf(ltx + l, sizeof(ltx) - l, "%s%u", q ? "," : "", tref);
+			l = strlen(lrx);
+			snprintf(lrx + l, sizeof(lrx) - l, "%s%u", q ? "," : "", rr[1]);
+			l = strlen(lev);
+			snprintf(lev + l, sizeof(lev) - l, "%s%u", q ? "," : "", p);
+		}
+		if (!strncmp(rk, "rings-junk", 10))
+			snprintf(k, sizeof(k),
+				 "multi-queue-num-queues=1 tx-ring-ref=%u rx-ring-ref=%u "
+				 "event-channel=%u request-rx-copy=1 feature-rx-notify=0 "
+				 "feature-sg=1 feature-gso-tcpv4=0 feature-gso-tcpv6=0 "
+				 "drvdom-persistent-grants=0 feature-sg=1", /* a name twice */
+				 tref, rr[1], p);
+		else
+			snprintf(k, sizeof(k),
+				 "multi-queue-num-queues=%u tx-ring-ref=%s rx-ring-ref=%s "
+				 "event-channel=%s request-rx-copy=%u feature-rx-notify=0 "
+				 "feature-sg=1 feature-gso-tcpv4=0 feature-gso-tcpv6=0 "
+				 "drvdom-persistent-grants=0",
+				 nq, ltx, lrx, lev, copy);
+		wrs("drvdom-rings", k);
+		if (!strcmp(rk, "rings-only") || !strcmp(rk, "rings-junk-only")) {
+			wr("state", XENBUS_STATE_INITIALISED);
+			if (!strcmp(rk, "rings-junk-only"))
+				return 0;
+			if (wait_be_state(XENBUS_STATE_CONNECTED, 10000))
+				return -ETIMEDOUT;
+			wr("state", XENBUS_STATE_CONNECTED);
+			return 0;
+		}
+	}
 	wr("tx-ring-ref", rr[0]);
 	wr("rx-ring-ref", rr[1]);
 	if (split) {
@@ -172,6 +233,8 @@ static int connect_be(void)
 	wr("request-rx-copy", 1);
 	wr("feature-sg", 1);
 	wr("state", XENBUS_STATE_INITIALISED);
+	if (rk && strcmp(rk, "rings-junk"))
+		return 0; /* to be refused: the caller waits for Closing */
 	if (wait_be_state(XENBUS_STATE_CONNECTED, 10000))
 		return -ETIMEDOUT;
 	wr("state", XENBUS_STATE_CONNECTED);
@@ -208,6 +271,8 @@ int main(int argc, char **argv)
 	split = !strcmp(mode, "split");
 	if (!strncmp(mode, "mq-", 3))
 		mq = mode;
+	if (!strncmp(mode, "rings-", 6))
+		rk = mode;
 	if ((r = connect_be())) {
 		result("fail: handshake: %s", strerror(-r));
 		goto idle;
@@ -248,7 +313,13 @@ int main(int argc, char **argv)
 		push();
 		r = wait_be_state(XENBUS_STATE_CLOSING, 5000);
 		result(r ? "fail: jump: backend state %ld" : "ok jump: state %ld", rd(be, "state"));
-	} else if (mq) {
+	} else if (rk && (!strcmp(mode, "rings-only") || !strcmp(mode, "rings-junk"))) {
+		frame(0, 60);
+		req(1, 0, 0, 60, 0);
+		push();
+		int st = wait_rsp(1);
+		result(st == NETIF_RSP_OKAY ? "ok %s: status %d" : "fail: %s: status %d", mode, st);
+	} else if (mq || rk) {
 		r = wait_be_state(XENBUS_STATE_CLOSING, 5000);
 		char p[256];
 		unsigned len;
