@@ -117,7 +117,7 @@ struct netback_vif {
 	bool broken; /* misbehaved: no more requests served */
 	const char *broken_why;
 	bool fail_pending;
-	bool gone; /* directory removed: free at the next deferred run */
+	bool gone;	    /* directory removed: free at the next deferred run */
 	bool error_written; /* our error key may hold a refused connection's reason */
 	bool fe_primed;	    /* the frontend watch's first event (its registration) seen */
 
@@ -223,7 +223,7 @@ struct netback {
 	char nic_want[HV_DEVNAME_MAX]; /* posted by device_assigned, "" none */
 	enum { NIC_NONE, NIC_PREPARING, NIC_PREPARED } nic_stage;
 	char nic_name[HV_DEVNAME_MAX]; /* the device the worker took */
-	bool tpacket_v3; /* --tpacket-v3 (for measurements: docs/netback.md) */
+	bool tpacket_v3;	       /* --tpacket-v3 (for measurements: docs/netback.md) */
 	char nic_last_stats[320];
 	struct netback_vif *vifs[NETBACK_MAX_VIFS + 1]; /* by port; [0] unused */
 	struct netback_fdb fdb[NETBACK_FDB_SIZE];

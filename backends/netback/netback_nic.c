@@ -207,7 +207,8 @@ int netback_nic_prepare(struct netback *nb, int fd, bool v3)
 	} else {
 		if (n->kept)
 			log_info("NIC: packet socket, the previous instance's rx ring kept "
-				 "(%s, head %u%s)", n->v3 ? "TPACKET_V3" : "TPACKET_V2", n->head,
+				 "(%s, head %u%s)",
+				 n->v3 ? "TPACKET_V3" : "TPACKET_V2", n->head,
 				 n->resync ? ", empty" : "");
 		else if (n->v3)
 			log_info("NIC: packet socket, TPACKET_V3 rx ring of %u blocks of %u bytes "

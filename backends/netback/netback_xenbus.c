@@ -59,6 +59,36 @@ static void vif_set_state(struct netback_vif *v, int st)
 	v->state = st;
 }
 
+/* The same, but only into a directory the toolstack still has (its
+ * frontend key there), in one transaction: after a detach removed it, a
+ * write would create it again. */
+static void vif_set_state_if_there(struct netback_vif *v, int st)
+{
+	struct xs_handle *xs = v->nb->xs;
+	char p[200], b[8];
+	snprintf(b, sizeof(b), "%d", st);
+	for (int tries = 0; tries < 16; tries++) {
+		xs_transaction_t t = xs_transaction_start(xs);
+		if (t == XBT_NULL)
+			break;
+		unsigned len;
+		snprintf(p, sizeof(p), "%s/frontend", v->path);
+		char *fe = xs_read(xs, t, p, &len);
+		snprintf(p, sizeof(p), "%s/state", v->path);
+		bool ok = fe && xs_write(xs, t, p, b, (unsigned)strlen(b));
+		free(fe);
+		if (!ok) {
+			xs_transaction_end(xs, t, true);
+			break;
+		}
+		if (xs_transaction_end(xs, t, false))
+			break;
+		if (errno != EAGAIN)
+			break;
+	}
+	v->state = st;
+}
+
 static int vif_poll(void *arg, unsigned flags);
 static void vif_disconnect(struct netback_vif *v);
 
@@ -107,9 +137,9 @@ void netback_vif_run_kicks(struct netback_vif *v)
 
 /* Publish responses; whether the frontend asked to be told is only noted
  * here (ntf_tx / ntf_rx) and netback_kick_all sends it at the end of the
- * event loop's callback or poller, once per port: with one channel for both rings, a ping answered within one round
- * (tx response and the reply's rx response) costs the guest one wake-up,
- * not two, and the guest is never woken while we still have work for it. */
+ * event loop's callback or poller, once per port: with one channel for both rings, a ping answered
+ * within one round (tx response and the reply's rx response) costs the guest one wake-up, not two,
+ * and the guest is never woken while we still have work for it. */
 void netback_vif_notify_tx(struct netback_vif *v)
 {
 	if (netif_tx_ring_back_push_responses_check_notify(&v->tx))
@@ -388,8 +418,9 @@ static int vif_keys_check(const struct vif_keys *k, char *why, size_t len)
 		return -EINVAL;
 	}
 	if (k->nq == 0 || k->nq > vif_max_queues()) {
-		snprintf(why, len, "bad multi-queue-num-queues (not a number, 0, or more than "
-				   "multi-queue-max-queues)");
+		snprintf(why, len,
+			 "bad multi-queue-num-queues (not a number, 0, or more than "
+			 "multi-queue-max-queues)");
 		return -EINVAL;
 	}
 	for (unsigned q = 0; q < k->nq; q++) {
@@ -547,11 +578,12 @@ static int vif_connect(struct netback_vif *v)
 		(void)xs_rm(nb->xs, XBT_NULL, p);
 		v->error_written = false;
 	}
-	log_info("vif %u/%u connected (sg %d gso4 %d gso6 %d, %u queue(s), %s event channels, %s%s)",
-		 v->fe_domid, v->handle, v->fe_sg, v->fe_gso4, v->fe_gso6, v->nqueues,
-		 v->port_rx != v->port_tx ? "split" : "one",
-		 v->persistent ? "persistent grants mapped once" : "grant copy",
-		 compact ? ", from drvdom-rings" : "");
+	log_info(
+	    "vif %u/%u connected (sg %d gso4 %d gso6 %d, %u queue(s), %s event channels, %s%s)",
+	    v->fe_domid, v->handle, v->fe_sg, v->fe_gso4, v->fe_gso6, v->nqueues,
+	    v->port_rx != v->port_tx ? "split" : "one",
+	    v->persistent ? "persistent grants mapped once" : "grant copy",
+	    compact ? ", from drvdom-rings" : "");
 	return 0;
 fail:
 	log_warn("vif %u/%u: cannot connect: %s (%s)", v->fe_domid, v->handle, why, strerror(-r));
@@ -678,14 +710,15 @@ void netback_vif_frontend_changed(struct netback_vif *v)
 			vif_connect(v);
 		break;
 	case XENBUS_STATE_CLOSING:
-		vif_disconnect(v);
-		if (v->state != XENBUS_STATE_CLOSED)
-			vif_set_state(v, XENBUS_STATE_CLOSING);
-		break;
 	case XENBUS_STATE_CLOSED:
-		vif_disconnect(v);
+		/* Being detached (online = 0): the toolstack removes the
+		 * directory once the frontend is Closed, maybe before we get
+		 * here; a plain write would create it again (the vif would
+		 * never go): no last counters or carrier, and the state only
+		 * into a directory that is still there. */
+		vif_disconnect_keys(v, online != 0);
 		if (v->state != XENBUS_STATE_CLOSED)
-			vif_set_state(v, XENBUS_STATE_CLOSED);
+			vif_set_state_if_there(v, (int)fst);
 		break;
 	case XENBUS_STATE_INITIALISING:
 		/* a frontend starting (again): offer ourselves */
@@ -852,8 +885,8 @@ void netback_vif_stats_publish(struct netback_vif *v, bool force)
 		 " ntf_supp=%" PRIu64 " gnt_copies=%" PRIu64 " gnt_copy_calls=%" PRIu64
 		 " gnt_maps=%" PRIu64 " pgnt_hits=%" PRIu64 " mapped=%u",
 		 s->tx_pkts + s->rx_pkts, s->tx_bytes + s->rx_bytes, s->tx_pkts, s->tx_bytes,
-		 s->rx_pkts, s->rx_bytes, inflight, s->tx_drops + s->rx_drops,
-		 s->tx_drops, s->rx_drops, s->tx_errors, s->ntf_sent, s->ntf_supp, s->gnt_copies,
+		 s->rx_pkts, s->rx_bytes, inflight, s->tx_drops + s->rx_drops, s->tx_drops,
+		 s->rx_drops, s->tx_errors, s->ntf_sent, s->ntf_supp, s->gnt_copies,
 		 s->gnt_copy_calls, s->gnt_maps, s->pgnt_hits, mapped);
 	if (v->nqueues > 1) { /* how the flows spread: packets per queue */
 		size_t l = strlen(b);

@@ -116,7 +116,7 @@ static struct {
 	struct evloop *l;
 	struct gnt_table *gt;
 	bool own_gt;
-	bool persistent; /* offer drvdom-persistent-grants (netfront_set_persistent) */
+	bool persistent;     /* offer drvdom-persistent-grants (netfront_set_persistent) */
 	unsigned max_queues; /* netfront_set_max_queues */
 	domid_t self;
 	pthread_t loop_thread;
@@ -286,7 +286,8 @@ static unsigned vif_queues(struct netfront_vif *v, uint64_t bmax)
 		n = (unsigned)bmax;
 	if (n > NF_MAX_QUEUES)
 		n = NF_MAX_QUEUES;
-	if (n > 1 && !v->tx_bounce && !(v->tx_bounce = malloc(NF_VH_LEN + NF_FRAME_PAGES * NF_PAGE)))
+	if (n > 1 && !v->tx_bounce &&
+	    !(v->tx_bounce = malloc(NF_VH_LEN + NF_FRAME_PAGES * NF_PAGE)))
 		n = 1;
 	v->queue[0] = v;
 	if (v->nalloc < 1)
@@ -511,8 +512,8 @@ static void vif_connected(struct netfront_vif *v)
 	 * state last: the backend serves without waiting for it. */
 	tap_ready(v, v->tap, EPOLLIN);
 	set_state(v, XENBUS_STATE_CONNECTED);
-	log_info("vif %u connected to domain %u (gso4 %d gso6 %d sg %d, %u queue(s)%s%s)",
-		 v->devid, v->be_domid, v->be_gso4, v->be_gso6, v->be_sg, v->nqueues,
+	log_info("vif %u connected to domain %u (gso4 %d gso6 %d sg %d, %u queue(s)%s%s)", v->devid,
+		 v->be_domid, v->be_gso4, v->be_gso6, v->be_sg, v->nqueues,
 		 v->be_instance[0] ? ", instance " : "", v->be_instance);
 }
 
@@ -653,7 +654,8 @@ static void backend_changed(struct netfront_vif *v)
 	case XENBUS_STATE_CONNECTED:
 		if (v->kept) {
 			if (!read_be_instance(v, inst))
-				vif_reset(v, "a backend without the fast reconnect took the kept rings");
+				vif_reset(
+				    v, "a backend without the fast reconnect took the kept rings");
 			else if (strcmp(inst, v->dead_instance)) /* else: the dead one's state */
 				vif_reconnect(v, inst);
 			break;
@@ -837,14 +839,12 @@ static void tx_post(struct netfront_vif *v, const uint16_t *ids, unsigned np, ui
 		s->req.gref = v->data_ref[id];
 		s->req.offset = 0;
 		s->req.id = id;
-		s->req.flags =
-		    (uint16_t)((i == 0 ? fl : 0) | (i + 1 < np ? NETTXF_MORE_DATA : 0));
+		s->req.flags = (uint16_t)((i == 0 ? fl : 0) | (i + 1 < np ? NETTXF_MORE_DATA : 0));
 		if (i == 0) {
 			s->req.size = (uint16_t)len;
 			if (gso) {
 				s->req.flags |= NETTXF_EXTRA_INFO;
-				union netif_tx_req_slot *e =
-				    netif_tx_ring_front_next_req(&v->tx);
+				union netif_tx_req_slot *e = netif_tx_ring_front_next_req(&v->tx);
 				if (!e) /* room was checked above */
 					break;
 				e->extra = (struct netif_extra){0};
@@ -1089,7 +1089,8 @@ static void stats_tick(void *arg, int fd, uint32_t events)
 		uint64_t txp = 0, rxp = 0, txd = 0, rxd = 0; /* all queues */
 		for (unsigned k = 0; k < (v->nalloc ? v->nalloc : 1); k++) {
 			const struct netfront_vif *q = k ? v->queue[k] : v;
-			txp += q->tx_pkts, rxp += q->rx_pkts, txd += q->tx_drops, rxd += q->rx_drops;
+			txp += q->tx_pkts, rxp += q->rx_pkts, txd += q->tx_drops,
+			    rxd += q->rx_drops;
 		}
 		snprintf(b, sizeof(b),
 			 "reqs=%llu tx_pkts=%llu rx_pkts=%llu drops=%llu tx_drops=%llu "

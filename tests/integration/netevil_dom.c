@@ -63,8 +63,8 @@ static struct gnt_seg *rings, *data;
 static grant_ref_t data_ref[4];
 static evtchn_port_t port, port_rx;
 static int split;
-static const char *mq;	  /* an mq-* mode */
-static const char *rk;	  /* a rings-* mode (drvdom-rings) */
+static const char *mq; /* an mq-* mode */
+static const char *rk; /* a rings-* mode (drvdom-rings) */
 
 static void wrs(const char *key, const char *b)
 {

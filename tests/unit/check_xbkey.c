@@ -82,9 +82,9 @@ START_TEST(test_parse_bad)
 	static const char *const bad[] = {
 	    "",
 	    " ",
-	    "queues=1 tx-ring-ref=1 event-channel=1",		    /* one missing */
+	    "queues=1 tx-ring-ref=1 event-channel=1",			    /* one missing */
 	    "queues=1 tx-ring-ref=1 event-channel=1 feature-sg=1 queues=1", /* twice */
-	    "queues=5 tx-ring-ref=1 event-channel=1 feature-sg=1",  /* above max */
+	    "queues=5 tx-ring-ref=1 event-channel=1 feature-sg=1",	    /* above max */
 	    "queues=1 tx-ring-ref=4294967296 event-channel=1 feature-sg=1",
 	    "queues=1 tx-ring-ref=1,2,3,4,5 event-channel=1 feature-sg=1", /* list too long */
 	    "queues=1 tx-ring-ref=1, event-channel=1 feature-sg=1",
