@@ -33,6 +33,12 @@ struct evtchn_port_st {
 
 struct evtchn_state {
 	pthread_mutex_t lock;
+	/* Held across a call that allocates or frees a port number at the hv
+	 * and the update of our table that follows (never with lock held
+	 * across the call): else a close's reset of port N can land after
+	 * another thread's bind was given the same N, the hv freeing it in
+	 * between, and wipe the new binding (its peer then never hears us). */
+	pthread_mutex_t alloc_lock;
 	uint32_t serial;
 	struct evtchn_bitmap bm;
 	struct evtchn_port_st p[HV_EVTCHN_PORTS];
@@ -108,6 +114,7 @@ int evtchn_state_init(struct hvc *h)
 	if (!s)
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->alloc_lock, NULL);
 	for (unsigned i = 0; i < HV_EVTCHN_PORTS; i++)
 		s->p[i].wait_fd = s->p[i].kick_fd = -1;
 	h->ev = s;
@@ -134,6 +141,7 @@ void evtchn_state_free(struct hvc *h)
 	for (unsigned i = 0; i < HV_EVTCHN_PORTS; i++)
 		port_drop_fds(h, &s->p[i]);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->alloc_lock);
 	free(s);
 	h->ev = NULL;
 }
@@ -292,16 +300,20 @@ static int evtchn_alloc_unbound_in(struct hvc *h, domid_t dom, domid_t remote, e
 int evtchn_alloc_unbound(struct hvc *h, domid_t remote, evtchn_port_t *port)
 {
 	evtchn_port_t p;
-	int ret = evtchn_alloc_unbound_in(h, DOMID_SELF, remote, &p);
-	if (ret < 0)
-		return ret;
 	struct evtchn_state *s = h->ev;
+	pthread_mutex_lock(&s->alloc_lock);
+	int ret = evtchn_alloc_unbound_in(h, DOMID_SELF, remote, &p);
+	if (ret < 0) {
+		pthread_mutex_unlock(&s->alloc_lock);
+		return ret;
+	}
 	pthread_mutex_lock(&s->lock);
 	if (s->p[p].st != PS_BOUND) {
 		s->p[p].st = PS_UNBOUND;
 		s->p[p].remote = remote;
 	}
 	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->alloc_lock);
 	*port = p;
 	return 0;
 }
@@ -324,18 +336,23 @@ int evtchn_bind_interdomain(struct hvc *h, domid_t remote, evtchn_port_t rport,
 			    .rep_cap = sizeof(rep),
 			    .rfds = fds,
 			    .rfds_cap = 2};
+	struct evtchn_state *s = h->ev;
+	pthread_mutex_lock(&s->alloc_lock);
 	int ret = hvc_call_exact(h, &m);
-	if (ret < 0)
+	if (ret < 0) {
+		pthread_mutex_unlock(&s->alloc_lock);
 		return ret;
+	}
 	if (rep.port >= HV_EVTCHN_PORTS) {
+		pthread_mutex_unlock(&s->alloc_lock);
 		close(fds[0]);
 		close(fds[1]);
 		return -EPROTO;
 	}
-	struct evtchn_state *s = h->ev;
 	pthread_mutex_lock(&s->lock);
 	port_set_bound(h, rep.port, remote, rport, fds[0], fds[1]);
 	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->alloc_lock);
 	/* Xen marks the binder's new port pending. */
 	if (evtchn_bm_set_pending(&s->bm, rep.port))
 		hvc_wake(h);
@@ -368,9 +385,12 @@ int evtchn_close(struct hvc *h, evtchn_port_t port)
 		return -EINVAL;
 	struct hv_evtchn_close_req req = {.port = port};
 	struct hvc_msg m = {.op = HV_OP_EVTCHN_CLOSE, .req = &req, .req_len = sizeof(req)};
+	pthread_mutex_lock(&s->alloc_lock); /* our reset before N can be reused */
 	int ret = hvc_call_exact(h, &m);
-	if (ret < 0 && ret != -EINVAL && ret != -ENOENT)
+	if (ret < 0 && ret != -EINVAL && ret != -ENOENT) {
+		pthread_mutex_unlock(&s->alloc_lock);
 		return ret;
+	}
 	pthread_mutex_lock(&s->lock);
 	struct evtchn_port_st *p = &s->p[port];
 	port_drop_fds(h, p);
@@ -383,6 +403,7 @@ int evtchn_close(struct hvc *h, evtchn_port_t port)
 	/* A closed port starts afresh: not pending, not masked. */
 	atomic_fetch_and(&s->bm.mask[EV_WORD(port)], ~EV_BIT(port));
 	evtchn_bm_clear_pending(&s->bm, port);
+	pthread_mutex_unlock(&s->alloc_lock);
 	return ret;
 }
 

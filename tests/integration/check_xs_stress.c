@@ -134,11 +134,12 @@ static domid_t start_dom(struct xs_handle *x, int n)
 	return d;
 }
 
-/* On a failure: what the domains and the daemon said. */
-static void dump_logs(void)
+/* On a failure: what domain n, the hv and the daemon said. */
+static void dump_logs(int n)
 {
-	char cmd[256];
-	snprintf(cmd, sizeof(cmd), "tail -n 40 %s/hv.log %s/xenstored.log >&2", tmpdir, tmpdir);
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "tail -n 40 %s/console/xss%d.log %s/hv.log %s/xenstored.log >&2",
+		 tmpdir, n, tmpdir, tmpdir);
 	if (system(cmd) != 0) {
 		/* Best effort. */
 	}
@@ -177,8 +178,8 @@ START_TEST(many_domains_stress_their_rings)
 					put(x, d[j], key, "flood");
 				}
 			}
-			if (!v)
-				dump_logs();
+			if (!v || strncmp(v, "ok ", 3) != 0)
+				dump_logs(round * PAR + i);
 			ck_assert_msg(v != NULL, "round %d: domain %u hung (no %s after %d ms)",
 				      round, d[i], p, DOM_TIMEOUT_MS);
 			unsigned events;
