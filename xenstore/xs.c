@@ -4,7 +4,9 @@
 // reply is read by the caller itself until a reader thread exists, and by
 // the reader thread afterwards (started on the first xs_watch / xs_fileno /
 // xs_read_watch / xs_check_watch), which queues watch events and makes the
-// watch pipe readable while the queue is non-empty. The transport is the
+// watch pipe readable while the queue is non-empty. A reply is taken only
+// if it echoes the req_id of the request waiting for it (ids are unique in
+// the process); any other reply is stale and dropped (docs/xenstore.md). The transport is the
 // daemon's Unix socket, or inside a drvdom domain its xenstore ring
 // (xs_ring.c). Wire format: Xen's xs_wire.h; see docs/xenstore.md.
 #include <errno.h>
@@ -14,6 +16,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,21 @@ struct xs_msg {
 	char body[]; /* hdr.len bytes + a NUL */
 };
 
+/* Receive state: the message being read, resumable after the transport was
+ * shut down half-way, and stale input to skip. On the ring it passes from a
+ * handle to the next (tp.carry). Owned by whoever reads: the caller, the
+ * reader thread once it runs, xs_close after joining it. */
+struct xs_rx {
+	struct xsd_sockmsg hdr;
+	size_t hdr_got;
+	struct xs_msg *m; /* header complete: body being read */
+	size_t body_got;
+	/* An earlier handle's XS_RESET_WATCHES went unanswered: everything up
+	 * to its reply (that handle's replies and watch events) is dropped. */
+	bool drain;
+	uint32_t drain_id;
+};
+
 struct xs_handle {
 	struct xs_transport tp;
 	pthread_mutex_t req_lock; /* one request in flight */
@@ -40,14 +58,21 @@ struct xs_handle {
 	bool reader_running, broken;
 	bool stateful; /* a watch or transaction was made (under req_lock) */
 	pthread_t reader;
-	uint32_t next_req;
+	struct xs_rx rx;
+	bool want;	  /* a request waits for its reply (h->lock) */
+	uint32_t want_id; /* its req_id */
 };
+
+/* Process-wide: the handles a domain opens one after another share its ring,
+ * and a late reply to one must not match another's request. */
+static atomic_uint xs_next_req_id = 1;
 
 /* --- transport: the daemon's socket --------------------------------------- */
 
-static int xs_sock_read(struct xs_transport *tp, void *buf, size_t len)
+static int xs_sock_read(struct xs_transport *tp, void *buf, size_t len, size_t *done)
 {
 	char *p = buf;
+	*done = 0;
 	while (len) {
 		ssize_t n = read(tp->fd, p, len);
 		if (n == 0)
@@ -59,6 +84,7 @@ static int xs_sock_read(struct xs_transport *tp, void *buf, size_t len)
 		}
 		p += n;
 		len -= (size_t)n;
+		*done += (size_t)n;
 	}
 	return 0;
 }
@@ -225,31 +251,61 @@ static int xs_errno_of(const char *name)
 	return EINVAL;
 }
 
+/* Read one whole message, or NULL with errno; a read cut short keeps what
+ * it got in h->rx for the next call. */
+static struct xs_msg *xs_msg_read_one(struct xs_handle *h)
+{
+	struct xs_rx *rx = &h->rx;
+	while (rx->hdr_got < sizeof(rx->hdr)) {
+		size_t done;
+		int ret = h->tp.read(&h->tp, (char *)&rx->hdr + rx->hdr_got,
+				     sizeof(rx->hdr) - rx->hdr_got, &done);
+		rx->hdr_got += done;
+		if (ret) {
+			errno = -ret;
+			return NULL;
+		}
+	}
+	if (!rx->m) {
+		if (rx->hdr.len > XENSTORE_PAYLOAD_MAX) {
+			errno = EPROTO; /* no message boundary to resume at */
+			return NULL;
+		}
+		rx->m = malloc(sizeof(*rx->m) + rx->hdr.len + 1);
+		if (!rx->m)
+			return NULL;
+		rx->m->next = NULL;
+		rx->m->hdr = rx->hdr;
+		rx->body_got = 0;
+	}
+	struct xs_msg *m = rx->m;
+	while (rx->body_got < m->hdr.len) {
+		size_t done;
+		int ret =
+		    h->tp.read(&h->tp, m->body + rx->body_got, m->hdr.len - rx->body_got, &done);
+		rx->body_got += done;
+		if (ret) {
+			errno = -ret;
+			return NULL;
+		}
+	}
+	m->body[m->hdr.len] = 0;
+	rx->m = NULL;
+	rx->hdr_got = 0;
+	return m;
+}
+
+/* Read the next message that is not stale input (see struct xs_rx). */
 static struct xs_msg *xs_msg_read(struct xs_handle *h)
 {
-	struct xsd_sockmsg hdr;
-	int ret = h->tp.read(&h->tp, &hdr, sizeof(hdr));
-	if (ret) {
-		errno = -ret;
-		return NULL;
-	}
-	if (hdr.len > XENSTORE_PAYLOAD_MAX) {
-		errno = EPROTO;
-		return NULL;
-	}
-	struct xs_msg *m = malloc(sizeof(*m) + hdr.len + 1);
-	if (!m)
-		return NULL;
-	m->next = NULL;
-	m->hdr = hdr;
-	ret = h->tp.read(&h->tp, m->body, hdr.len);
-	if (ret) {
+	for (;;) {
+		struct xs_msg *m = xs_msg_read_one(h);
+		if (!m || !h->rx.drain)
+			return m;
+		if (m->hdr.type != XS_WATCH_EVENT && m->hdr.req_id == h->rx.drain_id)
+			h->rx.drain = false;
 		free(m);
-		errno = -ret;
-		return NULL;
 	}
-	m->body[hdr.len] = 0;
-	return m;
 }
 
 /* h->lock held. */
@@ -268,15 +324,20 @@ static void xs_queue_watch(struct xs_handle *h, struct xs_msg *m)
 	pthread_cond_broadcast(&h->watch_cond);
 }
 
-/* Read one message; a watch event is queued, anything else returned. */
-static struct xs_msg *xs_read_reply_sync(struct xs_handle *h)
+/* Read until the reply to request req_id: watch events are queued, replies
+ * to other requests (stale: their caller gave up) dropped. */
+static struct xs_msg *xs_read_reply_sync(struct xs_handle *h, uint32_t req_id)
 {
 	for (;;) {
 		struct xs_msg *m = xs_msg_read(h);
 		if (!m)
 			return NULL;
-		if (m->hdr.type != XS_WATCH_EVENT)
-			return m;
+		if (m->hdr.type != XS_WATCH_EVENT) {
+			if (m->hdr.req_id == req_id)
+				return m;
+			free(m);
+			continue;
+		}
 		pthread_mutex_lock(&h->lock);
 		xs_queue_watch(h, m);
 		pthread_mutex_unlock(&h->lock);
@@ -298,10 +359,11 @@ static void *xs_reader_main(void *arg)
 		}
 		if (m->hdr.type == XS_WATCH_EVENT) {
 			xs_queue_watch(h, m);
-		} else {
-			free(h->reply);
+		} else if (h->want && m->hdr.req_id == h->want_id && !h->reply) {
 			h->reply = m;
 			pthread_cond_broadcast(&h->reply_cond);
+		} else {
+			free(m); /* stale: nobody waits for it */
 		}
 		pthread_mutex_unlock(&h->lock);
 	}
@@ -339,8 +401,8 @@ static void *xs_talkv(struct xs_handle *h, xs_transaction_t t, uint32_t type,
 		return NULL;
 	}
 	hdr.len = (uint32_t)total;
+	hdr.req_id = atomic_fetch_add(&xs_next_req_id, 1);
 	pthread_mutex_lock(&h->req_lock);
-	hdr.req_id = h->next_req++;
 	if (type == XS_WATCH || type == XS_TRANSACTION_START)
 		h->stateful = true;
 	memcpy(buf, &hdr, sizeof(hdr));
@@ -350,11 +412,15 @@ static void *xs_talkv(struct xs_handle *h, xs_transaction_t t, uint32_t type,
 		off += iov[i].iov_len;
 	}
 	struct xs_msg *m = NULL;
+	pthread_mutex_lock(&h->lock);
+	h->want = true;
+	h->want_id = hdr.req_id;
+	pthread_mutex_unlock(&h->lock);
 	int ret = h->tp.write(&h->tp, buf, off);
 	if (ret) {
 		errno = -ret;
 	} else if (!h->reader_running) {
-		m = xs_read_reply_sync(h);
+		m = xs_read_reply_sync(h, hdr.req_id);
 	} else {
 		pthread_mutex_lock(&h->lock);
 		while (!h->reply && !h->broken)
@@ -365,6 +431,9 @@ static void *xs_talkv(struct xs_handle *h, xs_transaction_t t, uint32_t type,
 			errno = ECONNRESET;
 		pthread_mutex_unlock(&h->lock);
 	}
+	pthread_mutex_lock(&h->lock);
+	h->want = false;
+	pthread_mutex_unlock(&h->lock);
 	pthread_mutex_unlock(&h->req_lock);
 	if (!m)
 		return NULL;
@@ -422,6 +491,12 @@ struct xs_handle *xs_open(unsigned long flags)
 		errno = -ret;
 		return NULL;
 	}
+	if (h->tp.carry && *h->tp.carry) { /* an earlier handle's leftovers */
+		struct xs_rx *rx = *h->tp.carry;
+		h->rx = *rx;
+		free(rx);
+		*h->tp.carry = NULL;
+	}
 	pthread_mutex_init(&h->req_lock, NULL);
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->reply_cond, NULL);
@@ -446,6 +521,7 @@ struct xs_handle *xs_daemon_open_readonly(void)
 
 static void xs_free_queues(struct xs_handle *h)
 {
+	free(h->rx.m);
 	free(h->reply);
 	while (h->wq_head) {
 		struct xs_msg *m = h->wq_head;
@@ -459,21 +535,26 @@ static void xs_free_queues(struct xs_handle *h)
 /* The ring is the domain's one connection, which outlives a handle: before
  * the handle goes, drop its watches and transactions (as closing Xen's
  * xenbus device does). Once the reply is read nothing else arrives for this
- * handle, so the reader stops between messages and the next handle starts
- * at a message boundary. Waits for the reply at most XS_CLOSE_WAIT_S: a
- * xenstored that is gone must not hang xs_close. */
+ * handle. Waits for the reply at most XS_CLOSE_WAIT_S (a xenstored that is
+ * gone must not hang xs_close); returns false if it did not come, the
+ * request's id in *req_id: the next handle then drops everything up to that
+ * reply (xs_close). */
 #define XS_CLOSE_WAIT_S 1
-static void xs_ring_reset(struct xs_handle *h)
+static bool xs_ring_reset(struct xs_handle *h, uint32_t *req_id)
 {
 	if (!xs_start_reader(h))
-		return;
+		return true;
 	struct xsd_sockmsg hdr = {.type = XS_RESET_WATCHES};
+	hdr.req_id = *req_id = atomic_fetch_add(&xs_next_req_id, 1);
 	pthread_mutex_lock(&h->req_lock);
-	hdr.req_id = h->next_req++;
+	pthread_mutex_lock(&h->lock);
+	h->want = true;
+	h->want_id = hdr.req_id;
+	pthread_mutex_unlock(&h->lock);
 	int ret = h->tp.write(&h->tp, &hdr, sizeof(hdr));
 	pthread_mutex_unlock(&h->req_lock);
 	if (ret)
-		return;
+		return true; /* nothing (whole) was sent: nothing to wait for */
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts); /* reply_cond's clock */
 	ts.tv_sec += XS_CLOSE_WAIT_S;
@@ -481,20 +562,36 @@ static void xs_ring_reset(struct xs_handle *h)
 	while (!h->reply && !h->broken)
 		if (pthread_cond_timedwait(&h->reply_cond, &h->lock, &ts) == ETIMEDOUT)
 			break;
-	free(h->reply);
-	h->reply = NULL;
+	/* The reader still takes the reply until it is stopped (h->want):
+	 * xs_close looks at h->reply again after joining it. */
+	bool got = h->reply != NULL;
 	pthread_mutex_unlock(&h->lock);
+	return got;
 }
 
 void xs_close(struct xs_handle *h)
 {
 	if (!h)
 		return;
-	if (h->tp.fd < 0 && h->stateful)
-		xs_ring_reset(h);
+	uint32_t reset_id = 0;
+	bool reset_pending = h->tp.fd < 0 && h->stateful && !xs_ring_reset(h, &reset_id);
 	if (h->reader_running) {
 		h->tp.shutdown(&h->tp);
 		pthread_join(h->reader, NULL);
+	}
+	if (reset_pending && !h->reply) {
+		h->rx.drain = true;
+		h->rx.drain_id = reset_id;
+	}
+	/* Hand what is left unread to the next handle on this connection. */
+	if (h->tp.carry && (h->rx.hdr_got || h->rx.drain)) {
+		struct xs_rx *rx = malloc(sizeof(*rx));
+		if (rx) {
+			*rx = h->rx;
+			h->rx.m = NULL;
+			free(*h->tp.carry);
+			*h->tp.carry = rx;
+		}
 	}
 	h->tp.close(&h->tp);
 	xs_free_queues(h);

@@ -10,8 +10,13 @@
 struct xs_transport {
 	int fd;
 	void *priv;
-	/* Blocking: all len bytes, or -errno (-ECONNRESET at end). */
-	int (*read)(struct xs_transport *tp, void *buf, size_t len);
+	/* What a handle leaves unread on a connection that outlives it (the
+	 * ring) for the next handle to take over (xs.c's receive state), or
+	 * NULL (a socket dies with its handle). */
+	void **carry;
+	/* Blocking: all len bytes, or -errno (-ECONNRESET at end); *done says
+	 * how many bytes were stored either way. */
+	int (*read)(struct xs_transport *tp, void *buf, size_t len, size_t *done);
 	int (*write)(struct xs_transport *tp, const void *buf, size_t len);
 	/* Make a blocked read return (xs_close with a reader thread). */
 	void (*shutdown)(struct xs_transport *tp);

@@ -5,11 +5,13 @@
 // library, with a program written for Xen's libxenstore API compiled
 // against our header, and with raw malformed xs_wire messages. Every bad
 // input must get Xen's error or a dropped connection while the daemon keeps
-// serving other clients.
+// serving other clients. The "client" case puts our library in front of a
+// scripted peer instead, which answers out of turn.
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -655,6 +657,125 @@ START_TEST(watch_flooding_hits_the_limit)
 }
 END_TEST
 
+/* --- the library against a scripted peer ---------------------------------------- */
+
+/* A peer that answers each request with replies to other requests first (a
+ * late reply, an error, one nobody asked for): the library must take only
+ * the reply echoing its request's req_id (docs/xenstore.md). Its socket
+ * replaces the daemon's (XENSTORED_PATH); it runs in a thread and reports
+ * what went wrong in peer_err. */
+static int peer_lfd = -1;
+static char peer_err[128];
+
+static void peer_setup(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/drvdom-xs-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(sockpath, sizeof(sockpath), "%s/peer", tmpdir);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	strcpy(sa.sun_path, sockpath);
+	peer_lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(peer_lfd, 0);
+	ck_assert_int_eq(bind(peer_lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(peer_lfd, 1), 0);
+	setenv("XENSTORED_PATH", sockpath, 1);
+}
+
+static void peer_teardown(void)
+{
+	close(peer_lfd);
+	unlink(sockpath);
+	rmdir(tmpdir);
+}
+
+static bool peer_send(int fd, uint32_t type, uint32_t req_id, const char *body, uint32_t len)
+{
+	char buf[sizeof(struct xsd_sockmsg) + 256];
+	struct xsd_sockmsg h = {type, req_id, 0, len};
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), body, len);
+	return send(fd, buf, sizeof(h) + len, MSG_NOSIGNAL) == (ssize_t)(sizeof(h) + len);
+}
+
+/* The next request, which must be of type want. */
+static bool peer_expect(int fd, uint32_t want, struct xsd_sockmsg *h)
+{
+	char b[XENSTORE_PAYLOAD_MAX + 1];
+	if (read_full(fd, h, sizeof(*h)) != 1 || h->len > XENSTORE_PAYLOAD_MAX ||
+	    read_full(fd, b, h->len) != 1 || h->type != want) {
+		snprintf(peer_err, sizeof(peer_err), "expected request type %u, got %u", want,
+			 h->type);
+		return false;
+	}
+	return true;
+}
+
+static void *peer_main(void *arg)
+{
+	(void)arg;
+	struct xsd_sockmsg h;
+	int fd = accept(peer_lfd, NULL, NULL);
+	if (fd < 0) {
+		snprintf(peer_err, sizeof(peer_err), "accept: %s", strerror(errno));
+		return NULL;
+	}
+	/* 1: a read answered after a late reply and an error of other requests. */
+	if (!peer_expect(fd, XS_READ, &h) ||
+	    !peer_send(fd, XS_READ, h.req_id + 1000, "stale-late", 10) ||
+	    !peer_send(fd, XS_ERROR, h.req_id - 1, "EACCES", 7) ||
+	    !peer_send(fd, XS_READ, h.req_id, "fresh", 5))
+		goto out;
+	/* 2: a watch (the reader thread takes over), then a reply nobody asked
+	 * for, then the watch's event. */
+	if (!peer_expect(fd, XS_WATCH, &h) || !peer_send(fd, XS_WATCH, h.req_id, "OK", 3) ||
+	    !peer_send(fd, XS_READ, 0xdead0000u, "stale-idle", 10) ||
+	    !peer_send(fd, XS_WATCH_EVENT, 0, "/w\0tok", 7))
+		goto out;
+	/* 3: a read through the reader thread, its reply after a stale one. */
+	if (!peer_expect(fd, XS_READ, &h) ||
+	    !peer_send(fd, XS_READ, h.req_id ^ 1, "stale-late", 10) ||
+	    !peer_send(fd, XS_READ, h.req_id, "fresh2", 6))
+		goto out;
+	strcpy(peer_err, "ok");
+out:
+	if (!peer_err[0])
+		snprintf(peer_err, sizeof(peer_err), "send: %s", strerror(errno));
+	/* Until the client closes. */
+	char c;
+	while (read(fd, &c, 1) > 0)
+		;
+	close(fd);
+	return NULL;
+}
+
+START_TEST(library_takes_only_the_reply_to_its_request)
+{
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, peer_main, NULL), 0);
+	struct xs_handle *x = xs_open(0);
+	ck_assert_ptr_nonnull(x);
+	unsigned int len;
+	char *v = xs_read(x, XBT_NULL, "/a", &len);
+	ck_assert_msg(v != NULL, "xs_read: %s", strerror(errno));
+	ck_assert_str_eq(v, "fresh");
+	free(v);
+	ck_assert(xs_watch(x, "/w", "tok"));
+	/* The event came after the unasked-for reply: it has been read. */
+	unsigned int n;
+	char **e = xs_read_watch(x, &n);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_str_eq(e[XS_WATCH_TOKEN], "tok");
+	free(e);
+	v = xs_read(x, XBT_NULL, "/b", &len);
+	ck_assert_msg(v != NULL, "xs_read: %s", strerror(errno));
+	ck_assert_str_eq(v, "fresh2");
+	free(v);
+	xs_close(x);
+	pthread_join(t, NULL);
+	ck_assert_str_eq(peer_err, "ok");
+}
+END_TEST
+
 /* --- domains over rings, with the real drvdom-hv ------------------------------ */
 
 static pid_t hv_pid = -1;
@@ -890,5 +1011,10 @@ Suite *xenstore_daemon_suite(void)
 	tcase_add_test(td, corrupted_ring_drops_only_that_domain);
 	tcase_add_test(td, domain_flooding_watches_hits_its_quota);
 	suite_add_tcase(s, td);
+	TCase *tp = tcase_create("client");
+	tcase_add_checked_fixture(tp, peer_setup, peer_teardown);
+	tcase_set_timeout(tp, 30);
+	tcase_add_test(tp, library_takes_only_the_reply_to_its_request);
+	suite_add_tcase(s, tp);
 	return s;
 }
