@@ -10,6 +10,8 @@
 #include "xenstore/xsd.h"
 
 #include <inttypes.h>
+#include <malloc.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,23 @@ const char *xsd_errno_name(int err)
 		if (xsd_errors[i].errnum == err)
 			return xsd_errors[i].errstring;
 	return "EIO";
+}
+
+/* Bytes held by every connection's output queue (XS_CONTROL "memory"). */
+static atomic_size_t xsd_outq_bytes;
+
+/* out_lock held. Free what is queued: nothing more goes out. */
+static void xsd_conn_drop_queue(struct xsd_conn *c)
+{
+	while (c->out_head) {
+		struct xsd_buf *b = c->out_head;
+		c->out_head = b->next;
+		atomic_fetch_sub(&xsd_outq_bytes, b->len);
+		free(b);
+	}
+	c->out_tail = NULL;
+	c->out_bytes = 0;
+	c->out_msgs = 0;
 }
 
 struct xsd_conn *xsd_conn_new(uint16_t domid, const struct xsd_transport *tp, void *priv)
@@ -56,11 +75,7 @@ void xsd_conn_free(struct xsd_conn *c)
 	xsd_tx_abort_all(c);
 	pthread_mutex_lock(&c->out_lock);
 	c->dead = true;
-	while (c->out_head) {
-		struct xsd_buf *b = c->out_head;
-		c->out_head = b->next;
-		free(b);
-	}
+	xsd_conn_drop_queue(c);
 	pthread_mutex_unlock(&c->out_lock);
 	pthread_mutex_destroy(&c->out_lock);
 	free(c->in);
@@ -86,6 +101,10 @@ void xsd_conn_send(struct xsd_conn *c, uint32_t type, uint32_t req_id, uint32_t 
 	if (c->out_bytes + sizeof(h) + len > XSD_OUTQ_MAX) {
 		log_warn("connection of domain %u: %zu bytes unread, dropping it", c->domid,
 			 c->out_bytes);
+		/* Its memory goes now, not when its owner gets round to it: by
+		 * the time the client sees the connection end, it is free. */
+		c->dead = true;
+		xsd_conn_drop_queue(c);
 		pthread_mutex_unlock(&c->out_lock);
 		xsd_conn_kill(c);
 		return;
@@ -105,6 +124,7 @@ void xsd_conn_send(struct xsd_conn *c, uint32_t type, uint32_t req_id, uint32_t 
 		c->out_head = b;
 	c->out_tail = b;
 	c->out_bytes += b->len;
+	atomic_fetch_add(&xsd_outq_bytes, b->len);
 	c->out_msgs++;
 	if (c->tp && c->tp->flush)
 		c->tp->flush(c);
@@ -129,6 +149,7 @@ void xsd_conn_sent(struct xsd_conn *c, struct xsd_buf *b)
 	if (!c->out_head)
 		c->out_tail = NULL;
 	c->out_msgs--;
+	atomic_fetch_sub(&xsd_outq_bytes, b->len);
 	free(b);
 }
 
@@ -142,6 +163,7 @@ struct xsd_buf *xsd_conn_pop(struct xsd_conn *c)
 			c->out_tail = NULL;
 		c->out_bytes -= b->len - b->off;
 		c->out_msgs--;
+		atomic_fetch_sub(&xsd_outq_bytes, b->len);
 	}
 	pthread_mutex_unlock(&c->out_lock);
 	return b;
@@ -511,7 +533,20 @@ static void xsd_do_control(struct xsd_conn *c, const struct xsd_sockmsg *h, cons
 	} else if (strcmp(vec[0], "check") == 0) {
 		xsd_reply_str(c, h, "OK");
 	} else if (strcmp(vec[0], "help") == 0) {
-		xsd_reply_str(c, h, "Supported commands:\ncheck\nhelp\nprint <string>\nquota\n");
+		xsd_reply_str(c, h,
+			      "Supported commands:\ncheck\nhelp\nmemory\nprint <string>\nquota\n");
+	} else if (strcmp(vec[0], "memory") == 0) {
+		/* Wait for every deferred free queued so far (old node versions
+		 * go after a grace period) and give free heap back to the
+		 * system, so what remains, and RSS, is what is live: a point a
+		 * test can measure at without waiting for reclamation to catch
+		 * up. Blocks this worker for a grace period. */
+		rcu_barrier();
+		malloc_trim(0);
+		char out[128];
+		snprintf(out, sizeof(out), "nodes: %" PRIu64 "\nqueued bytes: %zu\n",
+			 xsd_store_nodes(), atomic_load(&xsd_outq_bytes));
+		xsd_reply_str(c, h, out);
 	} else if (strcmp(vec[0], "quota") == 0) {
 		char out[256];
 		snprintf(out, sizeof(out),

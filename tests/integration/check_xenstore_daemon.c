@@ -584,10 +584,7 @@ START_TEST(client_that_never_reads_10000_requests)
 END_TEST
 
 /* A watcher that never reads while 2000 big nodes change under it: the
- * daemon drops it before all its events arrive, keeps serving, and its
- * memory is bounded: repeated identical floods stop making it bigger
- * (what a flood costs, malloc arenas included, is paid once; a leak or an
- * unbounded queue would grow with every flood). */
+ * daemon drops it before all its events arrive and keeps serving. */
 static void flood_a_silent_watcher(void)
 {
 	int fd = raw_connect();
@@ -618,24 +615,43 @@ static void flood_a_silent_watcher(void)
 	assert_serving();
 }
 
+/* XS_CONTROL "memory": the daemon first waits for its deferred (RCU) frees
+ * and trims its heap, so what it reports, and its RSS right after, is what
+ * is live, with no reclamation still under way. */
+static void daemon_memory(unsigned long *nodes, unsigned long *queued)
+{
+	struct xs_handle *x = xs_open(0);
+	ck_assert_ptr_nonnull(x);
+	char *r = xs_control_command(x, "memory", NULL, 0);
+	ck_assert_msg(r != NULL, "control memory: %s", strerror(errno));
+	ck_assert_msg(sscanf(r, "nodes: %lu\nqueued bytes: %lu", nodes, queued) == 2, "%s", r);
+	free(r);
+	xs_close(x);
+}
+
 START_TEST(watcher_that_never_reads_is_dropped)
 {
-	/* Each flood writes ~6 MB of nodes and queues more events than the
-	 * 4 MiB cap; after two floods to warm up, two more together may not
-	 * add even one flood's worth. */
+	/* Each flood writes ~6 MB of nodes (the same 2000 paths each time)
+	 * and queues more events than the 4 MiB cap; the dropped watcher's
+	 * queue is freed when it is dropped, before it sees its end. */
+	unsigned long nodes0, nodes1, nodes, queued;
+	daemon_memory(&nodes0, &queued);
 	flood_a_silent_watcher();
+	daemon_memory(&nodes1, &queued);
+	ck_assert_uint_ge(nodes1, nodes0 + 2000 + 1); /* /fl and its children */
+	ck_assert_uint_eq(queued, 0);
+	/* After two floods to warm up, two more together may not add even one
+	 * flood's worth of RSS (what a flood costs, malloc arenas included, is
+	 * paid once; a leak or an unbounded queue grows with every flood). */
 	flood_a_silent_watcher();
+	daemon_memory(&nodes, &queued);
 	long rss2 = daemon_rss_kb();
 	flood_a_silent_watcher();
 	flood_a_silent_watcher();
-	/* Freed nodes and queues go back through RCU (deferred frees), which
-	 * lags on a loaded host: give reclamation up to 2 s to catch up. A
-	 * daemon that keeps what it should drop stays over the bound. */
+	daemon_memory(&nodes, &queued);
 	long rss4 = daemon_rss_kb();
-	for (int i = 0; i < 20 && rss4 - rss2 >= 6 * 1024; i++) {
-		usleep(100000);
-		rss4 = daemon_rss_kb();
-	}
+	ck_assert_uint_eq(nodes, nodes1); /* the same paths again */
+	ck_assert_uint_eq(queued, 0);
 	ck_assert_msg(rss4 - rss2 < 6 * 1024, "daemon RSS grew from %ld to %ld KiB", rss2, rss4);
 }
 END_TEST
