@@ -17,6 +17,7 @@ xenstore_TEST_DEPLIBS := xsd drvdom
 xenstore_TEST_LIBS := $(URCU_LIBS)
 
 INTEG_SUITES += xenstore_daemon
+xenstore_daemon_TEST_SRCS := tests/integration/xstest.c
 xenstore_daemon_TEST_DEPLIBS := xenstore drvdom
 
 # A static test domain kernel using libxenstore over its ring.
@@ -27,6 +28,7 @@ xs_dom_DEPLIBS := xenstore drvdom
 # Stress of the client inside domains: many starts of a kernel that cycles
 # handles and reads from two threads while its own event loop runs.
 INTEG_SUITES += xs_stress
+xs_stress_TEST_SRCS := tests/integration/xstest.c
 xs_stress_TEST_DEPLIBS := xenstore drvdom
 TEST_BINS += xs_stress_dom
 xs_stress_dom_SRCS := tests/integration/xs_stress_dom.c

@@ -540,12 +540,16 @@ static void xsd_do_control(struct xsd_conn *c, const struct xsd_sockmsg *h, cons
 		 * go after a grace period) and give free heap back to the
 		 * system, so what remains, and RSS, is what is live: a point a
 		 * test can measure at without waiting for reclamation to catch
-		 * up. Blocks this worker for a grace period. */
+		 * up. Heap bytes: malloc'ed and not freed, every arena (RSS
+		 * also depends on how the arenas are fragmented). Blocks this
+		 * worker for a grace period. */
 		rcu_barrier();
 		malloc_trim(0);
-		char out[128];
-		snprintf(out, sizeof(out), "nodes: %" PRIu64 "\nqueued bytes: %zu\n",
-			 xsd_store_nodes(), atomic_load(&xsd_outq_bytes));
+		struct mallinfo2 mi = mallinfo2(); /* all arenas */
+		char out[160];
+		snprintf(out, sizeof(out),
+			 "nodes: %" PRIu64 "\nqueued bytes: %zu\nheap bytes: %zu\n",
+			 xsd_store_nodes(), atomic_load(&xsd_outq_bytes), mi.uordblks + mi.hblkhd);
 		xsd_reply_str(c, h, out);
 	} else if (strcmp(vec[0], "quota") == 0) {
 		char out[256];

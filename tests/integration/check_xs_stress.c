@@ -20,84 +20,23 @@
 #include <unistd.h>
 
 #include "hv/hvc.h"
+#include "tests/integration/xstest.h"
 #include "xenstore/include/xenstore.h"
 
 #define ROUNDS 10
 #define PAR 3
 #define DOM_TIMEOUT_MS 30000
 
-static char tmpdir[64], hvsock[128], sockpath[128];
-static pid_t hv_pid = -1, daemon_pid = -1;
-static struct hvc *hv;
-
-static pid_t spawn(const char *prog, const char *logname, const char *const *args)
-{
-	const char *build = getenv("DRVDOM_BUILD");
-	char bin[4096], log[160];
-	snprintf(bin, sizeof(bin), "%s/bin/%s", build, prog);
-	snprintf(log, sizeof(log), "%s/%s", tmpdir, logname);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		const char *argv[16] = {bin};
-		for (int i = 0; args[i] && i < 14; i++)
-			argv[i + 1] = args[i];
-		execv(bin, (char *const *)argv);
-		_exit(127);
-	}
-	return pid;
-}
+static struct xst_env X;
 
 static void start_hv_and_daemon(void)
 {
-	ck_assert_msg(getenv("DRVDOM_BUILD") != NULL, "DRVDOM_BUILD not set");
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/drvdom-xss-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-	snprintf(hvsock, sizeof(hvsock), "%s/hv/socket", tmpdir);
-	snprintf(sockpath, sizeof(sockpath), "%s/xs.sock", tmpdir);
-	const char *hvargs[] = {"--run-dir", tmpdir, "--foreground", NULL};
-	hv_pid = spawn("drvdom-hv", "hv.log", hvargs);
-	for (int i = 0; i < 500 && hvc_open_dom0(hvsock, &hv) != 0; i++)
-		usleep(10000);
-	ck_assert_msg(hv != NULL, "drvdom-hv did not come up");
-	const char *xsargs[] = {"--socket", sockpath, "--hv-socket", hvsock, "--foreground", NULL};
-	daemon_pid = spawn("drvdom-xenstored", "xenstored.log", xsargs);
-	setenv("XENSTORED_PATH", sockpath, 1);
-	for (int i = 0; i < 500; i++) {
-		struct xs_handle *x = xs_open(0);
-		if (x) {
-			xs_close(x);
-			return;
-		}
-		usleep(10000);
-	}
-	ck_abort_msg("drvdom-xenstored did not come up");
+	xst_up(&X, "/tmp/drvdom-xss-XXXXXX");
 }
 
 static void stop_hv_and_daemon(void)
 {
-	if (daemon_pid > 0) {
-		kill(daemon_pid, SIGTERM);
-		waitpid(daemon_pid, NULL, 0);
-		daemon_pid = -1;
-	}
-	hvc_close(hv);
-	hv = NULL;
-	if (hv_pid > 0) {
-		kill(hv_pid, SIGTERM);
-		waitpid(hv_pid, NULL, 0);
-		hv_pid = -1;
-	}
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-	if (system(cmd) != 0) {
-		/* Leftovers in /tmp are harmless. */
-	}
+	xst_down(&X);
 }
 
 static void put(struct xs_handle *x, domid_t d, const char *key, const char *val)
@@ -115,7 +54,7 @@ static domid_t start_dom(struct xs_handle *x, int n)
 	snprintf(name, sizeof(name), "xss%d", n);
 	struct hvc_create_args a = {.kernel = kernel, .name = name};
 	struct hv_create_rep rep;
-	int ret = hvc_domctl_create(hv, &a, &rep);
+	int ret = hvc_domctl_create(X.hv, &a, &rep);
 	ck_assert_msg(ret == 0, "DOMCTL_CREATE: %s", strerror(-ret));
 	domid_t d = rep.domid;
 	char home[64];
@@ -139,7 +78,7 @@ static void dump_logs(int n)
 {
 	char cmd[512];
 	snprintf(cmd, sizeof(cmd), "tail -n 40 %s/console/xss%d.log %s/hv.log %s/xenstored.log >&2",
-		 tmpdir, n, tmpdir, tmpdir);
+		 X.dir, n, X.dir, X.dir);
 	if (system(cmd) != 0) {
 		/* Best effort. */
 	}
@@ -193,7 +132,7 @@ START_TEST(many_domains_stress_their_rings)
 				      slowest_ms);
 			free(v);
 			ok++;
-			ck_assert_int_eq(hvc_domctl_kill(hv, d[i]), 0);
+			ck_assert_int_eq(hvc_domctl_kill(X.hv, d[i]), 0);
 		}
 	}
 	ck_assert_int_eq(ok, ROUNDS * PAR);
