@@ -52,15 +52,15 @@ struct xs_handle {
 	pthread_mutex_t req_lock; /* one request in flight */
 	pthread_mutex_t lock;	  /* everything below */
 	pthread_cond_t reply_cond, watch_cond;
-	struct xs_msg *reply;
+	struct xs_msg *reply, *reply_tail; /* replies waited for, oldest first */
 	struct xs_msg *wq_head, *wq_tail;
 	int watch_pipe[2];
 	bool reader_running, broken;
 	bool stateful; /* a watch or transaction was made (under req_lock) */
 	pthread_t reader;
 	struct xs_rx rx;
-	bool want;	  /* a request waits for its reply (h->lock) */
-	uint32_t want_id; /* its req_id */
+	/* The req_ids waited for: [want_lo, want_lo + want_n) (h->lock). */
+	uint32_t want_lo, want_n;
 };
 
 /* Process-wide: the handles a domain opens one after another share its ring,
@@ -359,14 +359,46 @@ static void *xs_reader_main(void *arg)
 		}
 		if (m->hdr.type == XS_WATCH_EVENT) {
 			xs_queue_watch(h, m);
-		} else if (h->want && m->hdr.req_id == h->want_id && !h->reply) {
-			h->reply = m;
+		} else if (m->hdr.req_id - h->want_lo < h->want_n) {
+			if (h->reply_tail)
+				h->reply_tail->next = m;
+			else
+				h->reply = m;
+			h->reply_tail = m;
 			pthread_cond_broadcast(&h->reply_cond);
 		} else {
 			free(m); /* stale: nobody waits for it */
 		}
 		pthread_mutex_unlock(&h->lock);
 	}
+}
+
+/* Wait for the replies to req_ids [lo, lo + n): the reader queues those
+ * and drops any other. Before the requests are sent. */
+static void xs_want(struct xs_handle *h, uint32_t lo, uint32_t n)
+{
+	pthread_mutex_lock(&h->lock);
+	h->want_lo = lo;
+	h->want_n = n;
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* The oldest reply the reader queued, waiting for one; NULL with errno
+ * ECONNRESET if the connection broke. h->lock held. */
+static struct xs_msg *xs_pop_reply(struct xs_handle *h)
+{
+	while (!h->reply && !h->broken)
+		pthread_cond_wait(&h->reply_cond, &h->lock);
+	struct xs_msg *m = h->reply;
+	if (m) {
+		h->reply = m->next;
+		if (!h->reply)
+			h->reply_tail = NULL;
+		m->next = NULL;
+	} else {
+		errno = ECONNRESET;
+	}
+	return m;
 }
 
 static bool xs_start_reader(struct xs_handle *h)
@@ -412,10 +444,7 @@ static void *xs_talkv(struct xs_handle *h, xs_transaction_t t, uint32_t type,
 		off += iov[i].iov_len;
 	}
 	struct xs_msg *m = NULL;
-	pthread_mutex_lock(&h->lock);
-	h->want = true;
-	h->want_id = hdr.req_id;
-	pthread_mutex_unlock(&h->lock);
+	xs_want(h, hdr.req_id, 1);
 	int ret = h->tp.write(&h->tp, buf, off);
 	if (ret) {
 		errno = -ret;
@@ -423,17 +452,10 @@ static void *xs_talkv(struct xs_handle *h, xs_transaction_t t, uint32_t type,
 		m = xs_read_reply_sync(h, hdr.req_id);
 	} else {
 		pthread_mutex_lock(&h->lock);
-		while (!h->reply && !h->broken)
-			pthread_cond_wait(&h->reply_cond, &h->lock);
-		m = h->reply;
-		h->reply = NULL;
-		if (!m)
-			errno = ECONNRESET;
+		m = xs_pop_reply(h);
 		pthread_mutex_unlock(&h->lock);
 	}
-	pthread_mutex_lock(&h->lock);
-	h->want = false;
-	pthread_mutex_unlock(&h->lock);
+	xs_want(h, 0, 0);
 	pthread_mutex_unlock(&h->req_lock);
 	if (!m)
 		return NULL;
@@ -522,7 +544,11 @@ struct xs_handle *xs_daemon_open_readonly(void)
 static void xs_free_queues(struct xs_handle *h)
 {
 	free(h->rx.m);
-	free(h->reply);
+	while (h->reply) {
+		struct xs_msg *m = h->reply;
+		h->reply = m->next;
+		free(m);
+	}
 	while (h->wq_head) {
 		struct xs_msg *m = h->wq_head;
 		h->wq_head = m->next;
@@ -547,10 +573,7 @@ static bool xs_ring_reset(struct xs_handle *h, uint32_t *req_id)
 	struct xsd_sockmsg hdr = {.type = XS_RESET_WATCHES};
 	hdr.req_id = *req_id = atomic_fetch_add(&xs_next_req_id, 1);
 	pthread_mutex_lock(&h->req_lock);
-	pthread_mutex_lock(&h->lock);
-	h->want = true;
-	h->want_id = hdr.req_id;
-	pthread_mutex_unlock(&h->lock);
+	xs_want(h, hdr.req_id, 1);
 	int ret = h->tp.write(&h->tp, &hdr, sizeof(hdr));
 	pthread_mutex_unlock(&h->req_lock);
 	if (ret)
@@ -562,7 +585,7 @@ static bool xs_ring_reset(struct xs_handle *h, uint32_t *req_id)
 	while (!h->reply && !h->broken)
 		if (pthread_cond_timedwait(&h->reply_cond, &h->lock, &ts) == ETIMEDOUT)
 			break;
-	/* The reader still takes the reply until it is stopped (h->want):
+	/* The reader still takes the reply until it is stopped (xs_want):
 	 * xs_close looks at h->reply again after joining it. */
 	bool got = h->reply != NULL;
 	pthread_mutex_unlock(&h->lock);
