@@ -525,23 +525,32 @@ static void on_port(void *arg, evtchn_port_t port, enum evtchn_event ev)
 		closedev++;
 }
 
-/* Bind (reply with wait/kick eventfds), then for an alloc_unbound: reply,
- * then EVT_PORT_BOUND, later EVT_PORT_CLOSED. aux[0..1]: the peer's view
- * of binding 1 (kick into our wait, wait for our kick). */
-static void s_evtchn(struct fake *f)
+/* Answer a BIND_INTERDOMAIN with port 3 and fresh wait/kick eventfds, the
+ * wait one already signalled (Xen marks a new binding pending); aux[0..1]:
+ * the peer's view (kick into our wait, wait for our kick). */
+static void peer_bind(struct fake *f)
 {
 	struct req r;
 	ck_assert_int_eq(peer_recv(f->fd, &r), 0);
 	ck_assert_uint_eq(r.hdr.op, HV_OP_EVTCHN_BIND_INTERDOMAIN);
-	int a = eventfd(1, EFD_NONBLOCK), b = eventfd(0, EFD_NONBLOCK); /* a: bind pending */
+	int a = eventfd(1, EFD_NONBLOCK), b = eventfd(0, EFD_NONBLOCK);
 	struct hv_evtchn_port_rep pr = {.port = 3};
 	int fds[2] = {a, b};
 	f->aux[0] = a;
 	f->aux[1] = b;
 	peer_send(f->fd, r.hdr.op, r.hdr.id, 0, &pr, sizeof(pr), fds, 2, -1);
+}
+
+/* Bind (peer_bind), then for an alloc_unbound: reply,
+ * then EVT_PORT_BOUND, later EVT_PORT_CLOSED. aux[0..1]: the peer's view
+ * of binding 1 (kick into our wait, wait for our kick). */
+static void s_evtchn(struct fake *f)
+{
+	struct req r;
+	peer_bind(f);
 	ck_assert_int_eq(peer_recv(f->fd, &r), 0);
 	ck_assert_uint_eq(r.hdr.op, HV_OP_EVTCHN_ALLOC_UNBOUND);
-	pr.port = 4;
+	struct hv_evtchn_port_rep pr = {.port = 4};
 	peer_send(f->fd, r.hdr.op, r.hdr.id, 0, &pr, sizeof(pr), NULL, 0, -1);
 	int c = eventfd(0, EFD_NONBLOCK), d = eventfd(0, EFD_NONBLOCK);
 	struct hv_evt_port_bound eb = {.port = 4, .remote_dom = 2, .remote_port = 8};
@@ -565,6 +574,14 @@ static void dispatch_until(struct hvc *h, int *counter, int want)
 		poll(&p, 1, 20);
 		ck_assert_int_ge(hvc_dispatch(h), 0);
 	}
+	ck_assert_int_eq(*counter, want);
+}
+
+/* The same through an evloop. */
+static void run_until(struct evloop *l, int *counter, int want)
+{
+	for (int i = 0; i < 10 && *counter < want; i++)
+		ck_assert_int_ge(evloop_run_once(l, 100), 0);
 	ck_assert_int_eq(*counter, want);
 }
 
@@ -635,14 +652,7 @@ END_TEST
 static void s_bind_only(struct fake *f)
 {
 	struct req r;
-	ck_assert_int_eq(peer_recv(f->fd, &r), 0);
-	ck_assert_uint_eq(r.hdr.op, HV_OP_EVTCHN_BIND_INTERDOMAIN);
-	int a = eventfd(1, EFD_NONBLOCK), b = eventfd(0, EFD_NONBLOCK);
-	struct hv_evtchn_port_rep pr = {.port = 3};
-	int fds[2] = {a, b};
-	f->aux[0] = a;
-	f->aux[1] = b;
-	peer_send(f->fd, r.hdr.op, r.hdr.id, 0, &pr, sizeof(pr), fds, 2, -1);
+	peer_bind(f);
 	while (peer_recv(f->fd, &r) == 0)
 		peer_send(f->fd, r.hdr.op, r.hdr.id, 0, NULL, 0, NULL, 0, -1);
 }
@@ -658,14 +668,10 @@ START_TEST(evloop_runs_port_handlers)
 	evtchn_port_t lp;
 	ck_assert_int_eq(evtchn_bind_interdomain(h, 2, 8, &lp), 0);
 	ck_assert_int_eq(evloop_add_port(l, lp, on_port, NULL), 0);
-	for (int i = 0; i < 10 && notifies < 1; i++)
-		ck_assert_int_ge(evloop_run_once(l, 100), 0);
-	ck_assert_int_eq(notifies, 1);
+	run_until(l, &notifies, 1);
 	uint64_t v = 1;
 	ck_assert_int_eq(write(f.aux[0], &v, 8), 8);
-	for (int i = 0; i < 10 && notifies < 2; i++)
-		ck_assert_int_ge(evloop_run_once(l, 100), 0);
-	ck_assert_int_eq(notifies, 2);
+	run_until(l, &notifies, 2);
 	evloop_destroy(l);
 	finish(&f, h);
 	for (int i = 0; i < 2; i++)
