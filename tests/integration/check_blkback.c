@@ -16,8 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -119,6 +121,19 @@ static void dump(const char *rel)
 		}                                                                                  \
 	} while (0)
 
+/* The hv binds its socket before it listens: the file alone does not say
+ * a connection would be taken (xenstored dies if refused). */
+static bool sock_accepts(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0); /* the hv's type */
+	bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
 static void env_up(void)
 {
 	snprintf(run, sizeof(run), "/tmp/drvdom-blkback-XXXXXX");
@@ -131,10 +146,9 @@ static void env_up(void)
 	mkdir(d, 0700);
 	const char *hvargs[] = {"--run-dir", run, "--foreground", NULL};
 	hv_pid = spawn("drvdom-hv", "hv.log", hvargs);
-	struct stat st;
-	for (int i = 0; i < 500 && stat(hvsock, &st); i++)
+	for (int i = 0; i < 500 && !sock_accepts(hvsock); i++)
 		sleep_ms(10);
-	T_ASSERT(stat(hvsock, &st) == 0, "drvdom-hv did not come up");
+	T_ASSERT(sock_accepts(hvsock), "drvdom-hv did not come up");
 	const char *xsargs[] = {"--socket", xssock, "--hv-socket", hvsock, "--foreground", NULL};
 	xsd_pid = spawn("drvdom-xenstored", "xenstored.log", xsargs);
 	setenv("XENSTORED_PATH", xssock, 1);
