@@ -7,15 +7,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *log_prog = "drvdom";
 static enum log_level log_max = LOG_LVL_INFO;
+static int log_time;
 
 void log_init(const char *progname)
 {
 	const char *slash = strrchr(progname, '/');
 	log_prog = slash ? slash + 1 : progname;
+	const char *t = getenv("DRVDOM_LOG_TIME");
+	log_time = t && !strcmp(t, "1");
 	const char *lvl = getenv("DRVDOM_LOG");
 	if (!lvl)
 		return;
@@ -32,7 +36,17 @@ void log_init(const char *progname)
 static void log_vemit(const char *level, const char *fmt, va_list ap, const char *suffix)
 {
 	char buf[1024];
-	int n = snprintf(buf, sizeof(buf), "%s[%d]: %s: ", log_prog, (int)getpid(), level);
+	int n;
+	if (log_time) {
+		/* CLOCK_MONOTONIC is one clock for the host and every domain
+		 * (no time namespace): lines of several logs line up. */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		n = snprintf(buf, sizeof(buf), "%lld.%06ld %s[%d]: %s: ", (long long)ts.tv_sec,
+			     ts.tv_nsec / 1000, log_prog, (int)getpid(), level);
+	} else {
+		n = snprintf(buf, sizeof(buf), "%s[%d]: %s: ", log_prog, (int)getpid(), level);
+	}
 	if (n < 0)
 		return;
 	if ((size_t)n < sizeof(buf))

@@ -11,7 +11,10 @@
 enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 /* Set the program name and the level (default INFO; DRVDOM_LOG=debug|info|
- * warn|err overrides). Call once at start, from any thread. */
+ * warn|err overrides; DRVDOM_LOG_TIME=1 starts each line with the
+ * CLOCK_MONOTONIC time, seconds.microseconds, for reading a failover's
+ * timeline across the hv's, xenstored's and the domains' logs). Call once
+ * at start, from any thread. */
 void log_init(const char *progname);
 
 /* printf-style; thread-safe; never blocks on anything but stderr. */

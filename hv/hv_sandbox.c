@@ -436,7 +436,7 @@ int hv_sandbox_spawn(int kfd, int sock, int con, const char *const *argv, domid_
 	int go[2] = {-1, -1}, st[2] = {-1, -1}, pidfd = -1;
 	int r;
 	char env_fd[32], env_dom[32], env_log[64];
-	const char *envp[4];
+	const char *envp[5];
 	unsigned ne = 0;
 	snprintf(env_fd, sizeof(env_fd), "DRVDOM_HV_FD=%d", HV_DOM_HCALL_FD);
 	snprintf(env_dom, sizeof(env_dom), "DRVDOM_DOMID=%u", (unsigned)domid);
@@ -447,6 +447,9 @@ int hv_sandbox_spawn(int kfd, int sock, int con, const char *const *argv, domid_
 		snprintf(env_log, sizeof(env_log), "DRVDOM_LOG=%s", lvl);
 		envp[ne++] = env_log;
 	}
+	const char *lt = getenv("DRVDOM_LOG_TIME");
+	if (lt && !strcmp(lt, "1"))
+		envp[ne++] = "DRVDOM_LOG_TIME=1";
 	envp[ne] = NULL;
 
 	if (pipe2(go, O_CLOEXEC) || pipe2(st, O_CLOEXEC)) {
