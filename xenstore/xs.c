@@ -881,6 +881,104 @@ bool xs_transaction_end(struct xs_handle *h, xs_transaction_t t, bool abort)
 	return xs_bool(xs_single(h, t, XS_TRANSACTION_END, abort ? "F" : "T", NULL));
 }
 
+/* drvdom extension, see xenstore.h. The reader thread takes the replies, so
+ * xenstored never waits on a full response ring while we still write; it
+ * queues those of the window [first, first + n) in order (xs_want). */
+bool xs_batch(struct xs_handle *h, xs_transaction_t t, struct xs_batch_op *ops, unsigned int n)
+{
+	if (n == 0)
+		return true;
+	if (n > XS_BATCH_MAX) {
+		errno = E2BIG;
+		return false;
+	}
+	if (!xs_start_reader(h))
+		return false;
+	size_t cap = (size_t)n * (sizeof(struct xsd_sockmsg) + XENSTORE_PAYLOAD_MAX);
+	char *buf = malloc(cap);
+	if (!buf)
+		return false;
+	/* One block of request ids, so the replies are one window. */
+	uint32_t first = atomic_fetch_add(&xs_next_req_id, n);
+	size_t off = 0;
+	bool stateful = false;
+	for (unsigned int i = 0; i < n; i++) {
+		struct xs_batch_op *o = &ops[i];
+		o->err = 0;
+		o->reply = NULL;
+		o->reply_len = 0;
+		const char *p = o->path ? o->path : "";
+		size_t pl = strlen(p) + 1, dl = o->data ? o->len : 0;
+		if (o->type == XS_WATCH || o->type == XS_UNWATCH)
+			dl = o->data ? strlen(o->data) + 1 : 0;
+		if (o->type == XS_TRANSACTION_END) /* path "T" or "F" */
+			dl = 0;
+		if (pl + dl > XENSTORE_PAYLOAD_MAX) {
+			free(buf);
+			errno = E2BIG;
+			return false;
+		}
+		struct xsd_sockmsg hdr = {
+		    .type = o->type,
+		    .req_id = first + i,
+		    .tx_id = (o->type == XS_WATCH || o->type == XS_UNWATCH) ? XBT_NULL : t,
+		    .len = (uint32_t)(pl + dl)};
+		stateful |= o->type == XS_WATCH;
+		memcpy(buf + off, &hdr, sizeof(hdr));
+		memcpy(buf + off + sizeof(hdr), p, pl);
+		if (dl)
+			memcpy(buf + off + sizeof(hdr) + pl, o->data, dl);
+		off += sizeof(hdr) + pl + dl;
+	}
+	pthread_mutex_lock(&h->req_lock);
+	if (stateful)
+		h->stateful = true;
+	xs_want(h, first, n);
+	int ret = h->tp.write(&h->tp, buf, off);
+	free(buf);
+	bool ok = !ret;
+	if (ret)
+		errno = -ret;
+	for (unsigned int i = 0; ok && i < n; i++) {
+		pthread_mutex_lock(&h->lock);
+		struct xs_msg *m = xs_pop_reply(h);
+		pthread_mutex_unlock(&h->lock);
+		if (!m) {
+			ok = false;
+			break;
+		}
+		struct xs_batch_op *o = &ops[i];
+		if (m->hdr.req_id != first + i) {
+			o->err = EBADF;
+		} else if (m->hdr.type == XS_ERROR) {
+			o->err = xs_errno_of(m->body);
+		} else if (m->hdr.type != o->type) {
+			o->err = EBADF;
+		} else if (o->type == XS_READ || o->type == XS_DIRECTORY) {
+			unsigned int l = m->hdr.len;
+			memmove(m, m->body, l + 1);
+			o->reply = m;
+			o->reply_len = l;
+			m = NULL;
+		}
+		free(m);
+	}
+	xs_want(h, 0, 0);
+	/* Replies of the window the reader queued after a failure: none of
+	 * them is anyone's now. */
+	pthread_mutex_lock(&h->lock);
+	while (!ok && h->reply) {
+		struct xs_msg *m = h->reply;
+		h->reply = m->next;
+		free(m);
+	}
+	if (!h->reply)
+		h->reply_tail = NULL;
+	pthread_mutex_unlock(&h->lock);
+	pthread_mutex_unlock(&h->req_lock);
+	return ok;
+}
+
 bool xs_introduce_domain(struct xs_handle *h, unsigned int domid, unsigned long mfn,
 			 unsigned int eventchn)
 {

@@ -314,6 +314,81 @@ START_TEST(library_basic_operations)
 }
 END_TEST
 
+START_TEST(library_batch_pipelines_in_order)
+{
+	struct xs_handle *h = xs_open(0), *o = xs_open(0);
+	ck_assert_ptr_nonnull(h);
+	ck_assert(xs_write(h, XBT_NULL, "/batch/old", "x", 1));
+	/* Reads, a failing read, a directory, writes and a watch at once:
+	 * each op gets its own reply, in order. */
+	struct xs_batch_op ops[] = {
+	    {.type = XS_READ, .path = "/batch/old"},
+	    {.type = XS_READ, .path = "/batch/none"},
+	    {.type = XS_WRITE, .path = "/batch/a", .data = "1", .len = 1},
+	    {.type = XS_WRITE, .path = "/batch//bad", .data = "1", .len = 1},
+	    {.type = XS_WATCH, .path = "/batch/a", .data = "tok"},
+	    {.type = XS_DIRECTORY, .path = "/batch"},
+	    {.type = XS_RM, .path = "/batch/old"},
+	};
+	unsigned n = sizeof(ops) / sizeof(ops[0]);
+	ck_assert(xs_batch(h, XBT_NULL, ops, n));
+	ck_assert_int_eq(ops[0].err, 0);
+	ck_assert_str_eq(ops[0].reply, "x");
+	ck_assert_uint_eq(ops[0].reply_len, 1);
+	ck_assert_int_eq(ops[1].err, ENOENT);
+	ck_assert_ptr_null(ops[1].reply);
+	ck_assert_int_eq(ops[2].err, 0);
+	ck_assert_int_eq(ops[3].err, EINVAL);
+	ck_assert_int_eq(ops[4].err, 0);
+	ck_assert_int_eq(ops[5].err, 0);
+	/* "a" was written before the directory was read, "old" removed after. */
+	ck_assert_uint_eq(ops[5].reply_len, 6);
+	ck_assert(!memcmp(ops[5].reply, "a\0old\0", 6) || !memcmp(ops[5].reply, "old\0a\0", 6));
+	ck_assert_int_eq(ops[6].err, 0);
+	for (unsigned i = 0; i < n; i++)
+		free(ops[i].reply);
+	unsigned len, num;
+	ck_assert_ptr_null(xs_read(o, XBT_NULL, "/batch/old", &len));
+	char **ev = xs_read_watch(h, &num); /* the watch's first event */
+	ck_assert_ptr_nonnull(ev);
+	ck_assert_str_eq(ev[XS_WATCH_TOKEN], "tok");
+	free(ev);
+	/* A transaction's writes and its end in two batches: nothing shows
+	 * before the commit. Plain calls go on after a batch. */
+	xs_transaction_t t = xs_transaction_start(h);
+	ck_assert_uint_ne(t, XBT_NULL);
+	struct xs_batch_op w[] = {{.type = XS_WRITE, .path = "/batch/t1", .data = "a", .len = 1},
+				  {.type = XS_WRITE, .path = "/batch/t2", .data = "b", .len = 1}};
+	ck_assert(xs_batch(h, t, w, 2));
+	ck_assert_int_eq(w[0].err, 0);
+	ck_assert_int_eq(w[1].err, 0);
+	ck_assert_ptr_null(xs_read(o, XBT_NULL, "/batch/t1", &len));
+	struct xs_batch_op e = {.type = XS_TRANSACTION_END, .path = "T"};
+	ck_assert(xs_batch(h, t, &e, 1));
+	ck_assert_int_eq(e.err, 0);
+	char *v = xs_read(o, XBT_NULL, "/batch/t2", &len);
+	ck_assert_str_eq(v, "b");
+	free(v);
+	v = xs_read(h, XBT_NULL, "/batch/t1", &len);
+	ck_assert_str_eq(v, "a");
+	free(v);
+	/* Too many ops: nothing sent. */
+	struct xs_batch_op many[XS_BATCH_MAX + 1];
+	for (unsigned i = 0; i <= XS_BATCH_MAX; i++)
+		many[i] = (struct xs_batch_op){.type = XS_READ, .path = "/batch/t1"};
+	ck_assert(!xs_batch(h, XBT_NULL, many, XS_BATCH_MAX + 1));
+	ck_assert_int_eq(errno, E2BIG);
+	ck_assert(xs_batch(h, XBT_NULL, many, XS_BATCH_MAX));
+	for (unsigned i = 0; i < XS_BATCH_MAX; i++) {
+		ck_assert_int_eq(many[i].err, 0);
+		ck_assert_str_eq(many[i].reply, "a");
+		free(many[i].reply);
+	}
+	xs_close(o);
+	xs_close(h);
+}
+END_TEST
+
 START_TEST(library_transactions_conflict)
 {
 	struct xs_handle *a = xs_open(0), *b = xs_open(0);
@@ -971,6 +1046,7 @@ Suite *xenstore_daemon_suite(void)
 	tcase_add_test(tc, utils_chmod_and_ls_p);
 	tcase_add_test(tc, utils_watch_sees_changes);
 	tcase_add_test(tc, library_basic_operations);
+	tcase_add_test(tc, library_batch_pipelines_in_order);
 	tcase_add_test(tc, library_transactions_conflict);
 	tcase_add_test(tc, library_watches_and_domains);
 	tcase_add_test(tc, xen_api_program_builds_and_runs);

@@ -78,6 +78,33 @@ xs_transaction_t xs_transaction_start(struct xs_handle *h);
  * commit conflicted and the caller should retry. */
 bool xs_transaction_end(struct xs_handle *h, xs_transaction_t t, bool abort);
 
+/* drvdom extension (not in Xen's libxenstore): send n requests at once
+ * and wait for their n replies in order — one round trip to the daemon
+ * instead of n, which is what a restarted driver domain's handshake costs
+ * (docs/recovery.md). Plain Xen wire messages, pipelined as the protocol
+ * allows (xenstored answers a connection's requests in order). Each op:
+ * type XS_READ, XS_DIRECTORY, XS_WRITE (data, len), XS_RM, XS_MKDIR,
+ * XS_WATCH / XS_UNWATCH (data = the token string; always outside t) or
+ * XS_TRANSACTION_END (path "T" commit, "F" abort); the rest go in
+ * transaction t. On return each op's err is 0 or an errno value (EBADF
+ * for a reply that does not belong to it), and reply (XS_READ: the value;
+ * XS_DIRECTORY: the NUL-separated names, no XS_DIRECTORY_PART fallback)
+ * is malloc'ed and NUL-terminated, reply_len bytes: free() it. At most
+ * XS_BATCH_MAX ops (Xen's quota of 20 outstanding requests). Returns false
+ * with errno only if the connection failed (E2BIG: too many ops or an op
+ * too long, nothing sent). Blocks; starts the reader thread. */
+#define XS_BATCH_MAX 16
+struct xs_batch_op {
+	uint32_t type;
+	const char *path;
+	const void *data;
+	unsigned int len;
+	int err;
+	void *reply;
+	unsigned int reply_len;
+};
+bool xs_batch(struct xs_handle *h, xs_transaction_t t, struct xs_batch_op *ops, unsigned int n);
+
 /* Domain 0 only: make a domain known (its ring page frame and event
  * channel), mark another as its target, resume or release one. */
 bool xs_introduce_domain(struct xs_handle *h, unsigned int domid, unsigned long mfn,
