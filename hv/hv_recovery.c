@@ -33,10 +33,19 @@
  * follows, which takes the new instance and its frontends a few ms, tens
  * under load (docs/recovery.md, "Fast reconnect"). */
 #define HV_SPARE_DELAY_MS 250u
-/* A spare starts up at this nice value and gets 0 back when it takes over,
- * so its start-up yields to everything running (only with CAP_SYS_NICE,
- * i.e. as root: without it the hv could not give the priority back). */
+/* A spare starts up this much nicer than the hv and gets the hv's nice value
+ * back (what a cold-started instance inherits) when it takes over, so its
+ * start-up yields to everything running (only with CAP_SYS_NICE, i.e. as
+ * root: without it the hv could not give the priority back). */
 #define HV_SPARE_NICE 10
+
+/* The hv's own nice value, which every domain inherits. */
+static int hv_nice(void)
+{
+	errno = 0;
+	int n = getpriority(PRIO_PROCESS, 0);
+	return errno ? 0 : n;
+}
 #define HV_CRASH_HIST_MAX 1024u
 
 #define NS_PER_MS 1000000ull
@@ -375,9 +384,9 @@ static void hv_rec_restart(struct hv_rec *rec)
 	rec->restart_at_ns = 0;
 	rec->restarts++;
 	/* Its priority back before it runs as the domain (HV_SPARE_NICE). */
-	if (sp && geteuid() == 0 && setpriority(PRIO_PROCESS, (id_t)sp->pid, 0))
-		log_warn("domain %u (%s): standby instance nice 0: %s", rec->domid, rec->name,
-			 strerror(errno));
+	if (sp && geteuid() == 0 && setpriority(PRIO_PROCESS, (id_t)sp->pid, hv_nice()))
+		log_warn("domain %u (%s): standby instance nice %d: %s", rec->domid, rec->name,
+			 hv_nice(), strerror(errno));
 	int r = hv_dom_start(rec, sp);
 	if (r) {
 		char what[80];
@@ -419,9 +428,10 @@ static void hv_rec_start_spare(struct hv_rec *rec)
 		return;
 	}
 	sp->rec = rec;
-	if (geteuid() == 0 && setpriority(PRIO_PROCESS, (id_t)sp->pid, HV_SPARE_NICE))
+	int nice = hv_nice() + HV_SPARE_NICE > 19 ? 19 : hv_nice() + HV_SPARE_NICE;
+	if (geteuid() == 0 && setpriority(PRIO_PROCESS, (id_t)sp->pid, nice))
 		log_debug("domain %u (%s): standby instance nice %d: %s", rec->domid, rec->name,
-			  HV_SPARE_NICE, strerror(errno));
+			  nice, strerror(errno));
 	sp->ev = (struct hv_ev){HV_EV_SPARE, sp};
 	hv_epoll_add(sp->pidfd, &sp->ev);
 	rec->spare = sp;
