@@ -320,9 +320,14 @@ int main(int argc, char **argv)
 	if (!bb->xs)
 		die("xs_open");
 
+	/* Both watches in one round trip (xs_batch): a restarted instance's
+	 * first requests wait for xenstored to introduce it, then each one
+	 * is a round trip of its failover (docs/recovery.md). */
 	char p[96];
 	snprintf(p, sizeof(p), "/local/domain/%u/drvdom-crash-at", bb->self);
-	if (!xs_watch(bb->xs, p, "crash") || !xs_watch(bb->xs, bb->vbd_path, "be"))
+	struct xs_batch_op w[2] = {{.type = XS_WATCH, .path = p, .data = "crash"},
+				   {.type = XS_WATCH, .path = bb->vbd_path, .data = "be"}};
+	if (!xs_batch(bb->xs, XBT_NULL, w, 2) || (errno = w[0].err) || (errno = w[1].err))
 		die("xs_watch");
 	int xfd = xs_fileno(bb->xs);
 	if (xfd < 0)

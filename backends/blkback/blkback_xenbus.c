@@ -67,12 +67,54 @@ static bool store_put(struct blkback *bb, xs_transaction_t t, const char *dir, c
 	return xs_write(bb->xs, t, p, val, (unsigned)strlen(val));
 }
 
-static bool store_putu(struct blkback *bb, xs_transaction_t t, const char *dir, const char *key,
-		       uint64_t v)
+/* Fill op as an XS_READ / XS_WRITE of dir/key; the path lives in buf. */
+static void op_read(struct xs_batch_op *op, char *buf, size_t cap, const char *dir,
+		    const char *key)
 {
-	char s[32];
-	snprintf(s, sizeof(s), "%" PRIu64, v);
-	return store_put(bb, t, dir, key, s);
+	snprintf(buf, cap, "%s/%s", dir, key);
+	*op = (struct xs_batch_op){.type = XS_READ, .path = buf};
+}
+
+static void op_write(struct xs_batch_op *op, char *buf, size_t cap, const char *dir,
+		     const char *key, const char *val)
+{
+	snprintf(buf, cap, "%s/%s", dir, key);
+	*op = (struct xs_batch_op){
+	    .type = XS_WRITE, .path = buf, .data = val, .len = (unsigned)strlen(val)};
+}
+
+/* 0, or the first op's error (errno value). */
+static int ops_err(const struct xs_batch_op *ops, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (ops[i].err)
+			return ops[i].err;
+	return 0;
+}
+
+static void ops_free(struct xs_batch_op *ops, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		free(ops[i].reply);
+		ops[i].reply = NULL;
+	}
+}
+
+/* A strict unsigned decimal value (a read op's reply): 0, -ENOENT (no
+ * reply: *out = def), -EINVAL. */
+static int op_uint(const struct xs_batch_op *op, uint64_t def, uint64_t *out)
+{
+	*out = def;
+	const char *v = op->reply;
+	if (!v)
+		return -ENOENT;
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (errno || end == v || *end || v[0] == '-')
+		return -EINVAL;
+	*out = n;
+	return 0;
 }
 
 /* Write our state, but only into a directory the toolstack still has: a
@@ -117,6 +159,9 @@ static int dev_set_state(struct blkback_dev *d, int st)
 }
 
 /* --- connect / disconnect -------------------------------------------------- */
+
+struct fe_view;
+static void frontend_changed(struct blkback_dev *d, const struct fe_view *fv);
 
 /* Why a connect failed, for the `error` key and the log (blkback_dev_fail). */
 static void dev_why(struct blkback_dev *d, const char *fmt, ...)
@@ -204,9 +249,8 @@ struct dev_rings {
  * 2^O refs of queue 0, then of queue 1, ...; one port per queue), so a
  * connect reads one key, not 2 + 5 per queue. Anything but exactly that
  * format within our limits: false, and the keys are read one by one. */
-static bool dev_read_rings_key(struct blkback_dev *d, struct dev_rings *out)
+static bool dev_parse_rings_key(struct blkback_dev *d, const char *v, struct dev_rings *out)
 {
-	char *v = store_get(d->bb, d->fe_path, "drvdom-rings");
 	if (!v)
 		return false;
 	const char *p = v;
@@ -236,7 +280,6 @@ static bool dev_read_rings_key(struct blkback_dev *d, struct dev_rings *out)
 	ok = ok && *p == 0;
 	if (!ok)
 		log_debug("%s: drvdom-rings not usable: the keys one by one", d->name);
-	free(v);
 	out->nq = (unsigned)nq;
 	out->order = (unsigned)order;
 	return ok;
@@ -272,26 +315,69 @@ static int dev_read_rings(struct blkback_dev *d, struct dev_rings *out)
 	return 0;
 }
 
-/* InitWait -> Connected. */
-static int blkback_dev_connect(struct blkback_dev *d)
+/* What a look at the frontend reads, in one round trip (xs_batch): its
+ * state, drvdom-backend-instance, and what a connect needs. */
+enum { FE_STATE, FE_ECHO, FE_RINGS, FE_PROTO, FE_PERSISTENT, FE_NKEYS };
+static const char *const fe_keys[FE_NKEYS] = {"state", "drvdom-backend-instance", "drvdom-rings",
+					      "protocol", "feature-persistent"};
+struct fe_view {
+	struct xs_batch_op ops[FE_NKEYS + 1]; /* + the watch made with it */
+	char paths[FE_NKEYS + 1][200];
+	unsigned base; /* ops[base + FE_*] */
+	bool ok;
+};
+
+/* Read the frontend's keys; with watch, register the watch on its state in
+ * the same round trip first (its first event then finds nothing new). */
+static int fe_view_read(struct blkback_dev *d, struct fe_view *v, bool watch)
+{
+	unsigned n = 0;
+	memset(v->ops, 0, sizeof(v->ops));
+	if (watch) {
+		snprintf(v->paths[n], sizeof(v->paths[n]), "%s/state", d->fe_path);
+		v->ops[n] = (struct xs_batch_op){
+		    .type = XS_WATCH, .path = v->paths[n], .data = d->fe_token};
+		n++;
+	}
+	v->base = n;
+	for (unsigned k = 0; k < FE_NKEYS; k++, n++)
+		op_read(&v->ops[n], v->paths[n], sizeof(v->paths[n]), d->fe_path, fe_keys[k]);
+	v->ok = xs_batch(d->bb->xs, XBT_NULL, v->ops, n);
+	if (!v->ok)
+		return -errno;
+	if (watch && v->ops[0].err)
+		return -v->ops[0].err;
+	return 0;
+}
+
+static void fe_view_free(struct fe_view *v)
+{
+	ops_free(v->ops, FE_NKEYS + 1);
+}
+
+static const char *fe_val(const struct fe_view *v, unsigned k)
+{
+	return v->ops[v->base + k].reply;
+}
+
+/* InitWait -> Connected, with what fe_view_read found. */
+static int blkback_dev_connect(struct blkback_dev *d, const struct fe_view *fv)
 {
 	struct blkback *bb = d->bb;
 	uint64_t pers;
 	struct dev_rings rg;
-	if (!dev_read_rings_key(d, &rg)) {
+	if (!dev_parse_rings_key(d, fe_val(fv, FE_RINGS), &rg)) {
 		int ret = dev_read_rings(d, &rg);
 		if (ret)
 			return ret;
 	}
 	uint64_t nq = rg.nq, order = rg.order;
-	char *proto = store_get(bb, d->fe_path, "protocol");
-	bool proto_ok = !proto || !strcmp(proto, "x86_64-abi");
-	if (!proto_ok)
+	const char *proto = fe_val(fv, FE_PROTO);
+	if (proto && strcmp(proto, "x86_64-abi")) {
 		dev_why(d, "unsupported protocol '%.32s'", proto);
-	free(proto);
-	if (!proto_ok)
 		return -EINVAL;
-	if (store_get_uint(bb, d->fe_path, "feature-persistent", 0, &pers) == -EINVAL)
+	}
+	if (op_uint(&fv->ops[fv->base + FE_PERSISTENT], 0, &pers) == -EINVAL)
 		pers = 0;
 	d->persistent = pers != 0;
 
@@ -331,12 +417,24 @@ static int blkback_dev_connect(struct blkback_dev *d)
 			 d->sectors, (unsigned)BLKIF_SECTOR_SIZE,
 			 (unsigned)(d->readonly ? VDISK_READONLY : 0), (unsigned)BLKBACK_MAX_INDIRECT,
 			 d->can_discard ? 1u : 0u);
-		bool ok = store_putu(bb, t, d->path, "sectors", d->sectors) &&
-			  store_putu(bb, t, d->path, "sector-size", BLKIF_SECTOR_SIZE) &&
-			  store_putu(bb, t, d->path, "physical-sector-size", d->phys_sector_size) &&
-			  store_putu(bb, t, d->path, "info", d->readonly ? VDISK_READONLY : 0) &&
-			  store_put(bb, t, d->path, "drvdom-connect", conn) &&
-			  store_put(bb, t, d->path, "state", "4");
+		/* The writes in one round trip (xs_batch), state last. */
+		char vs[4][24], ps[6][256];
+		snprintf(vs[0], sizeof(vs[0]), "%" PRIu64, d->sectors);
+		snprintf(vs[1], sizeof(vs[1]), "%u", (unsigned)BLKIF_SECTOR_SIZE);
+		snprintf(vs[2], sizeof(vs[2]), "%u", (unsigned)d->phys_sector_size);
+		snprintf(vs[3], sizeof(vs[3]), "%u", (unsigned)(d->readonly ? VDISK_READONLY : 0));
+		struct xs_batch_op w[6];
+		op_write(&w[0], ps[0], sizeof(ps[0]), d->path, "sectors", vs[0]);
+		op_write(&w[1], ps[1], sizeof(ps[1]), d->path, "sector-size", vs[1]);
+		op_write(&w[2], ps[2], sizeof(ps[2]), d->path, "physical-sector-size", vs[2]);
+		op_write(&w[3], ps[3], sizeof(ps[3]), d->path, "info", vs[3]);
+		op_write(&w[4], ps[4], sizeof(ps[4]), d->path, "drvdom-connect", conn);
+		op_write(&w[5], ps[5], sizeof(ps[5]), d->path, "state", "4");
+		bool ok = xs_batch(bb->xs, t, w, 6);
+		if (ok && ops_err(w, 6)) {
+			errno = ops_err(w, 6);
+			ok = false;
+		}
 		if (!ok) {
 			int e = errno;
 			xs_transaction_end(bb->xs, t, true);
@@ -481,10 +579,13 @@ static int blkback_dev_init_wait(struct blkback_dev *d)
 		xs_transaction_t t = xs_transaction_start(bb->xs);
 		if (t == XBT_NULL)
 			return -errno;
-		char p[256];
-		for (size_t i = 0; i < sizeof(stale) / sizeof(stale[0]); i++) {
-			snprintf(p, sizeof(p), "%s/%s", d->path, stale[i]);
-			xs_rm(bb->xs, t, p);
+		/* One round trip for the removals and the look at
+		 * drvdom-features, one for the writes (xs_batch). */
+		char p[256], rp[2][256];
+		struct xs_batch_op q[3];
+		for (size_t i = 0; i < 2; i++) {
+			snprintf(rp[i], sizeof(rp[i]), "%s/%s", d->path, stale[i]);
+			q[i] = (struct xs_batch_op){.type = XS_RM, .path = rp[i]};
 		}
 		/* drvdom-features says which feature keys an instance of ours
 		 * wrote in this directory. Only we (and dom0) write here, so
@@ -496,29 +597,50 @@ static int blkback_dev_init_wait(struct blkback_dev *d)
 			 "flush=1 discard=%d persistent=1 indirect=%u order=%u queues=%u",
 			 d->can_discard ? 1 : 0, (unsigned)BLKBACK_MAX_INDIRECT,
 			 (unsigned)BLKBACK_MAX_RING_ORDER, (unsigned)BLKBACK_MAX_QUEUES);
-		snprintf(p, sizeof(p), "%s/drvdom-features", d->path);
-		unsigned hl;
-		char *have = xs_read(bb->xs, t, p, &hl);
-		bool same = have && !strcmp(have, feats);
-		free(have);
-		bool ok = same ||
-			  (store_putu(bb, t, d->path, "feature-flush-cache", 1) &&
-			   store_putu(bb, t, d->path, "feature-discard", d->can_discard) &&
-			   store_putu(bb, t, d->path, "feature-persistent", 1) &&
-			   store_putu(bb, t, d->path, "feature-max-indirect-segments",
-				      BLKBACK_MAX_INDIRECT) &&
-			   store_putu(bb, t, d->path, "max-ring-page-order",
-				      BLKBACK_MAX_RING_ORDER) &&
-			   store_putu(bb, t, d->path, "multi-queue-max-queues",
-				      BLKBACK_MAX_QUEUES) &&
-			   store_put(bb, t, d->path, "hotplug-status", "connected") &&
-			   (!d->can_discard ||
-			    (store_putu(bb, t, d->path, "discard-granularity", 4096) &&
-			     store_putu(bb, t, d->path, "discard-alignment", 0) &&
-			     store_putu(bb, t, d->path, "discard-secure", 0))) &&
-			   store_put(bb, t, d->path, "drvdom-features", feats));
-		ok = ok && store_put(bb, t, d->path, "drvdom-instance", bb->instance) &&
-		     store_put(bb, t, d->path, "state", "2");
+		op_read(&q[2], p, sizeof(p), d->path, "drvdom-features");
+		bool ok = xs_batch(bb->xs, t, q, 3);
+		bool same = ok && q[2].reply && !strcmp(q[2].reply, feats);
+		ops_free(q, 3);
+		/* The removals may find nothing (ENOENT): fine. */
+		struct {
+			const char *key;
+			char val[24];
+		} kv[14];
+		unsigned n = 0;
+#define KV(k, fmt, v) (kv[n].key = (k), snprintf(kv[n].val, sizeof(kv[n].val), fmt, v), n++)
+		if (!same) {
+			KV("feature-flush-cache", "%u", 1u);
+			KV("feature-discard", "%u", d->can_discard ? 1u : 0u);
+			KV("feature-persistent", "%u", 1u);
+			KV("feature-max-indirect-segments", "%u", (unsigned)BLKBACK_MAX_INDIRECT);
+			KV("max-ring-page-order", "%u", (unsigned)BLKBACK_MAX_RING_ORDER);
+			KV("multi-queue-max-queues", "%u", (unsigned)BLKBACK_MAX_QUEUES);
+			KV("hotplug-status", "%s", "connected");
+			if (d->can_discard) {
+				KV("discard-granularity", "%u", 4096u);
+				KV("discard-alignment", "%u", 0u);
+				KV("discard-secure", "%u", 0u);
+			}
+		}
+#undef KV
+		char wp[16][256];
+		struct xs_batch_op w[16];
+		unsigned nw = 0;
+		for (unsigned i = 0; i < n; i++, nw++)
+			op_write(&w[nw], wp[nw], sizeof(wp[nw]), d->path, kv[i].key, kv[i].val);
+		if (!same) {
+			op_write(&w[nw], wp[nw], sizeof(wp[nw]), d->path, "drvdom-features", feats);
+			nw++;
+		}
+		op_write(&w[nw], wp[nw], sizeof(wp[nw]), d->path, "drvdom-instance", bb->instance);
+		nw++;
+		op_write(&w[nw], wp[nw], sizeof(wp[nw]), d->path, "state", "2");
+		nw++;
+		ok = ok && xs_batch(bb->xs, t, w, nw);
+		if (ok && ops_err(w, nw)) {
+			errno = ops_err(w, nw);
+			ok = false;
+		}
 		if (!ok) {
 			r = -errno;
 			xs_transaction_end(bb->xs, t, true);
@@ -532,21 +654,21 @@ static int blkback_dev_init_wait(struct blkback_dev *d)
 	log_info("%s: %s -> InitWait (%" PRIu64 " sectors%s)", d->name, xenbus_st_name(d->state),
 		 d->sectors, d->readonly ? ", read-only" : "");
 	d->state = XENBUS_STATE_INIT_WAIT;
-	if (!d->fe_watched) {
-		char p[192];
-		snprintf(p, sizeof(p), "%s/state", d->fe_path);
-		if (!xs_watch(bb->xs, p, d->fe_token)) {
-			r = -errno;
-			log_warn("%s: watch %s: %s", d->name, p, strerror(-r));
-			return r;
-		}
-		d->fe_watched = true;
-	}
 	/* Now, not when the new watch's first event comes round through the
 	 * xenstore reader: a frontend that already waits for us (its kept
-	 * rings, docs/recovery.md) is connected at once. The event that
-	 * follows finds nothing to do. */
-	blkback_frontend_changed(d);
+	 * rings, docs/recovery.md) is connected at once. The watch goes in
+	 * the same round trip as the look at the frontend; its first event
+	 * finds nothing to do. */
+	struct fe_view fv;
+	r = fe_view_read(d, &fv, !d->fe_watched);
+	if (r) {
+		fe_view_free(&fv);
+		log_warn("%s: watch %s/state: %s", d->name, d->fe_path, strerror(-r));
+		return r;
+	}
+	d->fe_watched = true;
+	frontend_changed(d, &fv);
+	fe_view_free(&fv);
 	return 0;
 }
 
@@ -560,21 +682,31 @@ static int blkback_dev_init_wait(struct blkback_dev *d)
  * not reset yet: wait for it rather than map them. No key: a frontend that
  * does not know the extension (Linux, the test frontends): the plain
  * handshake. */
-static bool frontend_ready_for_us(struct blkback_dev *d)
+static bool frontend_ready_for_us(struct blkback_dev *d, const struct fe_view *fv)
 {
-	char *echo = store_get(d->bb, d->fe_path, "drvdom-backend-instance");
+	const char *echo = fe_val(fv, FE_ECHO);
 	bool ok = !echo || !strcmp(echo, d->bb->instance) ||
 		  (echo[0] == '!' && strcmp(echo + 1, d->bb->instance));
 	if (!ok)
 		log_debug("%s: frontend still set up for instance %.24s", d->name, echo);
-	free(echo);
 	return ok;
 }
 
 void blkback_frontend_changed(struct blkback_dev *d)
 {
+	struct fe_view fv;
+	if (fe_view_read(d, &fv, false)) {
+		fe_view_free(&fv);
+		return; /* the connection broke; the loop sees it */
+	}
+	frontend_changed(d, &fv);
+	fe_view_free(&fv);
+}
+
+static void frontend_changed(struct blkback_dev *d, const struct fe_view *fv)
+{
 	uint64_t fe;
-	int r = store_get_uint(d->bb, d->fe_path, "state", XENBUS_STATE_UNKNOWN, &fe);
+	int r = op_uint(&fv->ops[fv->base + FE_STATE], XENBUS_STATE_UNKNOWN, &fe);
 	if (r == -EINVAL || fe > XENBUS_STATE_MAX)
 		fe = XENBUS_STATE_UNKNOWN;
 	log_debug("%s: frontend %s, backend %s", d->name, xenbus_st_name((int)fe),
@@ -586,10 +718,10 @@ void blkback_frontend_changed(struct blkback_dev *d)
 		break;
 	case XENBUS_STATE_INITIALISED:
 	case XENBUS_STATE_CONNECTED:
-		if (d->state != XENBUS_STATE_INIT_WAIT || !frontend_ready_for_us(d))
+		if (d->state != XENBUS_STATE_INIT_WAIT || !frontend_ready_for_us(d, fv))
 			break;
 		d->fail_why[0] = 0;
-		r = blkback_dev_connect(d);
+		r = blkback_dev_connect(d, fv);
 		if (r) {
 			char why[sizeof(d->fail_why)];
 			snprintf(why, sizeof(why), "%s",
@@ -633,27 +765,34 @@ static void dev_probe(struct blkback *bb, domid_t fe, unsigned devid)
 	d->state = XENBUS_STATE_INITIALISING;
 	snprintf(d->path, sizeof(d->path), "%s/%u/%u", bb->vbd_path, fe, devid);
 	snprintf(d->fe_token, sizeof(d->fe_token), "fe:%u/%u", fe, devid);
-	char *v = store_get(bb, d->path, "drvdom-device");
+	/* The toolstack's keys in one round trip (xs_batch). */
+	static const char *const keys[] = {"drvdom-device", "frontend", "frontend-id", "mode"};
+	struct xs_batch_op q[4];
+	char qp[4][256];
+	for (unsigned i = 0; i < 4; i++)
+		op_read(&q[i], qp[i], sizeof(qp[i]), d->path, keys[i]);
+	if (!xs_batch(bb->xs, XBT_NULL, q, 4))
+		memset(q, 0, sizeof(q));
+	const char *v = q[0].reply;
 	snprintf(d->name, sizeof(d->name), "%s", v && *v ? v : "");
 	if (!v || !*v)
 		snprintf(d->name, sizeof(d->name), "vbd/%u/%u", fe, devid);
-	free(v);
 	d->next = bb->devs;
 	bb->devs = d;
 
-	v = store_get(bb, d->path, "frontend");
+	v = q[1].reply;
 	bool ok = v && v[0] == '/' && strlen(v) < sizeof(d->fe_path);
 	if (ok)
 		snprintf(d->fe_path, sizeof(d->fe_path), "%s", v);
-	free(v);
 	uint64_t id;
-	if (!ok || store_get_uint(bb, d->path, "frontend-id", 0, &id) || id != fe) {
+	if (!ok || op_uint(&q[2], 0, &id) || id != fe) {
+		ops_free(q, 4);
 		log_warn("%s: bad frontend or frontend-id in %s", d->name, d->path);
 		return; /* stays Initialising; the toolstack may fix it */
 	}
-	v = store_get(bb, d->path, "mode");
+	v = q[3].reply;
 	d->readonly = v && v[0] == 'r';
-	free(v);
+	ops_free(q, 4);
 	log_info("%s: found %s (frontend %s)", d->name, d->path, d->fe_path);
 	if (blkback_dev_init_wait(d))
 		blkback_dev_fail(d, "cannot publish features");
