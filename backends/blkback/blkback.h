@@ -230,8 +230,12 @@ void blkback_dev_free(struct blkback_dev *d);
 void blkback_stats_publish(struct blkback_dev *d, bool force);
 
 /* blkback_ring.c */
-int blkback_ring_connect(struct blkback_ring *r, const grant_ref_t *refs, unsigned order,
-			 evtchn_port_t remote_port);
+/* Attach r to its 2^order ring pages, mapped by the caller (ops, the
+ * result of gnt_map_batch: map_ret, and each op's status and handle; every
+ * okay handle becomes r's to unmap), bind remote_port. 0 or -errno (r is
+ * disconnected again). */
+int blkback_ring_connect(struct blkback_ring *r, const struct gnt_map_op *ops, int map_ret,
+			 unsigned order, evtchn_port_t remote_port);
 void blkback_ring_disconnect(struct blkback_ring *r);
 int blkback_ring_poll(void *arg, unsigned flags);
 void blkback_req_complete(struct blkback_req *q, int res);

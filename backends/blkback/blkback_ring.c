@@ -537,20 +537,19 @@ static void ring_port_event(void *arg, evtchn_port_t port, enum evtchn_event ev)
 	blkback_wake(r->dev->bb);
 }
 
-int blkback_ring_connect(struct blkback_ring *r, const grant_ref_t *refs, unsigned order,
-			 evtchn_port_t remote_port)
+int blkback_ring_connect(struct blkback_ring *r, const struct gnt_map_op *ops, int map_ret,
+			 unsigned order, evtchn_port_t remote_port)
 {
 	struct blkback_dev *d = r->dev;
 	struct blkback *bb = d->bb;
 	unsigned n = 1u << order;
-	struct gnt_map_op ops[1u << BLKBACK_MAX_RING_ORDER];
-	for (unsigned i = 0; i < n; i++)
-		ops[i] = (struct gnt_map_op){.domid = d->fe_domid, .ref = refs[i]};
-	int ret = gnt_map_batch(bb->h, ops, n);
+	int ret = 0;
 	for (unsigned i = 0; i < n; i++) {
 		if (ops[i].status == GNTST_okay) {
 			r->handles[r->nr_pages] = ops[i].handle;
 			r->pages[r->nr_pages++] = ops[i].addr;
+		} else {
+			ret = map_ret ? map_ret : -EIO;
 		}
 	}
 	if (ret) {

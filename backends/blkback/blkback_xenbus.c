@@ -391,12 +391,25 @@ static int blkback_dev_connect(struct blkback_dev *d, const struct fe_view *fv)
 		d->rings[i].dev = d;
 		d->rings[i].idx = i;
 	}
+	/* Every ring's pages in one GNT_MAP (not one per ring). */
+	unsigned per = 1u << order;
+	struct gnt_map_op ops[BLKBACK_MAX_QUEUES << BLKBACK_MAX_RING_ORDER];
+	for (unsigned i = 0; i < d->nr_rings; i++)
+		for (unsigned k = 0; k < per; k++)
+			ops[i * per + k] =
+			    (struct gnt_map_op){.domid = d->fe_domid, .ref = rg.refs[i][k]};
+	int map_ret = gnt_map_batch(bb->h, ops, d->nr_rings * per);
 	for (unsigned i = 0; i < d->nr_rings; i++) {
 		struct blkback_ring *r = &d->rings[i];
-		int ret = blkback_ring_connect(r, rg.refs[i], (unsigned)order, rg.ports[i]);
+		int ret = blkback_ring_connect(r, &ops[i * per], map_ret, (unsigned)order,
+					       rg.ports[i]);
 		if (ret)
 			dev_why(d, "queue %u: cannot map the ring or bind its event channel", i);
 		if (ret) {
+			/* The rings after this one never took their pages. */
+			for (unsigned k = (i + 1) * per; k < d->nr_rings * per; k++)
+				if (ops[k].status == GNTST_okay)
+					gnt_unmap(bb->h, ops[k].handle);
 			dev_disconnect(d);
 			return ret;
 		}
