@@ -108,6 +108,9 @@ struct blkback_dev {
 	int state; /* our XenbusState */
 	int disk_fd;
 	bool readonly, can_discard, fe_watched, seen;
+	/* The frontend's state watch was set in the batch that then read its
+	 * keys: the event its registration fires says nothing new. */
+	bool fe_skip_first;
 	bool no_nowait_write; /* pwritev2(RWF_NOWAIT) said EOPNOTSUPP */
 	bool inline_slow_told;	       /* the first back-off was logged */
 	uint64_t inline_off_until_ns; /* blocking inline writes off until (back-off) */

@@ -208,7 +208,14 @@ static void xs_ready(void *arg, int fd, uint32_t events)
 		} else if (!strncmp(tok, "fe:", 3)) {
 			for (struct blkback_dev *d = bb->devs; d; d = d->next) {
 				if (!strcmp(d->fe_token, tok)) {
-					blkback_frontend_changed(d);
+					/* Not the registration's own event: the
+					 * keys were read after it, in the same
+					 * round trip (a round trip less right
+					 * when a failover's replay arrives). */
+					if (d->fe_skip_first)
+						d->fe_skip_first = false;
+					else
+						blkback_frontend_changed(d);
 					break;
 				}
 			}

@@ -679,6 +679,8 @@ static int blkback_dev_init_wait(struct blkback_dev *d)
 		log_warn("%s: watch %s/state: %s", d->name, d->fe_path, strerror(-r));
 		return r;
 	}
+	if (!d->fe_watched)
+		d->fe_skip_first = true;
 	d->fe_watched = true;
 	frontend_changed(d, &fv);
 	fe_view_free(&fv);
