@@ -128,6 +128,11 @@ struct blkfront {
 	 * echoed as drvdom-backend-instance ("" if none, or while kept). */
 	bool kept;
 	char be_instance[24], dead_instance[24];
+	/* One handshake round's look at the backend, read in one round trip
+	 * (xs_batch; NULL: no such key): its drvdom-instance and
+	 * drvdom-connect. Valid while pf_valid (within a round). */
+	bool pf_valid;
+	char *pf_instance, *pf_connect;
 
 	/* Negotiated. */
 	unsigned nr_queues, ring_order, max_indirect, max_segs;

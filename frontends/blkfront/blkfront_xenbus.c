@@ -136,7 +136,8 @@ static void read_ring_features(struct blkfront *bf)
  * extension) or a bad one. */
 static bool read_be_instance(struct blkfront *bf, char out[24])
 {
-	char *v = xs_read_key(bf, XBT_NULL, bf->be_path, "drvdom-instance");
+	char *v = bf->pf_valid ? (bf->pf_instance ? strdup(bf->pf_instance) : NULL)
+			       : xs_read_key(bf, XBT_NULL, bf->be_path, "drvdom-instance");
 	bool ok = v && v[0] && strlen(v) < 24;
 	for (const char *c = v; ok && *c; c++)
 		ok = (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f');
@@ -191,7 +192,8 @@ static bool read_be_connect(struct blkfront *bf, struct be_connect *c)
 	    "feature-barrier",	  "feature-discard"};
 	uint64_t *vals[] = {&c->sectors,  &c->ssize, &c->info,	  &c->persistent,
 			    &c->indirect, &c->flush, &c->barrier, &c->discard};
-	char *v = xs_read_key(bf, XBT_NULL, bf->be_path, "drvdom-connect");
+	char *v = bf->pf_valid ? (bf->pf_connect ? strdup(bf->pf_connect) : NULL)
+			       : xs_read_key(bf, XBT_NULL, bf->be_path, "drvdom-connect");
 	if (!v)
 		return false;
 	unsigned seen = 0;
@@ -552,18 +554,78 @@ static void blkfront_fail_for_good(struct blkfront *bf)
 	bf_kick(bf); /* requests the export held for a connection: now refused */
 }
 
+/* A strict unsigned decimal (a batch read's reply), or def. */
+static uint64_t op_u64(const struct xs_batch_op *op, uint64_t def)
+{
+	const char *v = op->reply;
+	if (op->err || !v)
+		return def;
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	return end != v && *end == 0 && errno == 0 && v[0] != '-' ? (uint64_t)n : def;
+}
+
+static void pf_clear(struct blkfront *bf)
+{
+	free(bf->pf_instance);
+	free(bf->pf_connect);
+	bf->pf_instance = bf->pf_connect = NULL;
+	bf->pf_valid = false;
+}
+
+/* One round's look at the states and the backend's instance keys, in one
+ * round trip (xs_batch), rather than one per key: a failover's reconnect
+ * is a few rounds of this (docs/recovery.md, "Fast reconnect"). With
+ * failed, also /local/domain/B/drvdom/state. */
+static void pf_read(struct blkfront *bf, int *be, int *fe, bool *failed)
+{
+	char p[5][384];
+	struct xs_batch_op ops[5];
+	snprintf(p[0], sizeof(p[0]), "%s/state", bf->be_path);
+	snprintf(p[1], sizeof(p[1]), "%s/state", bf->fe_path);
+	snprintf(p[2], sizeof(p[2]), "%s/drvdom-instance", bf->be_path);
+	snprintf(p[3], sizeof(p[3]), "%s/drvdom-connect", bf->be_path);
+	snprintf(p[4], sizeof(p[4]), "/local/domain/%u/drvdom/state", bf->backend_id);
+	unsigned n = failed ? 5 : 4;
+	for (unsigned i = 0; i < n; i++)
+		ops[i] = (struct xs_batch_op){.type = XS_READ, .path = p[i]};
+	pf_clear(bf);
+	if (!xs_batch(bf->env.xs, XBT_NULL, ops, n)) {
+		/* The connection broke: the key by key reads say so too. */
+		*be = (int)read_u64(bf, bf->be_path, "state", XENBUS_STATE_UNKNOWN);
+		*fe = (int)read_u64(bf, bf->fe_path, "state", XENBUS_STATE_UNKNOWN);
+		if (failed)
+			*failed = bf_backend_failed(bf);
+		return;
+	}
+	*be = (int)op_u64(&ops[0], XENBUS_STATE_UNKNOWN);
+	*fe = (int)op_u64(&ops[1], XENBUS_STATE_UNKNOWN);
+	if (failed)
+		*failed = !ops[4].err && ops[4].reply && !strcmp(ops[4].reply, "failed");
+	bf->pf_instance = ops[2].err ? NULL : ops[2].reply;
+	bf->pf_connect = ops[3].err ? NULL : ops[3].reply;
+	ops[2].reply = ops[3].reply = NULL;
+	for (unsigned i = 0; i < n; i++)
+		free(ops[i].reply);
+	bf->pf_valid = true;
+}
+
 void blkfront_watch_event(struct blkfront *bf)
 {
 	if (bf->in_xenbus || bf->detached || bf->failed)
 		return;
-	if (bf_backend_failed(bf)) {
-		blkfront_fail_for_good(bf);
-		return;
-	}
 	bf->in_xenbus = true;
 	for (int round = 0; round < 4; round++) {
-		int be = (int)read_u64(bf, bf->be_path, "state", XENBUS_STATE_UNKNOWN);
-		int fe = (int)read_u64(bf, bf->fe_path, "state", XENBUS_STATE_UNKNOWN);
+		int be, fe;
+		bool failed = false;
+		pf_read(bf, &be, &fe, round == 0 ? &failed : NULL);
+		if (failed) {
+			pf_clear(bf);
+			bf->in_xenbus = false;
+			blkfront_fail_for_good(bf);
+			return;
+		}
 		bool lost = atomic_load_explicit(&bf->backend_lost, memory_order_acquire);
 		if (lost && (bf->kept || (bf->rings_up && bf->be_instance[0] && !bf->broken &&
 					  !bf_loss_is_real(bf)))) {
@@ -674,6 +736,7 @@ void blkfront_watch_event(struct blkfront *bf)
 		}
 		break;
 	}
+	pf_clear(bf);
 	bf->in_xenbus = false;
 }
 
