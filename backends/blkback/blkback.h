@@ -194,6 +194,8 @@ struct blkback {
 	struct blkback_ring *dirty[BLKBACK_DIRTY_MAX]; /* rings with unpushed responses */
 	unsigned ndirty;
 	bool rescan;
+	/* The crash and be watches' registration events (already handled). */
+	bool crash_skip_first, be_skip_first;
 	bool no_inline_io;	       /* --no-inline-io */
 	uint32_t inline_budget;	       /* bytes of blocking inline writes left this ring round */
 	_Atomic bool deferred;	       /* a device failed, a device was assigned */
@@ -227,7 +229,8 @@ void blkback_frontend_changed(struct blkback_dev *d);
 void blkback_dev_fail(struct blkback_dev *d, const char *why);
 void blkback_dev_fail_later(struct blkback_dev *d, const char *why);
 void blkback_dev_peer_gone(struct blkback_dev *d);
-void blkback_dev_assigned(struct blkback *bb, const char *name);
+/* The hv assigned name: true if a scan may find something to do. */
+bool blkback_dev_assigned(struct blkback *bb, const char *name);
 void blkback_run_deferred(struct blkback *bb);
 void blkback_dev_free(struct blkback_dev *d);
 void blkback_stats_publish(struct blkback_dev *d, bool force);

@@ -80,12 +80,9 @@ void blkback_crash_point(struct blkback *bb, int kind)
 	}
 }
 
-static void crash_reload(struct blkback *bb)
+/* drvdom-crash-at's value v (NULL: no key) applied. */
+static void crash_apply(struct blkback *bb, const char *v)
 {
-	char p[96];
-	snprintf(p, sizeof(p), "/local/domain/%u/drvdom-crash-at", bb->self);
-	unsigned len;
-	char *v = xs_read(bb->xs, XBT_NULL, p, &len);
 	if (!v) {
 		/* The key went: a crash point it armed is disarmed. */
 		if (bb->crash_from_key) {
@@ -105,6 +102,15 @@ static void crash_reload(struct blkback *bb)
 		bb->crash = c;
 		bb->crash_from_key = true;
 	}
+}
+
+static void crash_reload(struct blkback *bb)
+{
+	char p[96];
+	snprintf(p, sizeof(p), "/local/domain/%u/drvdom-crash-at", bb->self);
+	unsigned len;
+	char *v = xs_read(bb->xs, XBT_NULL, p, &len);
+	crash_apply(bb, v);
 	free(v);
 }
 
@@ -145,9 +151,16 @@ void blkback_run_deferred(struct blkback *bb)
 		memcpy(names, bb->assigned_names, sizeof(names));
 		bb->nassigned = 0;
 		pthread_mutex_unlock(&bb->assigned_lock);
+		/* A scan (two round trips at least) only if an assignment
+		 * may change something: a device not known yet or waiting for
+		 * its disk, or one re-created. A restarted instance gets its
+		 * disks again before its first scan takes them, and this ran
+		 * right after its Connected, before the replay's requests. */
+		bool scan = false;
 		for (unsigned i = 0; i < n; i++)
-			blkback_dev_assigned(bb, names[i]);
-		blkback_scan(bb);
+			scan = blkback_dev_assigned(bb, names[i]) || scan;
+		if (scan)
+			blkback_scan(bb);
 	}
 }
 
@@ -200,11 +213,18 @@ static void xs_ready(void *arg, int fd, uint32_t events)
 	(void)events;
 	while ((ev = xs_check_watch(bb->xs))) {
 		const char *path = ev[XS_WATCH_PATH], *tok = ev[XS_WATCH_TOKEN];
+		/* The two watches' registration events say nothing new: the
+		 * key and the directory were read right after (main). */
 		if (!strcmp(tok, "be")) {
-			if (be_event_needs_scan(bb, path))
+			if (bb->be_skip_first)
+				bb->be_skip_first = false;
+			else if (be_event_needs_scan(bb, path))
 				bb->rescan = true;
 		} else if (!strcmp(tok, "crash")) {
-			crash_reload(bb);
+			if (bb->crash_skip_first)
+				bb->crash_skip_first = false;
+			else
+				crash_reload(bb);
 		} else if (!strncmp(tok, "fe:", 3)) {
 			for (struct blkback_dev *d = bb->devs; d; d = d->next) {
 				if (!strcmp(d->fe_token, tok)) {
@@ -332,10 +352,17 @@ int main(int argc, char **argv)
 	 * is a round trip of its failover (docs/recovery.md). */
 	char p[96];
 	snprintf(p, sizeof(p), "/local/domain/%u/drvdom-crash-at", bb->self);
-	struct xs_batch_op w[2] = {{.type = XS_WATCH, .path = p, .data = "crash"},
-				   {.type = XS_WATCH, .path = bb->vbd_path, .data = "be"}};
-	if (!xs_batch(bb->xs, XBT_NULL, w, 2) || (errno = w[0].err) || (errno = w[1].err))
+	struct xs_batch_op w[3] = {{.type = XS_WATCH, .path = p, .data = "crash"},
+				   {.type = XS_WATCH, .path = bb->vbd_path, .data = "be"},
+				   {.type = XS_READ, .path = p}};
+	if (!xs_batch(bb->xs, XBT_NULL, w, 3) || (errno = w[0].err) || (errno = w[1].err))
 		die("xs_watch");
+	/* The crash point as the key says now (read after the watch was
+	 * set, so a later change fires it); the scan below reads the
+	 * directory: both watches' first events are skipped. */
+	crash_apply(bb, w[2].err ? NULL : w[2].reply);
+	free(w[2].reply);
+	bb->crash_skip_first = bb->be_skip_first = true;
 	int xfd = xs_fileno(bb->xs);
 	if (xfd < 0)
 		die("xs_fileno");

@@ -467,8 +467,10 @@ static int blkback_dev_connect(struct blkback_dev *d, const struct fe_view *fv)
 		 d->persistent ? ", persistent grants" : "", d->sectors,
 		 d->readonly ? ", read-only" : "");
 	d->state = XENBUS_STATE_CONNECTED;
+	/* The counters go out at the stats timer's next tick (stats_ns 0:
+	 * due), not here: a write here is a round trip between Connected and
+	 * the first look at the rings a failover's replay is on. */
 	d->stats_ns = 0;
-	blkback_stats_publish(d, true);
 	return 0;
 }
 
@@ -817,22 +819,23 @@ static void dev_probe(struct blkback *bb, domid_t fe, unsigned devid)
  * name from before (its directory was removed and written again between
  * two of our scans: a detach and re-attach), that one is stale: drop it,
  * keeping the new fd for the fresh probe the caller's scan makes. */
-void blkback_dev_assigned(struct blkback *bb, const char *name)
+bool blkback_dev_assigned(struct blkback *bb, const char *name)
 {
 	struct blkback_dev *d = bb->devs;
 	while (d && strcmp(d->name, name))
 		d = d->next;
 	if (!d || (d->disk_fd < 0 && d->state == XENBUS_STATE_INITIALISING))
-		return; /* new, or waiting for exactly this */
+		return true; /* new, or waiting for exactly this */
 	int fd;
 	if (hvc_device_get(bb->h, name, &fd))
-		return; /* nothing new: the assignment we already took */
+		return false; /* nothing new: the assignment we already took */
 	log_info("%s: assigned again: the device was re-created", name);
 	blkback_dev_free(d);
 	if (bb->stash_fd >= 0)
 		close(bb->stash_fd);
 	bb->stash_fd = fd;
 	snprintf(bb->stash_name, sizeof(bb->stash_name), "%s", name);
+	return true;
 }
 
 void blkback_dev_free(struct blkback_dev *d)

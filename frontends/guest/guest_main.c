@@ -118,6 +118,31 @@ static void stats_tick(void *arg, int fd, uint32_t events)
 	}
 }
 
+/* An event of the vbd directory's watch: rescan for the directory itself
+ * or a device directory appearing or going, not for the keys inside a
+ * device we have (blkfront's own writes: its state, its stats every 0.5 s,
+ * a reconnect's keys), which would cost a directory read each, on the loop
+ * that also carries the disks' I/O. */
+static bool vbd_event_needs_scan(struct guest *g, const char *path)
+{
+	size_t l = strlen(g->vbd_dir);
+	if (strncmp(path, g->vbd_dir, l) || (path[l] && path[l] != '/'))
+		return false;
+	if (!path[l])
+		return true;
+	const char *id = path + l + 1, *slash = strchr(id, '/');
+	if (!slash)
+		return true; /* a device directory itself */
+	char buf[16];
+	size_t n = (size_t)(slash - id);
+	unsigned devid;
+	if (n == 0 || n >= sizeof(buf))
+		return true;
+	memcpy(buf, id, n);
+	buf[n] = 0;
+	return !parse_devid(buf, &devid) || !find_vbd(g, devid, NULL);
+}
+
 static void xs_ready(void *arg, int fd, uint32_t events)
 {
 	struct guest *g = arg;
@@ -131,7 +156,7 @@ static void xs_ready(void *arg, int fd, uint32_t events)
 		if (netfront_xs_event(ev[XS_WATCH_PATH], tok)) {
 			/* a vif event: netfront's (docs/netfront.md) */
 		} else if (strcmp(tok, "vbd") == 0) {
-			rescan = true;
+			rescan = rescan || vbd_event_needs_scan(g, ev[XS_WATCH_PATH]);
 		} else if (strncmp(tok, "vbd-", 4) == 0 && parse_devid(tok + 4, &devid)) {
 			struct blkfront *bf = find_vbd(g, devid, NULL);
 			if (bf)
