@@ -68,8 +68,7 @@ static bool store_put(struct blkback *bb, xs_transaction_t t, const char *dir, c
 }
 
 /* Fill op as an XS_READ / XS_WRITE of dir/key; the path lives in buf. */
-static void op_read(struct xs_batch_op *op, char *buf, size_t cap, const char *dir,
-		    const char *key)
+static void op_read(struct xs_batch_op *op, char *buf, size_t cap, const char *dir, const char *key)
 {
 	snprintf(buf, cap, "%s/%s", dir, key);
 	*op = (struct xs_batch_op){.type = XS_READ, .path = buf};
@@ -401,8 +400,8 @@ static int blkback_dev_connect(struct blkback_dev *d, const struct fe_view *fv)
 	int map_ret = gnt_map_batch(bb->h, ops, d->nr_rings * per);
 	for (unsigned i = 0; i < d->nr_rings; i++) {
 		struct blkback_ring *r = &d->rings[i];
-		int ret = blkback_ring_connect(r, &ops[i * per], map_ret, (unsigned)order,
-					       rg.ports[i]);
+		int ret =
+		    blkback_ring_connect(r, &ops[i * per], map_ret, (unsigned)order, rg.ports[i]);
 		if (ret)
 			dev_why(d, "queue %u: cannot map the ring or bind its event channel", i);
 		if (ret) {
