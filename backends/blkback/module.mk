@@ -15,4 +15,5 @@ blkback_evilfront_SRCS := tests/integration/blkback_evilfront.c
 blkback_evilfront_DEPLIBS := xenstore drvdom
 
 INTEG_SUITES += blkback
+blkback_TEST_SRCS := tests/integration/xstest.c
 blkback_TEST_DEPLIBS := xenstore drvdom

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "xenstore/include/xenstore.h"
+#include "xstest.h"
 
 static char run[128];
 static pid_t hv_pid = -1, xsd_pid = -1;
@@ -46,28 +47,7 @@ static void sleep_ms(unsigned ms)
  * a failed assertion), so nothing outlives the test. */
 static pid_t spawn(const char *prog, const char *logname, const char *const *args)
 {
-	char bin[512], log[256];
-	snprintf(bin, sizeof(bin), "%s/bin/%s", build_dir(), prog);
-	snprintf(log, sizeof(log), "%s/%s", run, logname);
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(1);
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		const char *argv[16] = {bin};
-		for (int i = 0; args[i] && i < 14; i++)
-			argv[i + 1] = args[i];
-		execv(bin, (char *const *)argv);
-		_exit(127);
-	}
-	return pid;
+	return xst_spawn(run, prog, logname, args);
 }
 
 static void env_down(void)
@@ -391,17 +371,16 @@ START_TEST(test_good_two_guests)
 }
 END_TEST
 
-/* Blocking inline writes (ext4 refuses RWF_NOWAIT writes) stay within the
- * per-round budget (BLKBACK_INLINE_ROUND_MAX, 256 KiB): of 32 writes of
- * 4 KiB taken in one round all are done inline, of 32 of 44 KiB at most 5,
- * the rest through the io_uring; every one reads back. */
-START_TEST(test_inline_write_budget)
+/* The body both inline-write tests share: a blkdom (with `extra`, if any)
+ * and a guest running the "budget" workload on an 8 MiB disk; the guest's
+ * inline counts in *small and *big (-1: not reported). Returns whether this
+ * filesystem does non-blocking buffered writes (then blkback writes inline
+ * with RWF_NOWAIT and the budget does not apply). */
+static bool inline_budget_run(const char *extra, long *small, long *big)
 {
 	env_up();
-	create_blkdom(NULL);
+	create_blkdom(extra);
 	make_disk("b.img", 8);
-	/* Does this filesystem do non-blocking buffered writes? Then blkback
-	 * writes inline with RWF_NOWAIT and the budget does not apply. */
 	char p[256];
 	snprintf(p, sizeof(p), "%s/b.img", run);
 	int fd = open(p, O_RDWR);
@@ -416,9 +395,22 @@ START_TEST(test_inline_write_budget)
 	create_guest("b", "budget", disks);
 	assert_result_ok("b", 60000);
 	char *sm = dom_read("b", "data/inline_small"), *bg = dom_read("b", "data/inline_big");
-	long small = sm ? atol(sm) : -1, big = bg ? atol(bg) : -1;
+	*small = sm ? atol(sm) : -1;
+	*big = bg ? atol(bg) : -1;
 	free(sm);
 	free(bg);
+	return nowait;
+}
+
+/* Blocking inline writes (ext4 refuses RWF_NOWAIT writes) stay within the
+ * per-round budget (BLKBACK_INLINE_ROUND_MAX, 256 KiB): of 32 writes of
+ * 4 KiB taken in one round all are done inline, of 32 of 44 KiB at most 5,
+ * the rest through the io_uring; every one reads back. */
+START_TEST(test_inline_write_budget)
+{
+	long small, big;
+	bool nowait = inline_budget_run(NULL, &small, &big);
+	char p[256];
 	/* A write slower than 2 ms (preemption on a loaded host) sends the
 	 * device's writes to the io_uring for a while: fewer inline then. */
 	snprintf(p, sizeof(p), "%s/console/blkdom.log", run);
@@ -449,32 +441,17 @@ END_TEST
  * (within the budget); the console says it once. */
 START_TEST(test_inline_write_backoff)
 {
-	env_up();
-	create_blkdom("extra_args = [ '--crash-at', 'slow-write:2:50' ]");
-	make_disk("b.img", 8);
+	long small, big;
+	bool nowait =
+	    inline_budget_run("extra_args = [ '--crash-at', 'slow-write:2:50' ]", &small, &big);
 	char p[256];
-	snprintf(p, sizeof(p), "%s/b.img", run);
-	int fd = open(p, O_RDWR);
-	static char zero[4096];
-	struct iovec iov = {zero, sizeof(zero)};
-	bool nowait = fd >= 0 && pwritev2(fd, &iov, 1, (8 << 20) - 4096, RWF_NOWAIT) == 4096;
-	if (fd >= 0)
-		close(fd);
-	char disks[256];
-	snprintf(disks, sizeof(disks), "'target=%s/b.img, vdev=xvda, access=rw, backend=blkdom'",
-		 run);
-	create_guest("b", "budget", disks);
-	assert_result_ok("b", 60000);
-	char *sm = dom_read("b", "data/inline_small"), *bg = dom_read("b", "data/inline_big");
-	long small = sm ? atol(sm) : -1, big = bg ? atol(bg) : -1;
-	free(sm);
-	free(bg);
 	snprintf(p, sizeof(p), "%s/console/blkdom.log", run);
 	FILE *f = fopen(p, "r");
 	char line[512];
 	unsigned slow = 0, told = 0;
 	while (f && fgets(line, sizeof(line), f)) {
-		slow += strstr(line, "drvdom-crash-at: slow-write: inline write 2 takes 50") != NULL;
+		slow +=
+		    strstr(line, "drvdom-crash-at: slow-write: inline write 2 takes 50") != NULL;
 		told += strstr(line, "in the loop: writes to the io_uring") != NULL;
 	}
 	if (f)
@@ -482,8 +459,9 @@ START_TEST(test_inline_write_backoff)
 	fprintf(stderr, "back-off: %ld/32 of 4 KiB inline, %ld/32 of 44 KiB%s\n", small, big,
 		nowait ? " (RWF_NOWAIT writes: not tested here)" : "");
 	if (!nowait) {
-		T_ASSERT(slow == 1 && told == 1, "the console tells the slow write (%u) and the "
-						 "back-off (%u) once",
+		T_ASSERT(slow == 1 && told == 1,
+			 "the console tells the slow write (%u) and the "
+			 "back-off (%u) once",
 			 slow, told);
 		/* (A write slowed by preemption before it: one fewer.) */
 		T_ASSERT(small >= 1 && small <= 2, "inline writes stop after the slow one: %ld",
