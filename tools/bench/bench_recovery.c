@@ -45,6 +45,7 @@ static char dir[64], bindir[PATH_MAX];
 static unsigned kills = 10;
 static const char *keep_dir; /* --keep: copy each case's run dir here */
 static bool verbose;	     /* --verbose: one line per kill */
+static unsigned net_window = 8; /* --net-window: UDP requests in flight */
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...)
@@ -87,45 +88,105 @@ static int udp_echo(int port)
 	}
 }
 
-/* Request/response until `secs` pass; a request unanswered for 2 ms is
- * given up and a new one sent. Writes the completions (struct rl_done),
- * then a trailing record {errors, 0}, to log. */
-static int udp_client(const char *ip, int port, double secs, const char *log)
+/* Request/response until `secs` pass, `window` requests in flight (a
+ * steady stream, not one round trip at a time: docs/bench-recovery.md
+ * "Network load"). A request unanswered for 2 ms is given up and a new one
+ * sent in its place. While nothing comes back (a dead backend), one more
+ * request goes out every 200 us besides the window, up to UDP_PROBES of
+ * them, so that the first answer after a recovery is not held back by the
+ * window's 2 ms give-up. Writes the completions (struct rl_done), then a
+ * trailing record {errors, 0}, to log. */
+#define UDP_WINDOW_MAX 64
+#define UDP_PROBES 16
+#define UDP_GIVE_UP_NS 2000000ull
+#define UDP_PROBE_NS 200000ull
+
+static int udp_send(int s, uint64_t seq, uint64_t now, uint64_t *errors)
 {
-	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	uint64_t msg[2] = {seq, now};
+	if (send(s, msg, sizeof(msg), 0) == (ssize_t)sizeof(msg))
+		return 0;
+	if (errno != ENOBUFS && errno != EAGAIN && errno != ECONNREFUSED)
+		(*errors)++;
+	return -1;
+}
+
+static int udp_client(const char *ip, int port, double secs, const char *log, unsigned window)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	inet_pton(AF_INET, ip, &a.sin_addr);
 	if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)))
 		return 1;
+	if (window < 1 || window > UDP_WINDOW_MAX)
+		window = 1;
+	const unsigned nslots = window + UDP_PROBES;
 	size_t cap = 1 << 20, n = 0;
 	struct rl_done *d = malloc(cap * sizeof(*d));
+	uint64_t slot_seq[UDP_WINDOW_MAX + UDP_PROBES] = {0};
+	uint64_t slot_ns[UDP_WINDOW_MAX + UDP_PROBES] = {0};
 	uint64_t end = rl_now_ns() + (uint64_t)(secs * 1e9), seq = 0, errors = 0;
-	while (d && rl_now_ns() < end) {
-		uint64_t msg[2] = {++seq, rl_now_ns()};
-		if (send(s, msg, sizeof(msg), 0) < 0) {
-			if (errno != ENOBUFS && errno != EAGAIN)
-				errors++;
-			sleep_ms(1);
-			continue;
-		}
-		for (;;) {
-			struct pollfd p = {s, POLLIN, 0};
-			if (poll(&p, 1, 2) <= 0)
+	uint64_t last_send = 0, last_done = rl_now_ns();
+	while (d) {
+		uint64_t now = rl_now_ns();
+		if (now >= end)
+			break;
+		/* Fill the window; a slot whose request is 2 ms old is reused. */
+		for (unsigned i = 0; i < window; i++) {
+			if (slot_seq[i] && now - slot_ns[i] < UDP_GIVE_UP_NS)
+				continue;
+			slot_seq[i] = 0;
+			if (udp_send(s, ++seq, now, &errors))
 				break;
-			uint64_t r[2];
-			ssize_t got = recv(s, r, sizeof(r), 0);
-			if (got < 0 && errno != ECONNREFUSED) {
-				errors++;
+			slot_seq[i] = seq;
+			slot_ns[i] = last_send = now;
+		}
+		bool quiet = now - last_done >= UDP_PROBE_NS;
+		if (quiet && now - last_send >= UDP_PROBE_NS) {
+			for (unsigned i = window; i < nslots; i++) {
+				if (slot_seq[i] && now - slot_ns[i] < UDP_GIVE_UP_NS)
+					continue;
+				slot_seq[i] = 0;
+				if (!udp_send(s, ++seq, now, &errors)) {
+					slot_seq[i] = seq;
+					slot_ns[i] = now;
+				}
+				last_send = now; /* one probe per period, sent or not */
 				break;
 			}
-			if (got == sizeof(r) && r[0] == seq) {
+		}
+		/* Quiet: wake for the next probe; else at most 2 ms (a give-up). */
+		uint64_t wait = quiet ? UDP_PROBE_NS - (rl_now_ns() - last_send) % UDP_PROBE_NS
+				      : UDP_GIVE_UP_NS;
+		struct pollfd p = {s, POLLIN, 0};
+		struct timespec ts = {0, (long)wait};
+		if (ppoll(&p, 1, &ts, NULL) <= 0)
+			continue;
+		for (;;) {
+			uint64_t r[2];
+			ssize_t got = recv(s, r, sizeof(r), 0);
+			if (got < 0) {
+				if (errno != EAGAIN && errno != ECONNREFUSED)
+					errors++;
+				break;
+			}
+			if (got != sizeof(r) || !r[0])
+				continue;
+			for (unsigned i = 0; i < nslots; i++) {
+				if (slot_seq[i] != r[0])
+					continue;
 				if (n == cap) {
 					cap *= 2;
-					d = realloc(d, cap * sizeof(*d));
-					if (!d)
+					struct rl_done *nd = realloc(d, cap * sizeof(*d));
+					if (!nd) {
+						free(d);
 						return 1;
+					}
+					d = nd;
 				}
-				d[n++] = (struct rl_done){r[1], rl_now_ns()};
+				last_done = rl_now_ns();
+				d[n++] = (struct rl_done){r[1], last_done};
+				slot_seq[i] = 0;
 				break;
 			}
 		}
@@ -148,6 +209,11 @@ struct result {
 	double first_ms[MAX_KILLS];
 	double back_ms[MAX_KILLS]; /* -1: not back within the window */
 	unsigned n;
+	/* The same measure at K instants of the same load with no kill (the
+	 * control, before the kills): how often the load's own swings read
+	 * as "not back to 90%". */
+	double ctl_back_ms[MAX_KILLS];
+	unsigned nctl;
 	uint64_t errors;
 	double curve[NB]; /* throughput / pre-crash, averaged over kills */
 };
@@ -169,29 +235,43 @@ static double pct(const double *v, unsigned n, double p)
 	return s[i < n ? i : n - 1];
 }
 
-static void analyse(struct result *r, const struct rl_done *log, size_t n, const uint64_t *tk)
+/* Bins the completions around instant t (PRE_BINS before, POST_BINS
+ * after) and returns the time until a 50 ms window is back to >= 90% of
+ * the mean of the 500 ms before t (-1: not within POST_BINS); *pre gets
+ * that mean (completions per bin). */
+static double back_to_90(const struct rl_done *log, size_t n, uint64_t t, unsigned *bins,
+			 double *pre)
+{
+	rl_bins(log, n, t - PRE_BINS * BIN_NS, BIN_NS, bins, NB);
+	double m = 0;
+	for (int i = 0; i < PRE_BINS; i++)
+		m += bins[i];
+	m /= PRE_BINS;
+	*pre = m;
+	for (int i = PRE_BINS; i + 5 <= NB && m > 0; i++) {
+		double w = 0;
+		for (int j = 0; j < 5; j++)
+			w += bins[i + j];
+		if (w / 5 >= 0.9 * m)
+			return (i - PRE_BINS + 5) * (BIN_NS / 1e6);
+	}
+	return -1;
+}
+
+static void analyse(struct result *r, const struct rl_done *log, size_t n, const uint64_t *tk,
+		    const uint64_t *tc)
 {
 	unsigned bins[NB];
+	double pre;
+	r->nctl = 0;
+	for (unsigned k = 0; k < kills && tc[k]; k++)
+		r->ctl_back_ms[r->nctl++] = back_to_90(log, n, tc[k], bins, &pre);
 	memset(r->curve, 0, sizeof(r->curve));
 	r->n = 0;
 	for (unsigned k = 0; k < kills && tk[k]; k++) {
 		uint64_t f = rl_first_after(log, n, tk[k]);
 		r->first_ms[r->n] = f ? f / 1e6 : 1e9;
-		rl_bins(log, n, tk[k] - PRE_BINS * BIN_NS, BIN_NS, bins, NB);
-		double pre = 0;
-		for (int i = 0; i < PRE_BINS; i++)
-			pre += bins[i];
-		pre /= PRE_BINS;
-		r->back_ms[r->n] = -1;
-		for (int i = PRE_BINS; i + 5 <= NB && pre > 0; i++) {
-			double w = 0;
-			for (int j = 0; j < 5; j++)
-				w += bins[i + j];
-			if (w / 5 >= 0.9 * pre) {
-				r->back_ms[r->n] = (i - PRE_BINS + 5) * (BIN_NS / 1e6);
-				break;
-			}
-		}
+		r->back_ms[r->n] = back_to_90(log, n, tk[k], bins, &pre);
 		for (int i = 0; i < NB; i++)
 			r->curve[i] += pre > 0 ? bins[i] / pre : 0;
 		if (verbose)
@@ -292,9 +372,18 @@ static const char *policy(bool standby)
 	return b;
 }
 
+/* The control: K instants 2 s apart under the load, no kill. */
+static void control(uint64_t *tc)
+{
+	for (unsigned k = 0; k < kills; k++) {
+		tc[k] = rl_now_ns();
+		sleep_ms(2000);
+	}
+}
+
 static void run_blk(struct result *r)
 {
-	uint64_t tk[MAX_KILLS] = {0};
+	uint64_t tk[MAX_KILLS] = {0}, tc[MAX_KILLS] = {0};
 	struct rl_blk l;
 	char sock[PATH_MAX];
 	fprintf(stderr, "bench recovery: blk, %s, %u kills\n", r->standby ? "standby" : "cold",
@@ -320,6 +409,7 @@ static void run_blk(struct result *r)
 		return;
 	}
 	sleep_ms(1000 + (r->standby ? 500 : 0)); /* the spare starts */
+	control(tc);
 	for (unsigned k = 0; k < kills; k++) {
 		if (kill_domain("blkdom", &tk[k]))
 			fprintf(stderr, "bench recovery: kill %u failed\n", k);
@@ -327,7 +417,7 @@ static void run_blk(struct result *r)
 	}
 	int e = rl_blk_stop(&l);
 	r->errors = atomic_load(&l.nbd_errors) + atomic_load(&l.bad_reads) + (e && e != -EIO);
-	analyse(r, l.log, l.nlog, tk);
+	analyse(r, l.log, l.nlog, tk, tc);
 	r->ok = true;
 	rl_blk_free(&l);
 	teardown_case(r->standby ? "blk-standby" : "blk-cold");
@@ -335,7 +425,7 @@ static void run_blk(struct result *r)
 
 static void run_net(struct result *r)
 {
-	uint64_t tk[MAX_KILLS] = {0};
+	uint64_t tk[MAX_KILLS] = {0}, tc[MAX_KILLS] = {0};
 	fprintf(stderr, "bench recovery: net, %s, %u kills\n", r->standby ? "standby" : "cold",
 		kills);
 	if (setup("net") ||
@@ -356,19 +446,20 @@ static void run_net(struct result *r)
 	sh("%s/drvdom exec wire -- %s/drvdom-bench-recovery --udp-echo %d >/dev/null 2>&1 &",
 	   bindir, bindir, UDP_PORT);
 	sleep_ms(300);
-	double secs = 1.0 + kills * 2.0 + 0.5 + (r->standby ? 0.5 : 0);
+	double secs = 1.0 + kills * 4.0 + 0.5 + (r->standby ? 0.5 : 0);
 	char log[PATH_MAX], cmd[PATH_MAX * 4];
 	snprintf(log, sizeof(log), "%s/udp.log", dir);
 	snprintf(cmd, sizeof(cmd),
 		 "%s/drvdom exec guest -- %s/drvdom-bench-recovery --udp-client 10.77.0.1 %d "
-		 "%.1f %s",
-		 bindir, bindir, UDP_PORT, secs, log);
+		 "%.1f %s %u",
+		 bindir, bindir, UDP_PORT, secs, log, net_window);
 	pid_t c = fork();
 	if (c == 0) {
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
 	sleep_ms(1000 + (r->standby ? 500 : 0));
+	control(tc);
 	for (unsigned k = 0; k < kills; k++) {
 		if (kill_domain("netdom", &tk[k]))
 			fprintf(stderr, "bench recovery: kill %u failed\n", k);
@@ -385,7 +476,7 @@ static void run_net(struct result *r)
 		struct rl_done *d = malloc((n ? n : 1) * sizeof(*d));
 		if (d && fread(d, sizeof(*d), n, f) == n && n) {
 			r->errors = d[n - 1].sub_ns;
-			analyse(r, d, n - 1, tk);
+			analyse(r, d, n - 1, tk, tc);
 			r->ok = true;
 		}
 		free(d);
@@ -481,6 +572,22 @@ static void report(struct bench_report *rep, const struct result *r)
 	bench_report_add(rep, name, "ms", bmax, "target", 1000, BENCH_LOWER_BETTER, 1.0);
 	snprintf(name, sizeof(name), "%s kills not back to 90%% in 1.5 s%s", r->kind, mode);
 	bench_report_add(rep, name, "count", never, NULL, 0, BENCH_LOWER_BETTER, 0);
+	/* The control: the same measure at instants with no kill. */
+	unsigned cnever = 0;
+	double cmax = 0;
+	for (unsigned i = 0; i < r->nctl; i++) {
+		if (r->ctl_back_ms[i] < 0)
+			cnever++;
+		else if (r->ctl_back_ms[i] > cmax)
+			cmax = r->ctl_back_ms[i];
+	}
+	if (r->nctl) {
+		snprintf(name, sizeof(name), "%s no kill: back to 90%% max%s", r->kind, mode);
+		bench_report_add(rep, name, "ms", cnever ? POST_BINS * (BIN_NS / 1e6) : cmax,
+				 NULL, 0, BENCH_LOWER_BETTER, 0);
+		snprintf(name, sizeof(name), "%s no kill: not back in 1.5 s%s", r->kind, mode);
+		bench_report_add(rep, name, "count", cnever, NULL, 0, BENCH_LOWER_BETTER, 0);
+	}
 	snprintf(name, sizeof(name), "%s back to 90%% p50%s", r->kind, mode);
 	bench_report_add(rep, name, "ms", nb ? pct(back, nb, 50) : NAN, NULL, 0, BENCH_LOWER_BETTER,
 			 0);
@@ -497,7 +604,8 @@ int main(int argc, char **argv)
 	if (argc >= 3 && !strcmp(argv[1], "--udp-echo"))
 		return udp_echo(atoi(argv[2]));
 	if (argc >= 6 && !strcmp(argv[1], "--udp-client"))
-		return udp_client(argv[2], atoi(argv[3]), atof(argv[4]), argv[5]);
+		return udp_client(argv[2], atoi(argv[3]), atof(argv[4]), argv[5],
+				  argc >= 7 ? (unsigned)atoi(argv[6]) : 1);
 	static const struct option opts[] = {{"json", required_argument, NULL, 'j'},
 					     {"quick", no_argument, NULL, 'q'},
 					     {"kills", required_argument, NULL, 'k'},
@@ -506,12 +614,13 @@ int main(int argc, char **argv)
 					     {"keep", required_argument, NULL, 'K'},
 					     {"verbose", no_argument, NULL, 'v'},
 					     {"cpus", required_argument, NULL, 'c'},
+					     {"net-window", required_argument, NULL, 'w'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	const char *json = NULL;
 	bool do_net = true, do_blk = true;
 	int o;
-	while ((o = getopt_long(argc, argv, "j:qk:hK:vc:", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "j:qk:hK:vc:w:", opts, NULL)) != -1) {
 		if (o == 'j')
 			json = optarg;
 		else if (o == 'q')
@@ -528,9 +637,12 @@ int main(int argc, char **argv)
 			verbose = true;
 		else if (o == 'c')
 			cpus = optarg;
+		else if (o == 'w')
+			net_window = (unsigned)atoi(optarg);
 		else {
 			printf("usage: drvdom-bench-recovery [--quick] [--kills K] [--no-blk] "
 			       "[--no-net] [--json FILE] [--verbose] [--keep DIR] [--cpus LIST]\n"
+			       "       [--net-window N]\n"
 			       "  the plot goes next to the JSON (FILE with .svg), else "
 			       "./bench-recovery.svg\n"
 			       "  --verbose: one line per kill (its CLOCK_MONOTONIC time, first "
@@ -538,12 +650,18 @@ int main(int argc, char **argv)
 			       "  --keep DIR: copy each case's run dir (hv, xenstored and console "
 			       "logs) to DIR/CASE\n"
 			       "  --cpus LIST: place the driver domain (cpus = LIST, kept by every "
-			       "instance)\n");
+			       "instance)\n"
+			       "  --net-window N: UDP requests in flight in the network load "
+			       "(default 8, 1..64)\n");
 			return o == 'h' ? 0 : 2;
 		}
 	}
 	if (kills < 1 || kills > MAX_KILLS)
 		kills = 10;
+	if (net_window < 1 || net_window > UDP_WINDOW_MAX) {
+		fprintf(stderr, "bench recovery: --net-window must be 1..%d\n", UDP_WINDOW_MAX);
+		return 2;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	ssize_t n = readlink("/proc/self/exe", bindir, sizeof(bindir) - 1);
 	if (n <= 0)
