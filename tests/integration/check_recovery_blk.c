@@ -297,10 +297,7 @@ START_TEST(test_guest_crash)
 	rc_up(&T);
 	blkdom("crash_limit = \"1000/60\"");
 	/* preserve: a crashed guest stays, dead, until `drvdom destroy`, the
-	 * toolstack's cleanup. With the default (destroy) nobody revokes the
-	 * hv's copy of the disk fd or removes the backend directory, so the
-	 * disk stays locked and the guest cannot be re-created (see
-	 * docs/bench-recovery.md, "Known gaps"). */
+	 * toolstack's cleanup (test_guest_crash_destroy: the default). */
 	guest_on_crash("g1", 8, "preserve");
 	guest("g2", 8);
 	struct rl_blk l1, l2;
@@ -345,6 +342,46 @@ START_TEST(test_guest_crash)
 }
 END_TEST
 
+/* How many devices the backend directory be lists (0: it is gone). */
+static int be_devices(const char *be)
+{
+	SH_OK("XENSTORED_PATH=%s/xenstored/socket xenstore-ls %s 2>/dev/null | "
+	      "grep -c 'frontend-id = ' || true",
+	      T.run, be);
+	return atoi(T.out);
+}
+
+/* The default on_crash = "destroy": the crashed guest goes at once, its
+ * backend directory and the disk's lock with it, and the same config
+ * creates it again and it attaches. */
+START_TEST(test_guest_crash_destroy)
+{
+	rc_up(&T);
+	blkdom("crash_limit = \"1000/60\"");
+	guest("g1", 8);
+	struct rl_blk l1;
+	ck_assert_int_eq(rl_blk_start(&l1, sock_of("g1"), 8, 6), 0);
+	rc_sleep_ms(200);
+	int bd = rc_domid(&T, "blkdom"), g1 = rc_domid(&T, "g1");
+	int bp = rc_dom_pid(&T, "blkdom");
+	char be[128];
+	snprintf(be, sizeof(be), "/local/domain/%d/backend/vbd/%d", bd, g1);
+	ck_assert_int_gt(be_devices(be), 0);
+	SH_OK("drvdom kill g1");
+	rl_blk_free(&l1);
+	int w;
+	for (w = 0; w < 10000 && (be_devices(be) > 0 || rc_mapped_of(bp, g1) > 0); w += 20)
+		rc_sleep_ms(20);
+	ck_assert_msg(w < 10000, "g1's backend directory or mappings stay after its crash");
+	ck_assert_int_eq(rc_dom_pid(&T, "blkdom"), bp); /* the same instance */
+	SH_OK("drvdom create %s/g1.cfg", T.run);
+	ck_assert_int_eq(rl_blk_start(&l1, sock_of("g1"), 4, 7), 0);
+	rc_sleep_ms(300);
+	finish_load(&l1, "g1");
+	tt_fini(&T);
+}
+END_TEST
+
 START_TEST(test_crash_loop)
 {
 	rc_up(&T);
@@ -385,6 +422,7 @@ Suite *recovery_blk_suite(void)
 	tcase_add_test(tc, test_ring_stall);
 	tcase_add_test(tc, test_ring_stall_qemu_io);
 	tcase_add_test(tc, test_guest_crash);
+	tcase_add_test(tc, test_guest_crash_destroy);
 	tcase_add_test(tc, test_crash_loop);
 	suite_add_tcase(s, tc);
 	return s;
