@@ -96,6 +96,27 @@ static int ip_in(pid_t pid, ...)
 	return -EIO;
 }
 
+/* Write value to /proc/sys/PATH inside the network namespace of pid (its
+ * net.* sysctls are the namespace's own). */
+static int sysctl_in(pid_t pid, const char *path, const char *value)
+{
+	pid_t c = fork();
+	if (c < 0)
+		return -errno;
+	if (c == 0) {
+		if (tool_enter_netns(pid))
+			_exit(126);
+		char p[256];
+		snprintf(p, sizeof(p), "/proc/sys/%s", path);
+		int fd = open(p, O_WRONLY | O_CLOEXEC);
+		_exit(fd < 0 || write(fd, value, strlen(value)) != (ssize_t)strlen(value));
+	}
+	int st;
+	while (waitpid(c, &st, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
+}
+
 int tool_wire_pid(bool create, int *out)
 {
 	pid_t pid = wire_pid_read();
@@ -458,6 +479,17 @@ int tool_vif_attach(struct hvc *h, struct xs_handle *xs, const struct hv_domain_
 		return fd;
 	}
 	int r = ip_in(guest->pid, "link", "set", ifname, "address", vif->mac, NULL);
+	/* When netfront drops the carrier (its backend domain failed for good:
+	 * docs/netfront.md), routes through the vif are ignored, so programs
+	 * get "Network is unreachable" at once rather than silence. IPv6 may
+	 * be off in the namespace: its knob is best effort. */
+	char knob[96];
+	snprintf(knob, sizeof(knob), "net/ipv4/conf/%s/ignore_routes_with_linkdown", ifname);
+	if (!r && sysctl_in(guest->pid, knob, "1"))
+		fprintf(stderr, "drvdom: vif %d: %s: cannot set\n", index, knob);
+	snprintf(knob, sizeof(knob), "net/ipv6/conf/%s/ignore_routes_with_linkdown", ifname);
+	if (!r)
+		(void)sysctl_in(guest->pid, knob, "1");
 	if (!r && vif->ip[0])
 		r = ip_in(guest->pid, "addr", "add", vif->ip, "dev", ifname, NULL);
 	if (!r)

@@ -224,6 +224,8 @@ struct netback {
 	enum { NIC_NONE, NIC_PREPARING, NIC_PREPARED } nic_stage;
 	char nic_name[HV_DEVNAME_MAX]; /* the device the worker took */
 	bool tpacket_v3;	       /* --tpacket-v3 (for measurements: docs/netback.md) */
+	uint64_t crash_at_tx;	       /* --crash-at tx:N: abort at the Nth tx packet (0: off) */
+	uint64_t tx_taken;	       /* tx packets taken by this instance */
 	char nic_last_stats[320];
 	struct netback_vif *vifs[NETBACK_MAX_VIFS + 1]; /* by port; [0] unused */
 	struct netback_fdb fdb[NETBACK_FDB_SIZE];

@@ -317,13 +317,24 @@ int main(int argc, char **argv)
 	struct netback *nb = &nbs;
 	int r;
 	log_init("drvdom-netback");
-	if (argc > 1 && !strcmp(argv[1], "--tpacket-v3")) {
-		nb->tpacket_v3 = true;
-	} else if (argc > 1) {
-		fprintf(stderr, "usage: drvdom-netback [--tpacket-v3]\n"
+	/* --crash-at tx:N: a deterministic crash point for the recovery tests
+	 * (docs/recovery.md, "Fault injection"): abort when this instance
+	 * takes its Nth tx packet from a guest. */
+	for (int i = 1; i < argc; i++) {
+		char *end = NULL;
+		if (!strcmp(argv[i], "--tpacket-v3")) {
+			nb->tpacket_v3 = true;
+		} else if (!strcmp(argv[i], "--crash-at") && i + 1 < argc &&
+			   !strncmp(argv[i + 1], "tx:", 3) &&
+			   (nb->crash_at_tx = strtoull(argv[i + 1] + 3, &end, 10)) > 0 && !*end) {
+			i++;
+		} else {
+			fprintf(stderr,
+				"usage: drvdom-netback [--tpacket-v3] [--crash-at tx:N]\n"
 				"A driver domain kernel: started by drvdom-hv (drvdom create with\n"
 				"kernel = \"drvdom-netback\", driver_domain = 1, nic = ...).\n");
-		return strcmp(argv[1], "--help") ? 2 : 0;
+			return strcmp(argv[i], "--help") ? 2 : 0;
+		}
 	}
 	for (unsigned i = 0; i < NETBACK_FDB_SIZE; i++)
 		nb->fdb[i].port = 0xffff;

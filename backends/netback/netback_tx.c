@@ -13,6 +13,8 @@
 #include "backends/netback/netback.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -221,6 +223,10 @@ static int tx_round(struct netback_vif *v)
 		}
 		npk++;
 		v->st.tx_reqs += p->nslots;
+		if (nb->crash_at_tx && ++nb->tx_taken == nb->crash_at_tx) {
+			log_warn("drvdom-crash-at: tx:%" PRIu64 ": crashing", nb->crash_at_tx);
+			abort();
+		}
 		if (p->bad || !tx_check(p, frags, nf)) {
 			p->bad = true;
 			continue;

@@ -58,8 +58,9 @@ struct netfront_vif {
 	unsigned devid;
 	char path[128];	   /* our device directory */
 	char be_path[128]; /* backend directory */
-	char tok_be[48], tok_self[48];
+	char tok_be[48], tok_self[48], tok_dom[48];
 	domid_t be_domid;
+	bool link_down; /* carrier dropped: the backend domain failed for good */
 	int tap;
 	int state;	 /* our XenbusState */
 	bool connected;	 /* rings live */
@@ -682,6 +683,35 @@ static void backend_changed(struct netfront_vif *v)
 	}
 }
 
+/* The hv gave up restarting the backend domain (its crash limit: xenstored
+ * wrote /local/domain/B/drvdom/state = failed). Nothing will carry our
+ * frames again: drop the TAP's carrier, as Linux netfront does when its
+ * backend goes, and the toolstack's ignore_routes_with_linkdown turns
+ * every send into "Network is unreachable" at once — a clean error, not
+ * silence. A backend domain brought back (state no longer failed) gets
+ * the carrier back. */
+static void backend_domain_changed(struct netfront_vif *v)
+{
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/local/domain/%u/drvdom", v->be_domid);
+	char *st = xget(dir, "state");
+	bool failed = st && !strcmp(st, "failed");
+	free(st);
+	if (failed == v->link_down)
+		return;
+	int on = !failed;
+	if (ioctl(v->tap, TUNSETCARRIER, &on) < 0) {
+		log_warn("vif %u: TUNSETCARRIER %d: %s", v->devid, on, strerror(errno));
+		return;
+	}
+	v->link_down = failed;
+	if (failed)
+		log_err("vif %u: backend domain %u failed for good: carrier off", v->devid,
+			v->be_domid);
+	else
+		log_info("vif %u: backend domain %u back: carrier on", v->devid, v->be_domid);
+}
+
 static void self_changed(struct netfront_vif *v)
 {
 	long st = xget_long(v->path, "state", XENBUS_STATE_UNKNOWN);
@@ -1177,11 +1207,14 @@ static void vif_probe(unsigned devid)
 	nf.vifs[slot] = v;
 	snprintf(v->tok_be, sizeof(v->tok_be), "netfront:be:%u", devid);
 	snprintf(v->tok_self, sizeof(v->tok_self), "netfront:fe:%u", devid);
+	snprintf(v->tok_dom, sizeof(v->tok_dom), "netfront:dom:%u", devid);
 	char p[200];
 	snprintf(p, sizeof(p), "%s/state", v->be_path);
 	xs_watch(nf.xs, p, v->tok_be);
 	snprintf(p, sizeof(p), "%s/state", v->path);
 	xs_watch(nf.xs, p, v->tok_self);
+	snprintf(p, sizeof(p), "/local/domain/%u/drvdom/state", v->be_domid);
+	xs_watch(nf.xs, p, v->tok_dom);
 	log_info("vif %u: backend %s (domain %u)", devid, v->be_path, v->be_domid);
 	backend_changed(v);
 }
@@ -1194,6 +1227,8 @@ static void vif_free(struct netfront_vif *v)
 	xs_unwatch(nf.xs, p, v->tok_be);
 	snprintf(p, sizeof(p), "%s/state", v->path);
 	xs_unwatch(nf.xs, p, v->tok_self);
+	snprintf(p, sizeof(p), "/local/domain/%u/drvdom/state", v->be_domid);
+	xs_unwatch(nf.xs, p, v->tok_dom);
 	for (unsigned k = v->nalloc ? v->nalloc : 1; k-- > 0;) {
 		struct netfront_vif *q = k ? v->queue[k] : v;
 		if (q->granted) {
@@ -1267,6 +1302,8 @@ bool netfront_xs_event(const char *path, const char *token)
 			backend_changed(v);
 		else if (!strcmp(token, v->tok_self))
 			self_changed(v);
+		else if (!strcmp(token, v->tok_dom))
+			backend_domain_changed(v);
 	}
 	return true;
 }

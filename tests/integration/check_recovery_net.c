@@ -174,6 +174,48 @@ START_TEST(test_standby_kept_ring)
 }
 END_TEST
 
+/* Crash loop: every netdom instance aborts on the first frame a guest
+ * sends (the kept tx ring hands the same frame to the next one), so the
+ * hv gives up after crash_limit and says so in xenstore; netfront then
+ * drops the vif's carrier and the guest's programs get "Network is
+ * unreachable" at once, not a silent hang. */
+START_TEST(test_crash_loop)
+{
+	rc_up(&T);
+	char cfg[512];
+	snprintf(cfg, sizeof(cfg),
+		 "name = \"netdom\"\nkernel = \"drvdom-netback\"\ndriver_domain = 1\n"
+		 "nic = \"veth:phys0, wire_ip=10.77.0.1/24\"\n"
+		 "on_crash = \"restart\"\ncrash_limit = \"3/60\"\n"
+		 "extra_args = [ '--crash-at', 'tx:1' ]\n");
+	SH_OK("drvdom create %s", tt_file(&T, "netdom.cfg", cfg));
+	guest("g1", 2);
+	char key[96];
+	snprintf(key, sizeof(key), "/local/domain/%d/drvdom/state", rc_domid(&T, "netdom"));
+	/* The guest's own traffic (IPv6 DAD, ARP for the ping) crashes it. */
+	int w;
+	for (w = 0; w < 15000 && strcmp(rc_xs_read(&T, key), "failed"); w += 100) {
+		(void)tt_sh(&T, "drvdom exec g1 -- ping -c 1 -W 1 10.77.0.1");
+		rc_sleep_ms(100);
+	}
+	ck_assert_msg(w < 15000, "netdom never marked failed: '%s'", rc_xs_read(&T, key));
+	SH_OK("grep -c 'drvdom-crash-at: tx:1' %s/console/netdom.log", T.run);
+	/* netfront saw it: the carrier goes, and a send fails at once. */
+	for (w = 0; w < 5000; w += 50) {
+		SH_OK("drvdom exec g1 -- ip link show eth0");
+		if (strstr(T.out, "NO-CARRIER"))
+			break;
+		rc_sleep_ms(50);
+	}
+	ck_assert_msg(w < 5000, "g1's eth0 keeps its carrier: %s", T.out);
+	int rc = tt_sh(&T, "drvdom exec g1 -- ping -c 1 -W 5 10.77.0.1 2>&1");
+	ck_assert_msg(rc != 0 && strstr(T.out, "unreachable"),
+		      "ping with netdom failed: rc %d: %s", rc, T.out);
+	SH_OK("grep -c 'failed for good: carrier off' %s/console/g1.log", T.run);
+	tt_fini(&T);
+}
+END_TEST
+
 START_TEST(test_guest_crash)
 {
 	rc_up(&T);
@@ -246,6 +288,7 @@ Suite *recovery_net_suite(void)
 	tcase_add_test(tc, test_tcp_200mib_kills);
 	tcase_add_test(tc, test_standby_kept_ring);
 	tcase_add_test(tc, test_guest_crash);
+	tcase_add_test(tc, test_crash_loop);
 	suite_add_tcase(s, tc);
 	TCase *mq = tcase_create("multiqueue"); /* CK_RUN_CASE=multiqueue */
 	tcase_set_timeout(mq, 120);
