@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 // drvdom's xenbus extension keys (common/xbkey.h): instance names, the
-// frontend's echo, and the parser of the combined "name=value" keys.
+// frontend's echo, and the parser and writer of the combined "name=value"
+// keys.
 #include "common/xbkey.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -94,4 +97,28 @@ bool xbkey_parse(const char *s, struct xbkey_field *f, unsigned nf)
 		p++;
 	}
 	return seen == (nf == 32 ? UINT32_MAX : (1u << nf) - 1);
+}
+
+int xbkey_format(char *buf, size_t size, const struct xbkey_field *f, unsigned nf)
+{
+	if (!size || nf == 0)
+		return -EINVAL;
+	buf[0] = 0;
+	size_t n = 0;
+	for (unsigned i = 0; i < nf; i++) {
+		if (f[i].nvals == 0)
+			return -EINVAL;
+		for (unsigned k = 0; k < f[i].nvals; k++) {
+			int w;
+			if (k)
+				w = snprintf(buf + n, size - n, ",%" PRIu64, f[i].vals[k]);
+			else
+				w = snprintf(buf + n, size - n, "%s%s=%" PRIu64, i ? " " : "",
+					     f[i].name, f[i].vals[k]);
+			if (w < 0 || (size_t)w >= size - n)
+				return -ENOSPC;
+			n += (size_t)w;
+		}
+	}
+	return 0;
 }

@@ -11,6 +11,7 @@
 #define DRVDOM_COMMON_XBKEY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* An instance name: 1..XBKEY_INSTANCE_LEN - 1 lowercase hex digits. */
@@ -49,5 +50,13 @@ struct xbkey_field {
  * peer). true if so; false otherwise, and then the caller reads the single
  * keys instead. Does not block. */
 bool xbkey_parse(const char *s, struct xbkey_field *f, unsigned nf);
+
+/* Write the combined key xbkey_parse reads: "name=v[,v...] name=v ...",
+ * the nf fields in the order given, each with its nvals (at least 1)
+ * values from vals, in decimal; max and max_vals are not looked at. For
+ * the side that publishes a key; 0, or -EINVAL (nf 0 or a field without a
+ * value) or -ENOSPC (it does not fit in size bytes with its NUL: buf then
+ * holds a truncated string that must not be published). Does not block. */
+int xbkey_format(char *buf, size_t size, const struct xbkey_field *f, unsigned nf);
 
 #endif

@@ -4,10 +4,14 @@
 // instances it should take the rings; the combined-key parser takes what a
 // peer of ours writes and refuses every way a hostile string can be
 // malformed (missing, doubled or out-of-range values, stray characters,
-// overflow, lists too long), skipping only well-formed unknown names.
+// overflow, lists too long), skipping only well-formed unknown names; the
+// block pair's drvdom-rings (a ref for every page of every ring) within
+// blkback's limits; the writer gives back what the parser reads, or says
+// that it does not fit.
 #include "common/xbkey.h"
 
 #include <check.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -112,6 +116,109 @@ START_TEST(test_parse_bad)
 }
 END_TEST
 
+/* blkfront's drvdom-rings (docs/recovery.md, "Fast reconnect"): "order=O
+ * queues=N refs=R,... ports=P,..." with the 2^O refs of each queue in
+ * turn, parsed within blkback's limits (order 0..4, 1..4 queues, ports
+ * below 4096). */
+static uint64_t order[1], nq[1], refs[64], ports[4];
+static struct xbkey_field B[4];
+
+static bool parse_blk(const char *s)
+{
+	struct xbkey_field f[4] = {
+	    {.name = "order", .max = 4, .max_vals = 1, .vals = order},
+	    {.name = "queues", .max = 4, .max_vals = 1, .vals = nq},
+	    {.name = "refs", .max = UINT32_MAX, .max_vals = 64, .vals = refs},
+	    {.name = "ports", .max = 4095, .max_vals = 4, .vals = ports},
+	};
+	memcpy(B, f, sizeof(f));
+	return xbkey_parse(s, B, 4);
+}
+
+START_TEST(test_parse_blk_rings)
+{
+	ck_assert(parse_blk("order=0 queues=1 refs=8 ports=5"));
+	ck_assert_uint_eq(B[2].nvals, 1);
+	ck_assert_uint_eq(refs[0], 8);
+	ck_assert_uint_eq(ports[0], 5);
+	ck_assert(parse_blk("order=1 queues=2 refs=1,2,3,4294967295 ports=0,4095"));
+	ck_assert_uint_eq(order[0], 1);
+	ck_assert_uint_eq(nq[0], 2);
+	ck_assert_uint_eq(B[2].nvals, 4);
+	ck_assert_uint_eq(refs[3], 4294967295u);
+	ck_assert_uint_eq(B[3].nvals, 2);
+	ck_assert_uint_eq(ports[1], 4095);
+	/* 4 queues of 16 pages: 64 refs, the most there can be */
+	char s[1024];
+	int n = snprintf(s, sizeof(s), "order=4 queues=4 refs=");
+	for (unsigned i = 0; i < 64; i++)
+		n += snprintf(s + n, sizeof(s) - (size_t)n, "%s%u", i ? "," : "", 1000 + i);
+	snprintf(s + n, sizeof(s) - (size_t)n, " ports=1,2,3,4");
+	ck_assert(parse_blk(s));
+	ck_assert_uint_eq(B[2].nvals, 64);
+	ck_assert_uint_eq(refs[63], 1063);
+
+	static const char *const bad[] = {
+	    "order=5 queues=1 refs=8 ports=5",	   /* order above blkback's */
+	    "order=0 queues=5 refs=8 ports=5",	   /* queues above */
+	    "order=0 queues=1 refs=8 ports=4096",  /* a port past the last */
+	    "order=0 queues=1 refs=4294967296 ports=5",
+	    "order=0 queues=1 refs=8 ports=1,2,3,4,5",
+	    "order=0 queues=1 refs=8",
+	    "order=0 queues=1 refs=8 ports=5 order=0",
+	    "order=0 queues=1 refs=8,,9 ports=5",
+	    "order=0 queues=1 refs=8 ports=5,",
+	    "order=0 queues=1 refs= ports=5",
+	    "order=0 queues=-1 refs=8 ports=5",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(!parse_blk(bad[i]), "accepted '%s'", bad[i]);
+	/* 65 refs: more than 4 queues of 16 pages */
+	n = snprintf(s, sizeof(s), "order=4 queues=4 refs=");
+	for (unsigned i = 0; i < 65; i++)
+		n += snprintf(s + n, sizeof(s) - (size_t)n, "%s%u", i ? "," : "", i);
+	snprintf(s + n, sizeof(s) - (size_t)n, " ports=1,2,3,4");
+	ck_assert(!parse_blk(s));
+}
+END_TEST
+
+/* xbkey_format writes what xbkey_parse reads back, in the order given,
+ * and says when it does not fit rather than publish a truncated key. */
+START_TEST(test_format)
+{
+	uint64_t o = 2, q2 = 2, r[8] = {1, 2, 3, 4, 5, 6, 7, 4294967295u}, p[2] = {17, 4095};
+	struct xbkey_field f[4] = {
+	    {.name = "order", .vals = &o, .nvals = 1},
+	    {.name = "queues", .vals = &q2, .nvals = 1},
+	    {.name = "refs", .vals = r, .nvals = 8},
+	    {.name = "ports", .vals = p, .nvals = 2},
+	};
+	static const char want[] = "order=2 queues=2 refs=1,2,3,4,5,6,7,4294967295 ports=17,4095";
+	char s[256];
+	ck_assert_int_eq(xbkey_format(s, sizeof(s), f, 4), 0);
+	ck_assert_str_eq(s, want);
+	ck_assert(parse_blk(s));
+	ck_assert_uint_eq(order[0], 2);
+	ck_assert_uint_eq(B[2].nvals, 8);
+	ck_assert_uint_eq(refs[7], 4294967295u);
+	ck_assert_uint_eq(ports[1], 4095);
+	/* exactly fits with its NUL; one byte less does not */
+	ck_assert_int_eq(xbkey_format(s, sizeof(want), f, 4), 0);
+	ck_assert_str_eq(s, want);
+	ck_assert_int_eq(xbkey_format(s, sizeof(want) - 1, f, 4), -ENOSPC);
+	ck_assert_int_eq(xbkey_format(s, 3, f, 4), -ENOSPC);
+	ck_assert_int_eq(xbkey_format(s, sizeof(s), f, 0), -EINVAL);
+	ck_assert_int_eq(xbkey_format(s, 0, f, 4), -EINVAL);
+	f[1].nvals = 0;
+	ck_assert_int_eq(xbkey_format(s, sizeof(s), f, 4), -EINVAL);
+	/* a scalar at the top of the range */
+	uint64_t big = UINT64_MAX;
+	struct xbkey_field one = {.name = "sectors", .vals = &big, .nvals = 1};
+	ck_assert_int_eq(xbkey_format(s, sizeof(s), &one, 1), 0);
+	ck_assert_str_eq(s, "sectors=18446744073709551615");
+}
+END_TEST
+
 Suite *xbkey_suite(void);
 Suite *xbkey_suite(void)
 {
@@ -121,6 +228,8 @@ Suite *xbkey_suite(void)
 	tcase_add_test(tc, test_echo);
 	tcase_add_test(tc, test_parse_good);
 	tcase_add_test(tc, test_parse_bad);
+	tcase_add_test(tc, test_parse_blk_rings);
+	tcase_add_test(tc, test_format);
 	suite_add_tcase(s, tc);
 	return s;
 }
