@@ -59,4 +59,10 @@ bool xbkey_parse(const char *s, struct xbkey_field *f, unsigned nf);
  * holds a truncated string that must not be published). Does not block. */
 int xbkey_format(char *buf, size_t size, const struct xbkey_field *f, unsigned nf);
 
+/* A field of one value v for xbkey_format (v lives as long as the block
+ * the field is made in). */
+/* clang-format off */
+#define XBKEY_SCALAR(n, v) {.name = (n), .vals = &(uint64_t){(v)}, .nvals = 1}
+/* clang-format on */
+
 #endif

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "common/xbkey.h"
 #include "grant/gnt.h"
 #include "grant/gnt_pcache.h"
 #include "hv/evloop.h"
@@ -213,7 +214,7 @@ struct blkback {
 	/* This instance's name in the reconnect handshake (docs/recovery.md,
 	 * "Fast reconnect"): published as drvdom-instance with InitWait; a
 	 * frontend that echoes another one has not reset its rings for us. */
-	char instance[24];
+	char instance[XBKEY_INSTANCE_LEN];
 };
 
 /* blkback_main.c */

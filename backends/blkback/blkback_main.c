@@ -332,11 +332,7 @@ int main(int argc, char **argv)
 
 	if ((r = hvc_self_domid(bb->h, &bb->self)))
 		die_err(-r, "DOMAIN_INFO");
-	/* Named by the time we took over: no two instances share it. */
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	snprintf(bb->instance, sizeof(bb->instance), "%llx",
-		 (unsigned long long)now.tv_sec * 1000000000ull + (unsigned long long)now.tv_nsec);
+	xbkey_instance_make(bb->instance); /* named when we took over */
 	snprintf(bb->vbd_path, sizeof(bb->vbd_path), "/local/domain/%u/backend/vbd", bb->self);
 	struct itimerspec its = {.it_interval = {0, (long)BLKBACK_STATS_NS},
 				 .it_value = {0, (long)BLKBACK_STATS_NS}};

@@ -219,21 +219,6 @@ static int dev_read_queue(struct blkback_dev *d, const char *dir, unsigned order
 	return 0;
 }
 
-/* A strict unsigned decimal in [0, max]: its end in *end. */
-static bool parse_dec(const char *s, uint64_t max, uint64_t *out, const char **end)
-{
-	if (*s < '0' || *s > '9')
-		return false;
-	char *e;
-	errno = 0;
-	unsigned long long v = strtoull(s, &e, 10);
-	if (errno || v > max)
-		return false;
-	*out = v;
-	*end = e;
-	return true;
-}
-
 /* Every queue's ring refs and event channel, as the frontend published
  * them. */
 struct dev_rings {
@@ -246,42 +231,35 @@ struct dev_rings {
  * writes what its ring keys say once more in one key, in the transaction
  * that publishes them, "order=O queues=N refs=R,R,... ports=P,..." (the
  * 2^O refs of queue 0, then of queue 1, ...; one port per queue), so a
- * connect reads one key, not 2 + 5 per queue. Anything but exactly that
- * format within our limits: false, and the keys are read one by one. */
+ * connect reads one key, not 2 + 5 per queue. Anything not well-formed
+ * (xbkey_parse) within our limits, or lists of other lengths than order
+ * and queues say: false, and the keys are read one by one. */
 static bool dev_parse_rings_key(struct blkback_dev *d, const char *v, struct dev_rings *out)
 {
 	if (!v)
 		return false;
-	const char *p = v;
-	uint64_t order = 0, nq = 0, x;
-	bool ok = !strncmp(p, "order=", 6) &&
-		  parse_dec(p + 6, BLKBACK_MAX_RING_ORDER, &order, &p) &&
-		  !strncmp(p, " queues=", 8) && parse_dec(p + 8, BLKBACK_MAX_QUEUES, &nq, &p) &&
-		  nq >= 1 && !strncmp(p, " refs=", 6);
-	if (ok)
-		p += 6;
-	for (unsigned q = 0; ok && q < nq; q++)
-		for (unsigned i = 0; ok && i < (1u << order); i++) {
-			if ((q || i) && *p++ != ',')
-				ok = false;
-			else if ((ok = parse_dec(p, UINT32_MAX, &x, &p)))
-				out->refs[q][i] = (grant_ref_t)x;
-		}
-	ok = ok && !strncmp(p, " ports=", 7);
-	if (ok)
-		p += 7;
-	for (unsigned q = 0; ok && q < nq; q++) {
-		if (q && *p++ != ',')
-			ok = false;
-		else if ((ok = parse_dec(p, HV_EVTCHN_PORTS - 1, &x, &p)))
-			out->ports[q] = (evtchn_port_t)x;
-	}
-	ok = ok && *p == 0;
-	if (!ok)
+	uint64_t order, nq, refs[BLKBACK_MAX_QUEUES << BLKBACK_MAX_RING_ORDER],
+	    ports[BLKBACK_MAX_QUEUES];
+	struct xbkey_field f[] = {
+	    {"order", BLKBACK_MAX_RING_ORDER, 1, &order, 0},
+	    {"queues", BLKBACK_MAX_QUEUES, 1, &nq, 0},
+	    {"refs", UINT32_MAX, BLKBACK_MAX_QUEUES << BLKBACK_MAX_RING_ORDER, refs, 0},
+	    {"ports", HV_EVTCHN_PORTS - 1, BLKBACK_MAX_QUEUES, ports, 0},
+	};
+	bool ok = xbkey_parse(v, f, sizeof(f) / sizeof(f[0])) && nq >= 1 &&
+		  f[2].nvals == (unsigned)nq << order && f[3].nvals == nq;
+	if (!ok) {
 		log_debug("%s: drvdom-rings not usable: the keys one by one", d->name);
+		return false;
+	}
 	out->nq = (unsigned)nq;
 	out->order = (unsigned)order;
-	return ok;
+	for (unsigned q = 0; q < out->nq; q++) {
+		for (unsigned i = 0; i < (1u << order); i++)
+			out->refs[q][i] = (grant_ref_t)refs[(q << order) + i];
+		out->ports[q] = (evtchn_port_t)ports[q];
+	}
+	return true;
 }
 
 /* The ring keys one by one (Xen's layout). */
@@ -414,21 +392,29 @@ static int blkback_dev_connect(struct blkback_dev *d, const struct fe_view *fv)
 		}
 	}
 
+	/* The geometry and data-path features once more in one key, so a
+	 * reconnecting frontend reads one key, not nine (docs/recovery.md,
+	 * "Fast reconnect"); the same values as the single keys. */
+	char conn[256];
+	const struct xbkey_field cf[] = {
+	    XBKEY_SCALAR("sectors", d->sectors),
+	    XBKEY_SCALAR("sector-size", BLKIF_SECTOR_SIZE),
+	    XBKEY_SCALAR("info", d->readonly ? VDISK_READONLY : 0),
+	    XBKEY_SCALAR("feature-persistent", 1),
+	    XBKEY_SCALAR("feature-max-indirect-segments", BLKBACK_MAX_INDIRECT),
+	    XBKEY_SCALAR("feature-flush-cache", 1),
+	    XBKEY_SCALAR("feature-barrier", 0),
+	    XBKEY_SCALAR("feature-discard", d->can_discard ? 1 : 0),
+	};
+	int fr = xbkey_format(conn, sizeof(conn), cf, sizeof(cf) / sizeof(cf[0]));
+	if (fr) {
+		dev_disconnect(d);
+		return fr;
+	}
 	for (int tries = 0;; tries++) {
 		xs_transaction_t t = xs_transaction_start(bb->xs);
 		if (t == XBT_NULL)
 			return -errno;
-		/* The geometry and data-path features once more in one key, so a
-		 * reconnecting frontend reads one key, not nine (docs/recovery.md,
-		 * "Fast reconnect"); the same values as the single keys. */
-		char conn[256];
-		snprintf(conn, sizeof(conn),
-			 "sectors=%" PRIu64 " sector-size=%u info=%u feature-persistent=1 "
-			 "feature-max-indirect-segments=%u feature-flush-cache=1 feature-barrier=0 "
-			 "feature-discard=%u",
-			 d->sectors, (unsigned)BLKIF_SECTOR_SIZE,
-			 (unsigned)(d->readonly ? VDISK_READONLY : 0), (unsigned)BLKBACK_MAX_INDIRECT,
-			 d->can_discard ? 1u : 0u);
 		/* The writes in one round trip (xs_batch), state last. */
 		char vs[4][24], ps[6][256];
 		snprintf(vs[0], sizeof(vs[0]), "%" PRIu64, d->sectors);
@@ -607,13 +593,19 @@ static int blkback_dev_init_wait(struct blkback_dev *d)
 		 * would write them: a restarted instance of the same kernel on
 		 * the same disk skips eleven writes of a failover. */
 		char feats[128];
-		snprintf(feats, sizeof(feats),
-			 "flush=1 discard=%d persistent=1 indirect=%u order=%u queues=%u",
-			 d->can_discard ? 1 : 0, (unsigned)BLKBACK_MAX_INDIRECT,
-			 (unsigned)BLKBACK_MAX_RING_ORDER, (unsigned)BLKBACK_MAX_QUEUES);
+		const struct xbkey_field ff[] = {
+		    XBKEY_SCALAR("flush", 1),
+		    XBKEY_SCALAR("discard", d->can_discard ? 1 : 0),
+		    XBKEY_SCALAR("persistent", 1),
+		    XBKEY_SCALAR("indirect", BLKBACK_MAX_INDIRECT),
+		    XBKEY_SCALAR("order", BLKBACK_MAX_RING_ORDER),
+		    XBKEY_SCALAR("queues", BLKBACK_MAX_QUEUES),
+		};
+		if (xbkey_format(feats, sizeof(feats), ff, sizeof(ff) / sizeof(ff[0])))
+			feats[0] = 0; /* too long (cannot be): never "the same" */
 		op_read(&q[2], p, sizeof(p), d->path, "drvdom-features");
 		bool ok = xs_batch(bb->xs, t, q, 3);
-		bool same = ok && q[2].reply && !strcmp(q[2].reply, feats);
+		bool same = ok && feats[0] && q[2].reply && !strcmp(q[2].reply, feats);
 		ops_free(q, 3);
 		/* The removals may find nothing (ENOENT): fine. */
 		struct {
@@ -701,8 +693,7 @@ static int blkback_dev_init_wait(struct blkback_dev *d)
 static bool frontend_ready_for_us(struct blkback_dev *d, const struct fe_view *fv)
 {
 	const char *echo = fe_val(fv, FE_ECHO);
-	bool ok = !echo || !strcmp(echo, d->bb->instance) ||
-		  (echo[0] == '!' && strcmp(echo + 1, d->bb->instance));
+	bool ok = xbkey_echo_allows(echo, d->bb->instance);
 	if (!ok)
 		log_debug("%s: frontend still set up for instance %.24s", d->name, echo);
 	return ok;

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/xbkey.h"
 #include "frontends/blkfront/blkfront.h"
 #include "grant/gnt.h"
 #include "ring/blkif.h"
@@ -127,7 +128,7 @@ struct blkfront {
 	 * be_instance: the backend's drvdom-instance our rings are for,
 	 * echoed as drvdom-backend-instance ("" if none, or while kept). */
 	bool kept;
-	char be_instance[24], dead_instance[24];
+	char be_instance[XBKEY_INSTANCE_LEN], dead_instance[XBKEY_INSTANCE_LEN];
 	/* One handshake round's look at the backend, read in one round trip
 	 * (xs_batch; NULL: no such key): its drvdom-instance and
 	 * drvdom-connect. Valid while pf_valid (within a round). */

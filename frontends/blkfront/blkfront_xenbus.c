@@ -134,15 +134,13 @@ static void read_ring_features(struct blkfront *bf)
 /* The backend instance's drvdom-instance (docs/recovery.md, "Fast
  * reconnect") into out; false if it publishes none (a backend without the
  * extension) or a bad one. */
-static bool read_be_instance(struct blkfront *bf, char out[24])
+static bool read_be_instance(struct blkfront *bf, char out[XBKEY_INSTANCE_LEN])
 {
 	char *v = bf->pf_valid ? (bf->pf_instance ? strdup(bf->pf_instance) : NULL)
 			       : xs_read_key(bf, XBT_NULL, bf->be_path, "drvdom-instance");
-	bool ok = v && v[0] && strlen(v) < 24;
-	for (const char *c = v; ok && *c; c++)
-		ok = (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f');
+	bool ok = xbkey_instance_valid(v);
 	if (ok)
-		memcpy(out, v, strlen(v) + 1);
+		snprintf(out, XBKEY_INSTANCE_LEN, "%s", v);
 	free(v);
 	return ok;
 }
@@ -181,52 +179,57 @@ static void read_io_features(struct blkfront *bf, struct be_connect *c)
  * sectors, sector-size, info and the feature-* keys, in one key the backend
  * writes in its Connected transaction, "name=value" separated by spaces,
  * so a reconnect reads one key instead of nine. Unknown names are skipped
- * (a newer backend); a name twice, a value that is not a decimal number or
- * a missing name make the whole key void: then the keys one by one. The
- * values go through the same checks as the single keys. */
+ * (a newer backend); anything not well-formed (xbkey_parse: a name twice
+ * or missing, a value that is not a decimal number) makes the whole key
+ * void: then the keys one by one. The values go through the same checks
+ * as the single keys. */
 static bool read_be_connect(struct blkfront *bf, struct be_connect *c)
 {
-	static const char *const names[] = {
-	    "sectors",		  "sector-size",	 "info",
-	    "feature-persistent", "feature-max-indirect-segments", "feature-flush-cache",
-	    "feature-barrier",	  "feature-discard"};
-	uint64_t *vals[] = {&c->sectors,  &c->ssize, &c->info,	  &c->persistent,
-			    &c->indirect, &c->flush, &c->barrier, &c->discard};
+	struct xbkey_field f[] = {
+	    {"sectors", UINT64_MAX, 1, &c->sectors, 0},
+	    {"sector-size", UINT64_MAX, 1, &c->ssize, 0},
+	    {"info", UINT64_MAX, 1, &c->info, 0},
+	    {"feature-persistent", UINT64_MAX, 1, &c->persistent, 0},
+	    {"feature-max-indirect-segments", UINT64_MAX, 1, &c->indirect, 0},
+	    {"feature-flush-cache", UINT64_MAX, 1, &c->flush, 0},
+	    {"feature-barrier", UINT64_MAX, 1, &c->barrier, 0},
+	    {"feature-discard", UINT64_MAX, 1, &c->discard, 0},
+	};
 	char *v = bf->pf_valid ? (bf->pf_connect ? strdup(bf->pf_connect) : NULL)
 			       : xs_read_key(bf, XBT_NULL, bf->be_path, "drvdom-connect");
-	if (!v)
-		return false;
-	unsigned seen = 0;
-	bool ok = true;
-	char *save = NULL;
-	for (char *tok = strtok_r(v, " ", &save); tok && ok; tok = strtok_r(NULL, " ", &save)) {
-		char *eq = strchr(tok, '=');
-		ok = eq && eq != tok && eq[1] >= '0' && eq[1] <= '9';
-		if (!ok)
-			break;
-		*eq = 0;
-		char *end;
-		errno = 0;
-		unsigned long long n = strtoull(eq + 1, &end, 10);
-		ok = !errno && !*end;
-		unsigned i = 0;
-		while (i < 8 && strcmp(tok, names[i]))
-			i++;
-		if (ok && i < 8) {
-			ok = !(seen & (1u << i));
-			*vals[i] = n;
-			seen |= 1u << i;
-		}
-	}
+	bool ok = v && xbkey_parse(v, f, sizeof(f) / sizeof(f[0]));
 	free(v);
-	return ok && seen == 0xffu;
+	return ok;
+}
+
+/* drvdom-rings, what the ring keys say once more in one key
+ * (docs/recovery.md, "Fast reconnect"): "order=O queues=N refs=R,R,...
+ * ports=P,...", the 2^O refs of queue 0, then of queue 1, ...; one port a
+ * queue. "" if it does not fit (then it is not published). */
+static void format_rings_key(const struct blkfront *bf, char *out, size_t size)
+{
+	uint64_t refs[BF_MAX_QUEUES << BF_MAX_RING_ORDER], ports[BF_MAX_QUEUES];
+	unsigned nr = 0;
+	for (unsigned i = 0; i < bf->nr_queues; i++) {
+		for (unsigned p = 0; p < bf->queues[i].nr_ring_refs && nr < sizeof(refs) / sizeof(refs[0]); p++)
+			refs[nr++] = bf->queues[i].ring_refs[p];
+		ports[i] = bf->queues[i].port;
+	}
+	const struct xbkey_field f[] = {
+	    XBKEY_SCALAR("order", bf->ring_order),
+	    XBKEY_SCALAR("queues", bf->nr_queues),
+	    {.name = "refs", .vals = refs, .nvals = nr},
+	    {.name = "ports", .vals = ports, .nvals = bf->nr_queues},
+	};
+	if (xbkey_format(out, size, f, sizeof(f) / sizeof(f[0])))
+		out[0] = 0;
 }
 
 /* Initialising -> Initialised: the backend waits in InitWait. */
 static int blkfront_initialise(struct blkfront *bf)
 {
 	read_ring_features(bf);
-	char inst[24] = "";
+	char inst[XBKEY_INSTANCE_LEN] = "";
 	read_be_instance(bf, inst);
 	int r = bf_pool_setup(bf);
 	if (r) {
@@ -239,6 +242,8 @@ static int blkfront_initialise(struct blkfront *bf)
 		log_err("vbd %u: rings: %s", bf->devid, strerror(-r));
 		return r;
 	}
+	char rings[512];
+	format_rings_key(bf, rings, sizeof(rings));
 	for (int tries = 0; tries < 20; tries++) {
 		xs_transaction_t t = xs_transaction_start(bf->env.xs);
 		if (t == XBT_NULL) {
@@ -270,21 +275,10 @@ static int blkfront_initialise(struct blkfront *bf)
 		/* The same once more in one key (docs/recovery.md, "Fast
 		 * reconnect"): a backend's connect reads it instead of 2 + 5 per
 		 * queue keys. */
-		char rings[512];
-		int n = snprintf(rings, sizeof(rings), "order=%u queues=%u refs=", bf->ring_order,
-				 bf->nr_queues);
-		for (unsigned i = 0; i < bf->nr_queues; i++)
-			for (unsigned p = 0; p < bf->queues[i].nr_ring_refs; p++)
-				n += snprintf(rings + n, sizeof(rings) - (size_t)n, "%s%u",
-					      i || p ? "," : "", bf->queues[i].ring_refs[p]);
-		n += snprintf(rings + n, sizeof(rings) - (size_t)n, " ports=");
-		for (unsigned i = 0; i < bf->nr_queues; i++)
-			n += snprintf(rings + n, sizeof(rings) - (size_t)n, "%s%u", i ? "," : "",
-				      bf->queues[i].port);
-		if ((size_t)n < sizeof(rings)) {
+		if (rings[0]) {
 			char p[384];
 			snprintf(p, sizeof(p), "%s/drvdom-rings", bf->fe_path);
-			ok = ok && xs_write(bf->env.xs, t, p, rings, (unsigned)n);
+			ok = ok && xs_write(bf->env.xs, t, p, rings, (unsigned)strlen(rings));
 		}
 		ok = ok && write_key(bf, t, "protocol", "x86_64-abi") &&
 		     write_key(bf, t, "feature-persistent", "1") &&
@@ -661,7 +655,7 @@ void blkfront_watch_event(struct blkfront *bf)
 		    (lost || be == XENBUS_STATE_INIT_WAIT)) {
 			/* Our instance died (lost), or a new one waits in
 			 * InitWait (we may not have seen the old one go). */
-			char inst[24];
+			char inst[XBKEY_INSTANCE_LEN];
 			if (lost || (read_be_instance(bf, inst) && strcmp(inst, bf->be_instance))) {
 				blkfront_keep_rings(bf);
 				continue;
@@ -669,7 +663,7 @@ void blkfront_watch_event(struct blkfront *bf)
 		}
 		if (bf->kept && !bf->broken &&
 		    (be == XENBUS_STATE_INIT_WAIT || be == XENBUS_STATE_CONNECTED)) {
-			char inst[24];
+			char inst[XBKEY_INSTANCE_LEN];
 			if (!read_be_instance(bf, inst)) {
 				/* A backend without the extension: wait for it to
 				 * come back, then the full handshake. */
