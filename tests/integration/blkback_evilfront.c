@@ -10,9 +10,15 @@
 //            persistent grants: the same I/O
 //   loop     like simple, then write/read/verify forever, counting
 //            iterations in data/iter (the "other guest" of the evil test)
+//   rings    like good, but the rings are published in drvdom-rings alone
+//            (docs/recovery.md, "Fast reconnect"; no ring-ref, event-channel,
+//            ring-page-order or queue keys): blkback must connect from it
 //   badhs    handshakes the backend must refuse (ring-page-order, queues,
-//            protocol, ring-ref, event-channel), each followed by a
-//            reconnect, then the simple I/O on the same device
+//            protocol, ring-ref, event-channel, drvdom-rings well-formed
+//            but naming what is not ours, drvdom-rings malformed beside no
+//            single keys), each followed by a reconnect, then the simple
+//            I/O on the same device with a malformed drvdom-rings beside
+//            good single keys (which blkback must use)
 //   evil     bad requests on disk 0 (read-write) and disk 1 (read-only):
 //            each must be refused with the right status, a request is
 //            rewritten while the backend reads it, and at last disk 0's
@@ -85,6 +91,10 @@ static unsigned NDEV;
 static char FIRST_FAIL[256];
 static unsigned NFAIL;
 static uint64_t NEXT_ID = 1;
+/* What tf_connect publishes in drvdom-rings: nothing, the rings in it
+ * alone (no single ring keys), or a malformed one beside the single keys
+ * that names a ref and a port that are not ours. */
+static enum { RK_NONE, RK_ONLY, RK_JUNK } RINGS_KEY;
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
@@ -226,6 +236,8 @@ static int tf_connect(struct tf_dev *d, unsigned want_order, unsigned want_nq, b
 				return r;
 		if ((r = evtchn_alloc_unbound(H, d->be_domid, &q->port)))
 			return r;
+		if (RINGS_KEY == RK_ONLY)
+			continue;
 		char dir[192];
 		if (d->nq == 1)
 			snprintf(dir, sizeof(dir), "%s", d->fe);
@@ -242,9 +254,27 @@ static int tf_connect(struct tf_dev *d, unsigned want_order, unsigned want_nq, b
 		}
 		putf(dir, "event-channel", "%u", q->port);
 	}
-	if (d->order)
+	if (RINGS_KEY == RK_ONLY) {
+		/* "order=O queues=N refs=R,... ports=P,...", every page's ref
+		 * of queue 0, then of queue 1; one port a queue. */
+		char v[512];
+		int n = snprintf(v, sizeof(v), "order=%u queues=%u refs=", d->order, d->nq);
+		for (unsigned qi = 0; qi < d->nq; qi++)
+			for (unsigned i = 0; i < (1u << d->order); i++)
+				n += snprintf(v + n, sizeof(v) - (size_t)n, "%s%u",
+					      qi || i ? "," : "", d->q[qi].refs[i]);
+		n += snprintf(v + n, sizeof(v) - (size_t)n, " ports=");
+		for (unsigned qi = 0; qi < d->nq; qi++)
+			n += snprintf(v + n, sizeof(v) - (size_t)n, "%s%u", qi ? "," : "",
+				      d->q[qi].port);
+		putf(d->fe, "drvdom-rings", "%s", v);
+	} else if (RINGS_KEY == RK_JUNK) {
+		/* A name twice: void, whatever it says. */
+		putf(d->fe, "drvdom-rings", "order=0 queues=1 refs=4000 ports=4000 queues=1");
+	}
+	if (d->order && RINGS_KEY != RK_ONLY)
 		putf(d->fe, "ring-page-order", "%u", d->order);
-	if (d->nq > 1)
+	if (d->nq > 1 && RINGS_KEY != RK_ONLY)
 		putf(d->fe, "multi-queue-num-queues", "%u", d->nq);
 	putf(d->fe, "protocol", "x86_64-abi");
 	putf(d->fe, "feature-persistent", "%u", d->persistent ? 1 : 0);
@@ -279,7 +309,8 @@ static void clear_fe_keys(struct tf_dev *d)
 					   "protocol",
 					   "multi-queue-num-queues",
 					   "queue-0",
-					   "queue-1"};
+					   "queue-1",
+					   "drvdom-rings"};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		char p[256];
 		snprintf(p, sizeof(p), "%s/%s", d->fe, keys[i]);
@@ -317,38 +348,87 @@ static void bad_handshakes(struct tf_dev *d)
 	char sref[16], sport[16];
 	snprintf(sref, sizeof(sref), "%u", ref);
 	snprintf(sport, sizeof(sport), "%u", port);
+	/* want: what the error key must say (NULL: anything). */
 	static const struct {
 		const char *what;
 		const char *kv[12];
+		const char *want;
 	} cases[] = {
 	    {"ring-page-order 5",
-	     {"ring-page-order", "5", "ring-ref0", "REF", "event-channel", "PORT"}},
+	     {"ring-page-order", "5", "ring-ref0", "REF", "event-channel", "PORT"},
+	     NULL},
 	    {"9 queues",
-	     {"multi-queue-num-queues", "9", "ring-ref", "REF", "event-channel", "PORT"}},
+	     {"multi-queue-num-queues", "9", "ring-ref", "REF", "event-channel", "PORT"},
+	     NULL},
 	    {"protocol x86_32-abi",
-	     {"protocol", "x86_32-abi", "ring-ref", "REF", "event-channel", "PORT"}},
-	    {"ring-ref not granted", {"ring-ref", "4000", "event-channel", "PORT"}},
-	    {"ring-ref missing", {"event-channel", "PORT"}},
-	    {"ring-ref not a number", {"ring-ref", "12abc", "event-channel", "PORT"}},
-	    {"event-channel not ours", {"ring-ref", "REF", "event-channel", "4000"}},
-	    {"event-channel missing", {"ring-ref", "REF"}},
+	     {"protocol", "x86_32-abi", "ring-ref", "REF", "event-channel", "PORT"},
+	     NULL},
+	    {"ring-ref not granted", {"ring-ref", "4000", "event-channel", "PORT"}, NULL},
+	    {"ring-ref missing", {"event-channel", "PORT"}, NULL},
+	    {"ring-ref not a number", {"ring-ref", "12abc", "event-channel", "PORT"}, NULL},
+	    {"event-channel not ours", {"ring-ref", "REF", "event-channel", "4000"}, NULL},
+	    {"event-channel missing", {"ring-ref", "REF"}, NULL},
 	    {"queue 1 of 2 not granted",
 	     {"multi-queue-num-queues", "2", "queue-0/ring-ref", "REF", "queue-0/event-channel",
-	      "PORT", "queue-1/ring-ref", "4000", "queue-1/event-channel", "PORT"}},
+	      "PORT", "queue-1/ring-ref", "4000", "queue-1/event-channel", "PORT"},
+	     NULL},
+	    /* drvdom-rings well-formed: used, and checked as the single keys */
+	    {"drvdom-rings ref not granted",
+	     {"drvdom-rings", "order=0 queues=1 refs=4000 ports=PORT"},
+	     "cannot map"},
+	    {"drvdom-rings event-channel not ours",
+	     {"drvdom-rings", "order=0 queues=1 refs=REF ports=4000"},
+	     "cannot map"},
+	    /* malformed or out of bounds: void, the (missing) single keys read */
+	    {"drvdom-rings one ref for a 2-page ring",
+	     {"drvdom-rings", "order=1 queues=1 refs=REF ports=PORT"},
+	     "ring-ref"},
+	    {"drvdom-rings two ports for one queue",
+	     {"drvdom-rings", "order=0 queues=1 refs=REF ports=PORT,PORT"},
+	     "ring-ref"},
+	    {"drvdom-rings order 5",
+	     {"drvdom-rings", "order=5 queues=1 refs=REF ports=PORT"},
+	     "ring-ref"},
+	    {"drvdom-rings 0 queues",
+	     {"drvdom-rings", "order=0 queues=0 refs=REF ports=PORT"},
+	     "ring-ref"},
+	    {"drvdom-rings port past the last",
+	     {"drvdom-rings", "order=0 queues=1 refs=REF ports=4096"},
+	     "ring-ref"},
+	    {"drvdom-rings stray word",
+	     {"drvdom-rings", "order=0 queues=1 refs=REF ports=PORT x"},
+	     "ring-ref"},
+	    {"drvdom-rings ref overflows",
+	     {"drvdom-rings", "order=0 queues=1 refs=18446744073709551616 ports=PORT"},
+	     "ring-ref"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		clear_fe_keys(d);
 		snprintf(p, sizeof(p), "%s/error", d->be);
 		for (size_t k = 0; k < 12 && cases[i].kv[k]; k += 2) {
-			const char *v = cases[i].kv[k + 1];
-			v = !strcmp(v, "REF") ? sref : !strcmp(v, "PORT") ? sport : v;
+			/* REF and PORT stand for the real ring page and port */
+			char v[256];
+			size_t o = 0;
+			for (const char *s = cases[i].kv[k + 1]; *s && o + 16 < sizeof(v);) {
+				if (!strncmp(s, "REF", 3)) {
+					o += (size_t)snprintf(v + o, sizeof(v) - o, "%s", sref);
+					s += 3;
+				} else if (!strncmp(s, "PORT", 4)) {
+					o += (size_t)snprintf(v + o, sizeof(v) - o, "%s", sport);
+					s += 4;
+				} else {
+					v[o++] = *s++;
+				}
+			}
+			v[o] = 0;
 			putf(d->fe, cases[i].kv[k], "%s", v);
 		}
 		putf(d->fe, "state", "%d", XENBUS_STATE_INITIALISED);
 		bool closing = wait_be_state(d, XENBUS_STATE_CLOSING, 10000);
 		char *err = xs_read(XS, XBT_NULL, p, &len);
-		check(closing && err, "bad handshake (%s): backend Closing, error '%s'",
-		      cases[i].what, err ? err : "");
+		check(closing && err && (!cases[i].want || strstr(err, cases[i].want)),
+		      "bad handshake (%s): backend Closing, error '%s'", cases[i].what,
+		      err ? err : "");
 		free(err);
 		putf(d->fe, "state", "%d", XENBUS_STATE_CLOSED);
 		check(wait_be_state(d, XENBUS_STATE_CLOSED, 10000), "(%s): backend Closed",
@@ -950,12 +1030,16 @@ int main(int argc, char **argv)
 		DEV[0].devid = DEV[1].devid;
 		DEV[1].devid = t;
 	}
-	bool good = !strcmp(mode, "good");
+	bool good = !strcmp(mode, "good") || !strcmp(mode, "rings");
+	if (!strcmp(mode, "rings"))
+		RINGS_KEY = RK_ONLY;
 	for (unsigned i = 0; i < NDEV; i++) {
 		struct tf_dev *d = &DEV[i];
 		snprintf(d->fe, sizeof(d->fe), "/local/domain/%u/device/vbd/%u", SELF, d->devid);
-		if (!strcmp(mode, "badhs"))
+		if (!strcmp(mode, "badhs")) {
 			bad_handshakes(d);
+			RINGS_KEY = RK_JUNK;
+		}
 		r = good ? tf_connect(d, 2, 2, true) : tf_connect(d, 0, 1, !strcmp(mode, "bench"));
 		if (r)
 			fatal("handshake", r);

@@ -18,7 +18,12 @@
 //            backend then closes and offers a new handshake
 // A third argument "fewer" makes the first instance offer persistent grants
 // and 64 indirect segments and the restarted one neither (blkfront must
-// re-encode and split what it replays). After its one misbehaviour it
+// re-encode and split what it replays). "connect-only" makes both
+// instances publish the connection in drvdom-connect alone (no sectors
+// key: blkfront must take the combined key); "connect-junk" makes them
+// publish a malformed drvdom-connect that says 16 sectors beside the true
+// single keys (blkfront must refuse it and read the keys one by one).
+// After its one misbehaviour it
 // serves correctly, so the client must see
 // every request answered correctly: only latency. Single-threaded polling
 // loop: simple, and fast enough for a test.
@@ -67,6 +72,7 @@ static struct {
 	uint64_t last_ok_id;
 	uint8_t last_ok_op;
 	bool fewer, offer_indirect;
+	bool connect_only, connect_junk;
 	unsigned indirect_served;
 } eb;
 
@@ -159,7 +165,26 @@ static int connect_ring(void)
 	}
 	eb.have_port = true;
 	blkif_ring_back_attach(&eb.ring, eb.ring_page, 0);
-	wr("sectors", "%" PRIu64, eb.sectors);
+	if (eb.connect_only) {
+		wr("drvdom-connect",
+		   "sector-size=512 sectors=%" PRIu64 " info=0 feature-persistent=0 "
+		   "feature-max-indirect-segments=0 feature-flush-cache=1 feature-barrier=0 "
+		   "feature-discard=0 drvdom-future=1,2",
+		   eb.sectors);
+	} else if (eb.connect_junk) {
+		/* A name twice (first instance), a stray word (the restarted
+		 * one): either taken would make the disk 16 sectors. */
+		static const char *const junk[] = {
+		    "sectors=16 sector-size=512 info=0 feature-persistent=0 "
+		    "feature-max-indirect-segments=0 feature-flush-cache=1 feature-barrier=0 "
+		    "feature-discard=0 sectors=16",
+		    "sectors=16 sector-size=512 info=0 feature-persistent=0 "
+		    "feature-max-indirect-segments=0 feature-flush-cache=1 feature-barrier=0 "
+		    "feature-discard=0 junk"};
+		wr("drvdom-connect", "%s", junk[eb.misbehaved ? 1 : 0]);
+	}
+	if (!eb.connect_only)
+		wr("sectors", "%" PRIu64, eb.sectors);
 	wr("sector-size", "512");
 	wr("info", "0");
 	set_state(XENBUS_STATE_CONNECTED);
@@ -388,6 +413,8 @@ int main(int argc, char **argv)
 					 : M_GOOD;
 	eb.k = argc > 2 ? (unsigned)atoi(argv[2]) : 20;
 	eb.fewer = argc > 3 && !strcmp(argv[3], "fewer");
+	eb.connect_only = argc > 3 && !strcmp(argv[3], "connect-only");
+	eb.connect_junk = argc > 3 && !strcmp(argv[3], "connect-junk");
 	eb.disk = -1;
 	int r = hvc_open_domain(&eb.h);
 	if (r)

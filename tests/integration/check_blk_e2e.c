@@ -327,6 +327,16 @@ static void setup_evil_fewer(void)
 	setup_evil("restart", "fewer");
 }
 
+static void setup_evil_connect_only(void)
+{
+	setup_evil("restart", "connect-only");
+}
+
+static void setup_evil_connect_junk(void)
+{
+	setup_evil("restart", "connect-junk");
+}
+
 static void setup_evil_badrsp(void)
 {
 	setup_evil("badrsp", "");
@@ -1036,6 +1046,21 @@ START_TEST(test_evil_restart_fewer_features)
 }
 END_TEST
 
+/* drvdom-connect, the combined key of the fast reconnect (docs/recovery.md,
+ * "Fast reconnect"): from a backend that publishes only it (no sectors
+ * key), blkfront connects from it, in any order and past a name it does
+ * not know, both times; a malformed one (a name twice, a stray word) that
+ * says 16 sectors is refused for the true single keys, both times. */
+START_TEST(test_evil_connect_key)
+{
+	const char *logged[] = {"requests kept for replay", "replaying"};
+	evil_workload(logged, 2);
+	ck_assert_msg(dom_logged("blkdom", "acting restarted"), "blkdom never restarted");
+	ck_assert_msg(!dom_logged("guest1", "without valid 'sectors'"),
+		      "blkfront did not take drvdom-connect");
+}
+END_TEST
+
 /* Responses with unknown, stale, duplicate and out-of-range ids are ignored
  * (logged); what they stood for is replayed after the backend restarts. */
 START_TEST(test_evil_bad_responses)
@@ -1084,6 +1109,8 @@ Suite *blk_e2e_suite(void)
 	    {"evil-restart", setup_evil_restart, test_evil_restart_replay},
 	    {"evil-fewer", setup_evil_fewer, test_evil_restart_fewer_features},
 	    {"evil-badrsp", setup_evil_badrsp, test_evil_bad_responses},
+	    {"evil-connect-only", setup_evil_connect_only, test_evil_connect_key},
+	    {"evil-connect-junk", setup_evil_connect_junk, test_evil_connect_key},
 	    {"evil-jump", setup_evil_jump, test_evil_index_jump},
 	};
 	for (size_t i = 0; i < sizeof(evil) / sizeof(evil[0]); i++) {
