@@ -95,7 +95,7 @@ static long rdnum(const char *dir, const char *key, long def)
 static void wr(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void wr(const char *key, const char *fmt, ...)
 {
-	char p[640], v[128];
+	char p[640], v[256];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(v, sizeof(v), fmt, ap);
