@@ -30,6 +30,14 @@ bool xbkey_instance_valid(const char *s)
 	return true;
 }
 
+bool xbkey_instance_copy(const char *s, char out[XBKEY_INSTANCE_LEN])
+{
+	if (!xbkey_instance_valid(s))
+		return false;
+	memcpy(out, s, strlen(s) + 1);
+	return true;
+}
+
 bool xbkey_echo_allows(const char *echo, const char *self)
 {
 	if (!echo)

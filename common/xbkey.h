@@ -25,6 +25,10 @@ void xbkey_instance_make(char out[XBKEY_INSTANCE_LEN]);
 /* s is a well-formed instance name (not NULL, hex, short enough). */
 bool xbkey_instance_valid(const char *s);
 
+/* Copy instance name s (read from another domain) into out if it is
+ * well-formed (xbkey_instance_valid); true if so, out untouched if not. */
+bool xbkey_instance_copy(const char *s, char out[XBKEY_INSTANCE_LEN]);
+
 /* May backend instance `self` take the rings a frontend published, given
  * the frontend's drvdom-backend-instance `echo`? NULL (no key: a frontend
  * without the extension) yes; "self" yes; "!D" with D not self yes;

@@ -138,9 +138,7 @@ static bool read_be_instance(struct blkfront *bf, char out[XBKEY_INSTANCE_LEN])
 {
 	char *v = bf->pf_valid ? (bf->pf_instance ? strdup(bf->pf_instance) : NULL)
 			       : xs_read_key(bf, XBT_NULL, bf->be_path, "drvdom-instance");
-	bool ok = xbkey_instance_valid(v);
-	if (ok)
-		snprintf(out, XBKEY_INSTANCE_LEN, "%s", v);
+	bool ok = xbkey_instance_copy(v, out);
 	free(v);
 	return ok;
 }

@@ -589,7 +589,8 @@ END_TEST
 /* A frontend that publishes its rings in drvdom-rings alone (order-2
  * rings, 2 queues: eight refs in one list, two ports; no ring-ref,
  * event-channel, ring-page-order or queue keys): blkback connects from it
- * and serves I/O on both queues. */
+ * and serves I/O on both queues; its drvdom-connect, drvdom-features and
+ * drvdom-instance are as they always were. */
 START_TEST(test_rings_key_only)
 {
 	env_up();
@@ -607,6 +608,38 @@ START_TEST(test_rings_key_only)
 	free(v);
 	v = dom_read("g1", "device/vbd/51712/queue-0/ring-ref0");
 	T_ASSERT(!v, "no single ring keys published");
+	free(v);
+
+	/* blkback's combined keys, to the letter (docs/recovery.md, "Fast
+	 * reconnect"): a frontend or a restarted instance of another build
+	 * reads them. */
+	char rel[128], want[256];
+	int g1 = domid_of("g1");
+	snprintf(rel, sizeof(rel), "backend/vbd/%d/51712/feature-discard", g1);
+	v = dom_read("blkdom", rel);
+	T_ASSERT(v && (!strcmp(v, "0") || !strcmp(v, "1")), "feature-discard: %s",
+		 v ? v : "(none)");
+	int discard = atoi(v);
+	free(v);
+	snprintf(rel, sizeof(rel), "backend/vbd/%d/51712/drvdom-connect", g1);
+	v = dom_read("blkdom", rel);
+	snprintf(want, sizeof(want),
+		 "sectors=16384 sector-size=512 info=0 feature-persistent=1 "
+		 "feature-max-indirect-segments=256 feature-flush-cache=1 feature-barrier=0 "
+		 "feature-discard=%d",
+		 discard);
+	T_ASSERT(v && !strcmp(v, want), "drvdom-connect: %s", v ? v : "(none)");
+	free(v);
+	snprintf(rel, sizeof(rel), "backend/vbd/%d/51712/drvdom-features", g1);
+	v = dom_read("blkdom", rel);
+	snprintf(want, sizeof(want),
+		 "flush=1 discard=%d persistent=1 indirect=256 order=4 queues=4", discard);
+	T_ASSERT(v && !strcmp(v, want), "drvdom-features: %s", v ? v : "(none)");
+	free(v);
+	snprintf(rel, sizeof(rel), "backend/vbd/%d/51712/drvdom-instance", g1);
+	v = dom_read("blkdom", rel);
+	T_ASSERT(v && v[0] && strspn(v, "0123456789abcdef") == strlen(v) && strlen(v) < 24,
+		 "drvdom-instance: %s", v ? v : "(none)");
 	free(v);
 	env_down();
 }

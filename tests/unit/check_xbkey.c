@@ -30,6 +30,15 @@ START_TEST(test_instance_names)
 	ck_assert(!xbkey_instance_valid("!abc"));
 	ck_assert(xbkey_instance_valid("0123456789abcdef0123456"));   /* 23: fits with its NUL */
 	ck_assert(!xbkey_instance_valid("0123456789abcdef01234567")); /* 24: too long */
+	char c[XBKEY_INSTANCE_LEN] = "keep";
+	ck_assert(!xbkey_instance_copy(NULL, c));
+	ck_assert(!xbkey_instance_copy("0123456789abcdef01234567", c));
+	ck_assert(!xbkey_instance_copy("ab c", c));
+	ck_assert_str_eq(c, "keep");
+	ck_assert(xbkey_instance_copy("0123456789abcdef0123456", c));
+	ck_assert_str_eq(c, "0123456789abcdef0123456");
+	ck_assert(xbkey_instance_copy(a, c));
+	ck_assert_str_eq(c, a);
 }
 END_TEST
 
