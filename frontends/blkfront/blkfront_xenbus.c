@@ -209,7 +209,8 @@ static void format_rings_key(const struct blkfront *bf, char *out, size_t size)
 	uint64_t refs[BF_MAX_QUEUES << BF_MAX_RING_ORDER], ports[BF_MAX_QUEUES];
 	unsigned nr = 0;
 	for (unsigned i = 0; i < bf->nr_queues; i++) {
-		for (unsigned p = 0; p < bf->queues[i].nr_ring_refs && nr < sizeof(refs) / sizeof(refs[0]); p++)
+		for (unsigned p = 0;
+		     p < bf->queues[i].nr_ring_refs && nr < sizeof(refs) / sizeof(refs[0]); p++)
 			refs[nr++] = bf->queues[i].ring_refs[p];
 		ports[i] = bf->queues[i].port;
 	}
