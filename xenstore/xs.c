@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: MIT
 // libxenstore-compatible client library (see xenstore/include/xenstore.h).
-// One handle = one connection. Requests are serialised by req_lock; the
-// reply is read by the caller itself until a reader thread exists, and by
-// the reader thread afterwards (started on the first xs_watch / xs_fileno /
-// xs_read_watch / xs_check_watch), which queues watch events and makes the
-// watch pipe readable while the queue is non-empty. A reply is taken only
-// if it echoes the req_id of the request waiting for it (ids are unique in
-// the process); any other reply is stale and dropped (docs/xenstore.md). The transport is the
-// daemon's Unix socket, or inside a drvdom domain its xenstore ring
-// (xs_ring.c). Wire format: Xen's xs_wire.h; see docs/xenstore.md.
+// One handle = one connection. Requests are serialised by req_lock. One
+// thread at a time holds the receive role and reads the transport: a caller
+// with a request in flight reads its own reply (and queues any watch event
+// it meets); between calls the reader thread (started on the first xs_watch
+// / xs_fileno / xs_read_watch / xs_check_watch) does, and queues watch
+// events, making the watch pipe readable while the queue is non-empty. The
+// reader sleeps on the transport only while no caller reads (the transport
+// parks it), so a reply wakes its caller alone (docs/xenstore.md, "Who
+// reads"). A reply is taken only if it echoes the req_id of the request
+// waiting for it (ids are unique in the process); any other reply is stale
+// and dropped (docs/xenstore.md). The transport is the daemon's Unix socket,
+// or inside a drvdom domain its xenstore ring (xs_ring.c). Wire format:
+// Xen's xs_wire.h; see docs/xenstore.md.
 #include <errno.h>
 
 #include "xenstore/include/xenstore.h"
@@ -20,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -32,10 +38,11 @@ struct xs_msg {
 	char body[]; /* hdr.len bytes + a NUL */
 };
 
-/* Receive state: the message being read, resumable after the transport was
- * shut down half-way, and stale input to skip. On the ring it passes from a
- * handle to the next (tp.carry). Owned by whoever reads: the caller, the
- * reader thread once it runs, xs_close after joining it. */
+/* Receive state: the message being read, resumable (reads never wait: a
+ * message that is not all there yet is finished by the next read, whoever
+ * holds the receive role then), and stale input to skip. On the ring it
+ * passes from a handle to the next (tp.carry). Owned by the holder of the
+ * receive role (struct xs_handle), xs_close after joining the reader. */
 struct xs_rx {
 	struct xsd_sockmsg hdr;
 	size_t hdr_got;
@@ -47,15 +54,20 @@ struct xs_rx {
 	uint32_t drain_id;
 };
 
+/* Who reads the transport and h->rx (h->lock). */
+enum xs_rx_owner { XS_RX_FREE, XS_RX_READER, XS_RX_CALLER };
+
 struct xs_handle {
 	struct xs_transport tp;
 	pthread_mutex_t req_lock; /* one request in flight */
 	pthread_mutex_t lock;	  /* everything below */
-	pthread_cond_t reply_cond, watch_cond;
+	pthread_cond_t rx_cond, watch_cond;
+	enum xs_rx_owner rx_owner;
+	unsigned rx_waiters; /* callers waiting on rx_cond for the role */
 	struct xs_msg *reply, *reply_tail; /* replies waited for, oldest first */
 	struct xs_msg *wq_head, *wq_tail;
 	int watch_pipe[2];
-	bool reader_running, broken;
+	bool reader_running, broken, stopping;
 	bool stateful; /* a watch or transaction was made (under req_lock) */
 	pthread_t reader;
 	struct xs_rx rx;
@@ -69,14 +81,42 @@ static atomic_uint xs_next_req_id = 1;
 
 /* --- transport: the daemon's socket --------------------------------------- */
 
+/* The reader thread's sleep: an epoll set holding the socket unless a
+ * caller parked it. */
+struct xs_sock {
+	int rep;
+};
+
 static int xs_sock_read(struct xs_transport *tp, void *buf, size_t len, size_t *done)
 {
 	char *p = buf;
 	*done = 0;
 	while (len) {
-		ssize_t n = read(tp->fd, p, len);
+		ssize_t n = recv(tp->fd, p, len, MSG_DONTWAIT);
 		if (n == 0)
-			return -ECONNRESET;
+			return *done ? 0 : -ECONNRESET; /* the next read says so */
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+		*done += (size_t)n;
+	}
+	return *done ? 0 : -EAGAIN;
+}
+
+/* The socket buffer takes any batch we send (xenstored reads requests until
+ * 64 KiB of our replies wait): waiting for room here cannot deadlock. */
+static int xs_sock_write(struct xs_transport *tp, const void *buf, size_t len, size_t *done)
+{
+	const char *p = buf;
+	*done = 0;
+	while (len) {
+		ssize_t n = send(tp->fd, p, len, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -89,20 +129,29 @@ static int xs_sock_read(struct xs_transport *tp, void *buf, size_t len, size_t *
 	return 0;
 }
 
-static int xs_sock_write(struct xs_transport *tp, const void *buf, size_t len)
+static void xs_sock_prepare(struct xs_transport *tp)
 {
-	const char *p = buf;
-	while (len) {
-		ssize_t n = send(tp->fd, p, len, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	(void)tp; /* readiness is the socket's own: nothing to clear */
+}
+
+static void xs_sock_wait(struct xs_transport *tp, bool room, int max_ms)
+{
+	struct pollfd p = {tp->fd, POLLIN | (room ? POLLOUT : 0), 0};
+	(void)poll(&p, 1, max_ms);
+}
+
+static void xs_sock_reader_wait(struct xs_transport *tp)
+{
+	struct xs_sock *s = tp->priv;
+	struct epoll_event ev;
+	(void)epoll_wait(s->rep, &ev, 1, -1); /* shutdown makes the socket readable */
+}
+
+static void xs_sock_park(struct xs_transport *tp, bool on)
+{
+	struct xs_sock *s = tp->priv;
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = tp->fd};
+	(void)epoll_ctl(s->rep, on ? EPOLL_CTL_DEL : EPOLL_CTL_ADD, tp->fd, &ev);
 }
 
 static void xs_sock_shutdown(struct xs_transport *tp)
@@ -112,6 +161,9 @@ static void xs_sock_shutdown(struct xs_transport *tp)
 
 static void xs_sock_close(struct xs_transport *tp)
 {
+	struct xs_sock *s = tp->priv;
+	close(s->rep);
+	free(s);
 	close(tp->fd);
 }
 
@@ -125,14 +177,30 @@ static int xs_sock_open(struct xs_transport *tp)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	struct xs_sock *s = malloc(sizeof(*s));
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+	if (!s || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    (s->rep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
 		int err = errno;
+		free(s);
+		close(fd);
+		return -err;
+	}
+	if (epoll_ctl(s->rep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int err = errno;
+		close(s->rep);
+		free(s);
 		close(fd);
 		return -err;
 	}
 	tp->fd = fd;
+	tp->priv = s;
 	tp->read = xs_sock_read;
 	tp->write = xs_sock_write;
+	tp->prepare = xs_sock_prepare;
+	tp->wait = xs_sock_wait;
+	tp->reader_wait = xs_sock_reader_wait;
+	tp->park = xs_sock_park;
 	tp->shutdown = xs_sock_shutdown;
 	tp->close = xs_sock_close;
 	return 0;
@@ -251,8 +319,8 @@ static int xs_errno_of(const char *name)
 	return EINVAL;
 }
 
-/* Read one whole message, or NULL with errno; a read cut short keeps what
- * it got in h->rx for the next call. */
+/* Read one whole message, or NULL with errno (EAGAIN: not all there yet);
+ * what a read got of an unfinished message stays in h->rx for the next. */
 static struct xs_msg *xs_msg_read_one(struct xs_handle *h)
 {
 	struct xs_rx *rx = &h->rx;
@@ -324,40 +392,22 @@ static void xs_queue_watch(struct xs_handle *h, struct xs_msg *m)
 	pthread_cond_broadcast(&h->watch_cond);
 }
 
-/* Read until the reply to request req_id: watch events are queued, replies
- * to other requests (stale: their caller gave up) dropped. */
-static struct xs_msg *xs_read_reply_sync(struct xs_handle *h, uint32_t req_id)
+/* The role holder: read every whole message that is there; queue watch
+ * events and the replies of the window [want_lo, want_lo + want_n), drop any
+ * other reply (stale: nobody waits for it). 0 once nothing more is there,
+ * else -errno: the connection is broken (h->broken set). */
+static int xs_rx_pump(struct xs_handle *h)
 {
 	for (;;) {
 		struct xs_msg *m = xs_msg_read(h);
-		if (!m)
-			return NULL;
-		if (m->hdr.type != XS_WATCH_EVENT) {
-			if (m->hdr.req_id == req_id)
-				return m;
-			free(m);
-			continue;
-		}
-		pthread_mutex_lock(&h->lock);
-		xs_queue_watch(h, m);
-		pthread_mutex_unlock(&h->lock);
-	}
-}
-
-static void *xs_reader_main(void *arg)
-{
-	struct xs_handle *h = arg;
-	for (;;) {
-		struct xs_msg *m = xs_msg_read(h);
+		if (!m && errno == EAGAIN)
+			return 0;
+		int err = m ? 0 : errno;
 		pthread_mutex_lock(&h->lock);
 		if (!m) {
 			h->broken = true;
-			pthread_cond_broadcast(&h->reply_cond);
 			pthread_cond_broadcast(&h->watch_cond);
-			pthread_mutex_unlock(&h->lock);
-			return NULL;
-		}
-		if (m->hdr.type == XS_WATCH_EVENT) {
+		} else if (m->hdr.type == XS_WATCH_EVENT) {
 			xs_queue_watch(h, m);
 		} else if (m->hdr.req_id - h->want_lo < h->want_n) {
 			if (h->reply_tail)
@@ -365,15 +415,47 @@ static void *xs_reader_main(void *arg)
 			else
 				h->reply = m;
 			h->reply_tail = m;
-			pthread_cond_broadcast(&h->reply_cond);
 		} else {
-			free(m); /* stale: nobody waits for it */
+			free(m);
 		}
 		pthread_mutex_unlock(&h->lock);
+		if (err)
+			return -err;
 	}
 }
 
-/* Wait for the replies to req_ids [lo, lo + n): the reader queues those
+/* The reader thread: sleeps on the transport while nobody else reads; when
+ * it wakes and the role is free, reads what is there. A caller holding the
+ * role has parked the transport, so its replies never wake this thread. */
+static void *xs_reader_main(void *arg)
+{
+	struct xs_handle *h = arg;
+	for (;;) {
+		h->tp.reader_wait(&h->tp);
+		pthread_mutex_lock(&h->lock);
+		if (h->stopping || h->broken) {
+			pthread_mutex_unlock(&h->lock);
+			return NULL;
+		}
+		if (h->rx_owner != XS_RX_FREE) { /* a caller reads */
+			pthread_mutex_unlock(&h->lock);
+			continue;
+		}
+		h->rx_owner = XS_RX_READER;
+		pthread_mutex_unlock(&h->lock);
+		h->tp.prepare(&h->tp);
+		int ret = xs_rx_pump(h);
+		pthread_mutex_lock(&h->lock);
+		h->rx_owner = XS_RX_FREE;
+		if (h->rx_waiters)
+			pthread_cond_broadcast(&h->rx_cond);
+		pthread_mutex_unlock(&h->lock);
+		if (ret)
+			return NULL;
+	}
+}
+
+/* Wait for the replies to req_ids [lo, lo + n): xs_rx_pump queues those
  * and drops any other. Before the requests are sent. */
 static void xs_want(struct xs_handle *h, uint32_t lo, uint32_t n)
 {
@@ -383,22 +465,104 @@ static void xs_want(struct xs_handle *h, uint32_t lo, uint32_t n)
 	pthread_mutex_unlock(&h->lock);
 }
 
-/* The oldest reply the reader queued, waiting for one; NULL with errno
- * ECONNRESET if the connection broke. h->lock held. */
-static struct xs_msg *xs_pop_reply(struct xs_handle *h)
+/* Take the receive role for a call (req_lock held). The reader thread never
+ * waits holding it, so waiting here is short; parking the transport takes it
+ * out of the reader's sleep without waking the reader. */
+static void xs_rx_take(struct xs_handle *h)
 {
-	while (!h->reply && !h->broken)
-		pthread_cond_wait(&h->reply_cond, &h->lock);
-	struct xs_msg *m = h->reply;
-	if (m) {
-		h->reply = m->next;
-		if (!h->reply)
-			h->reply_tail = NULL;
-		m->next = NULL;
-	} else {
-		errno = ECONNRESET;
+	pthread_mutex_lock(&h->lock);
+	while (h->rx_owner != XS_RX_FREE) {
+		h->rx_waiters++;
+		pthread_cond_wait(&h->rx_cond, &h->lock);
+		h->rx_waiters--;
 	}
-	return m;
+	h->rx_owner = XS_RX_CALLER;
+	if (h->reader_running)
+		h->tp.park(&h->tp, true);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Give the role back. The caller read until nothing was there after its
+ * last wait prepared the transport, so anything that arrives later fires
+ * the transport again and wakes the reader once it is unparked. */
+static void xs_rx_give(struct xs_handle *h)
+{
+	pthread_mutex_lock(&h->lock);
+	h->rx_owner = XS_RX_FREE;
+	if (h->reader_running)
+		h->tp.park(&h->tp, false);
+	if (h->rx_waiters)
+		pthread_cond_broadcast(&h->rx_cond);
+	pthread_mutex_unlock(&h->lock);
+}
+
+static long xs_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The role holder: the oldest reply of the window, reading the transport
+ * until it comes (watch events met on the way are queued). NULL with errno
+ * ECONNRESET (or the read error) if the connection broke, ETIMEDOUT after
+ * max_ms (< 0: no bound). */
+static struct xs_msg *xs_rx_reply(struct xs_handle *h, int max_ms)
+{
+	long deadline = max_ms < 0 ? 0 : xs_now_ms() + max_ms;
+	int ret = 0;
+	for (;;) {
+		pthread_mutex_lock(&h->lock);
+		struct xs_msg *m = h->reply;
+		if (m) {
+			h->reply = m->next;
+			if (!h->reply)
+				h->reply_tail = NULL;
+			m->next = NULL;
+		}
+		bool broken = h->broken;
+		pthread_mutex_unlock(&h->lock);
+		if (m)
+			return m;
+		if (broken) {
+			errno = ret ? -ret : ECONNRESET;
+			return NULL;
+		}
+		int ms = -1;
+		if (max_ms >= 0) {
+			long left = deadline - xs_now_ms();
+			if (left <= 0) {
+				errno = ETIMEDOUT;
+				return NULL;
+			}
+			ms = (int)left;
+		}
+		h->tp.wait(&h->tp, false, ms);
+		ret = xs_rx_pump(h);
+	}
+}
+
+/* The role holder: send all len bytes. While the transport has no room
+ * (the ring), read what xenstored answers meanwhile, which may be what it
+ * waits for before it takes more requests. */
+static int xs_rx_send(struct xs_handle *h, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len) {
+		size_t done;
+		int ret = h->tp.write(&h->tp, p, len, &done);
+		p += done;
+		len -= done;
+		if (ret)
+			return ret;
+		if (!len)
+			break;
+		ret = xs_rx_pump(h);
+		if (ret)
+			return ret;
+		h->tp.wait(&h->tp, true, -1);
+	}
+	return 0;
 }
 
 static bool xs_start_reader(struct xs_handle *h)
@@ -445,17 +609,14 @@ static void *xs_talkv(struct xs_handle *h, xs_transaction_t t, uint32_t type,
 	}
 	struct xs_msg *m = NULL;
 	xs_want(h, hdr.req_id, 1);
-	int ret = h->tp.write(&h->tp, buf, off);
-	if (ret) {
+	xs_rx_take(h);
+	int ret = xs_rx_send(h, buf, off);
+	if (ret)
 		errno = -ret;
-	} else if (!h->reader_running) {
-		m = xs_read_reply_sync(h, hdr.req_id);
-	} else {
-		pthread_mutex_lock(&h->lock);
-		m = xs_pop_reply(h);
-		pthread_mutex_unlock(&h->lock);
-	}
+	else
+		m = xs_rx_reply(h, -1);
 	xs_want(h, 0, 0);
+	xs_rx_give(h);
 	pthread_mutex_unlock(&h->req_lock);
 	if (!m)
 		return NULL;
@@ -521,7 +682,7 @@ struct xs_handle *xs_open(unsigned long flags)
 	}
 	pthread_mutex_init(&h->req_lock, NULL);
 	pthread_mutex_init(&h->lock, NULL);
-	pthread_cond_init(&h->reply_cond, NULL);
+	pthread_cond_init(&h->rx_cond, NULL);
 	pthread_cond_init(&h->watch_cond, NULL);
 	return h;
 }
@@ -568,27 +729,23 @@ static void xs_free_queues(struct xs_handle *h)
 #define XS_CLOSE_WAIT_S 1
 static bool xs_ring_reset(struct xs_handle *h, uint32_t *req_id)
 {
-	if (!xs_start_reader(h))
-		return true;
 	struct xsd_sockmsg hdr = {.type = XS_RESET_WATCHES};
 	hdr.req_id = *req_id = atomic_fetch_add(&xs_next_req_id, 1);
 	pthread_mutex_lock(&h->req_lock);
 	xs_want(h, hdr.req_id, 1);
-	int ret = h->tp.write(&h->tp, &hdr, sizeof(hdr));
+	xs_rx_take(h);
+	bool got = true; /* nothing (whole) sent: nothing to wait for */
+	if (xs_rx_send(h, &hdr, sizeof(hdr)) == 0) {
+		struct xs_msg *m = xs_rx_reply(h, XS_CLOSE_WAIT_S * 1000);
+		got = m != NULL;
+		free(m);
+	}
+	/* Without the reply, the reader (if any) still queues it until it is
+	 * stopped (xs_want): xs_close looks at h->reply after joining it. */
+	if (got)
+		xs_want(h, 0, 0);
+	xs_rx_give(h);
 	pthread_mutex_unlock(&h->req_lock);
-	if (ret)
-		return true; /* nothing (whole) was sent: nothing to wait for */
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts); /* reply_cond's clock */
-	ts.tv_sec += XS_CLOSE_WAIT_S;
-	pthread_mutex_lock(&h->lock);
-	while (!h->reply && !h->broken)
-		if (pthread_cond_timedwait(&h->reply_cond, &h->lock, &ts) == ETIMEDOUT)
-			break;
-	/* The reader still takes the reply until it is stopped (xs_want):
-	 * xs_close looks at h->reply again after joining it. */
-	bool got = h->reply != NULL;
-	pthread_mutex_unlock(&h->lock);
 	return got;
 }
 
@@ -598,10 +755,15 @@ void xs_close(struct xs_handle *h)
 		return;
 	uint32_t reset_id = 0;
 	bool reset_pending = h->tp.fd < 0 && h->stateful && !xs_ring_reset(h, &reset_id);
-	if (h->reader_running) {
-		h->tp.shutdown(&h->tp);
+	pthread_mutex_lock(&h->lock);
+	h->stopping = true;
+	pthread_mutex_unlock(&h->lock);
+	/* Every wait returns, a call in flight fails; wait for it to leave. */
+	h->tp.shutdown(&h->tp);
+	pthread_mutex_lock(&h->req_lock);
+	pthread_mutex_unlock(&h->req_lock);
+	if (h->reader_running)
 		pthread_join(h->reader, NULL);
-	}
 	if (reset_pending && !h->reply) {
 		h->rx.drain = true;
 		h->rx.drain_id = reset_id;
@@ -620,7 +782,7 @@ void xs_close(struct xs_handle *h)
 	xs_free_queues(h);
 	pthread_mutex_destroy(&h->req_lock);
 	pthread_mutex_destroy(&h->lock);
-	pthread_cond_destroy(&h->reply_cond);
+	pthread_cond_destroy(&h->rx_cond);
 	pthread_cond_destroy(&h->watch_cond);
 	free(h);
 }
@@ -881,9 +1043,10 @@ bool xs_transaction_end(struct xs_handle *h, xs_transaction_t t, bool abort)
 	return xs_bool(xs_single(h, t, XS_TRANSACTION_END, abort ? "F" : "T", NULL));
 }
 
-/* drvdom extension, see xenstore.h. The reader thread takes the replies, so
- * xenstored never waits on a full response ring while we still write; it
- * queues those of the window [first, first + n) in order (xs_want). */
+/* drvdom extension, see xenstore.h. The caller reads the replies itself, also
+ * while it waits for room to write (xs_rx_send), so xenstored never waits on
+ * a full response ring while we still write; those of the window
+ * [first, first + n) are queued in order (xs_want). */
 bool xs_batch(struct xs_handle *h, xs_transaction_t t, struct xs_batch_op *ops, unsigned int n)
 {
 	if (n == 0)
@@ -892,8 +1055,6 @@ bool xs_batch(struct xs_handle *h, xs_transaction_t t, struct xs_batch_op *ops, 
 		errno = E2BIG;
 		return false;
 	}
-	if (!xs_start_reader(h))
-		return false;
 	size_t cap = (size_t)n * (sizeof(struct xsd_sockmsg) + XENSTORE_PAYLOAD_MAX);
 	char *buf = malloc(cap);
 	if (!buf)
@@ -934,15 +1095,14 @@ bool xs_batch(struct xs_handle *h, xs_transaction_t t, struct xs_batch_op *ops, 
 	if (stateful)
 		h->stateful = true;
 	xs_want(h, first, n);
-	int ret = h->tp.write(&h->tp, buf, off);
+	xs_rx_take(h);
+	int ret = xs_rx_send(h, buf, off);
 	free(buf);
 	bool ok = !ret;
 	if (ret)
 		errno = -ret;
 	for (unsigned int i = 0; ok && i < n; i++) {
-		pthread_mutex_lock(&h->lock);
-		struct xs_msg *m = xs_pop_reply(h);
-		pthread_mutex_unlock(&h->lock);
+		struct xs_msg *m = xs_rx_reply(h, -1);
 		if (!m) {
 			ok = false;
 			break;
@@ -964,8 +1124,8 @@ bool xs_batch(struct xs_handle *h, xs_transaction_t t, struct xs_batch_op *ops, 
 		free(m);
 	}
 	xs_want(h, 0, 0);
-	/* Replies of the window the reader queued after a failure: none of
-	 * them is anyone's now. */
+	/* Replies of the window queued after a failure: none of them is
+	 * anyone's now. */
 	pthread_mutex_lock(&h->lock);
 	while (!ok && h->reply) {
 		struct xs_msg *m = h->reply;
@@ -975,6 +1135,7 @@ bool xs_batch(struct xs_handle *h, xs_transaction_t t, struct xs_batch_op *ops, 
 	if (!h->reply)
 		h->reply_tail = NULL;
 	pthread_mutex_unlock(&h->lock);
+	xs_rx_give(h);
 	pthread_mutex_unlock(&h->req_lock);
 	return ok;
 }

@@ -12,9 +12,11 @@
 // duplicate of the port's wait fd with Xen's final check (drain, look at the
 // indices again, then sleep), and before the binding is known it only reads
 // the hv socket's events (hvc_read_events), whose callbacks stay queued for
-// the loop. It never calls hvc_dispatch() on a shared connection. Several
-// threads may wait at once (the reader thread for replies, a writer for
-// space): one sleeps on the port and wakes the others. The hv functions are
+// the loop. It never calls hvc_dispatch() on a shared connection. One thread
+// at a time reads, writes and drains the port (xs.c's receive role); the
+// reader thread sleeps without the role on an epoll set that holds its own
+// duplicate of the port's wait fd unless a caller parked it, so a caller's
+// reply wakes the caller alone (docs/xenstore.md, "Who reads"). The hv functions are
 // weak references, so programs that never run in a domain link
 // libxenstore.a without libdrvdom.a.
 #include <errno.h>
@@ -27,6 +29,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -52,18 +55,16 @@ struct xs_ring {
 	bool own_hvc;
 	struct xenstore_domain_interface *intf;
 	evtchn_port_t port;
-	int shut_fd; /* eventfd: xs_close wakes a blocked reader */
+	int shut_fd; /* eventfd: xs_close wakes every wait */
 	_Atomic bool shut;
-	/* Waiting (xs_ring_wait): one thread at a time sleeps on the port (the
-	 * poller); the others sleep on wait_cond until it wakes. The wants say
-	 * what the waiters wait for, so the poller's final check covers them
-	 * all (it drains the port for everyone). */
+	/* The reader thread's sleep (reader_wait): an epoll set of shut_fd
+	 * and, once the port is bound and unless parked, rep_fd (our own
+	 * duplicate of the port's wait fd). wait_lock orders park against
+	 * reader_wait's upkeep of rep_fd. */
+	int rep;
 	pthread_mutex_t wait_lock;
-	pthread_cond_t wait_cond;
-	bool polling;
-	unsigned gen;	       /* bumped each time the poller wakes */
-	atomic_uint want_rsp;  /* waiters for response bytes (the reader) */
-	atomic_uint want_room; /* waiters for request space (a writer) */
+	int rep_fd;
+	bool parked, rep_stale;
 };
 
 /* Fallback timeouts: before the port is bound the binding arrives on the
@@ -98,84 +99,121 @@ static void xs_store(XENSTORE_RING_IDX *p, uint32_t v)
 	atomic_store_explicit((_Atomic uint32_t *)p, v, memory_order_release);
 }
 
-/* May some waiter go on? Any thread. A distance other than "empty" /
- * "full" (a corrupt index) also lets it go: the caller then sees -EPROTO. */
-static bool xs_ring_can_go(struct xs_ring *r)
+/* May the role holder go on? A distance other than "empty" / "full" (a
+ * corrupt index) also lets it go: read or write then sees -EPROTO. */
+static bool xs_ring_can_go(struct xs_ring *r, bool room)
 {
 	struct xenstore_domain_interface *in = r->intf;
 	if (atomic_load(&r->shut))
 		return true;
-	if (atomic_load(&r->want_rsp) && xs_load(&in->rsp_prod) != xs_load(&in->rsp_cons))
+	if (xs_load(&in->rsp_prod) != xs_load(&in->rsp_cons))
 		return true;
-	return atomic_load(&r->want_room) &&
-	       xs_load(&in->req_prod) - xs_load(&in->req_cons) != XENSTORE_RING_SIZE;
+	return room && xs_load(&in->req_prod) - xs_load(&in->req_cons) != XENSTORE_RING_SIZE;
 }
 
-/* The poller: sleep until the port fires (or a fallback timeout). Xen's
- * final-check pattern: drain the port's event counter first, then look at
- * the ring again, and only then sleep, so a notify sent after xenstored
- * moved an index either is seen by the check or wakes the poll. The port
- * is private to this library (evtchn_set_private), so no other consumer
- * (the program's event loop) can drain it in between. */
-/* The port became bound while we read the socket: go round again. */
-static bool xs_ring_port_bound(struct xs_ring *r)
+/* The port's wait fd (a duplicate, ours to close), or -1 while unbound. */
+static int xs_ring_wait_fd(struct xs_ring *r)
 {
 	int fd = evtchn_wait_fd_dup(r->h, r->port);
-	if (fd < 0)
-		return false;
-	close(fd);
-	return true;
+	return fd < 0 ? -1 : fd;
 }
 
-static void xs_ring_poll(struct xs_ring *r)
+/* The role holder, before it looks at the ring: Xen's final check. Drain
+ * the port's event counter first, so a notify xenstored sends after moving
+ * an index either is seen by the look that follows or fires the port
+ * again. The port is private to this library (evtchn_set_private): no other
+ * consumer (the program's event loop) drains it in between. Before the port
+ * is bound, learn of the binding from the hv socket without taking
+ * anything from the program's loop (its callbacks run there); our own
+ * connection we may dispatch ourselves. */
+static void xs_ring_prepare_fd(struct xs_ring *r, int *wfd)
 {
-	int wfd = evtchn_wait_fd_dup(r->h, r->port);
-	if (wfd < 0) {
-		/* Not bound yet: learn of the binding from the socket without
-		 * taking anything from the program's loop (its callbacks run
-		 * there); our own connection we may dispatch ourselves. */
+	*wfd = xs_ring_wait_fd(r);
+	if (*wfd < 0) {
 		if (r->own_hvc)
 			(void)hvc_dispatch(r->h);
 		else
 			(void)hvc_read_events(r->h);
-		if (xs_ring_can_go(r) || xs_ring_port_bound(r))
+		*wfd = xs_ring_wait_fd(r);
+		if (*wfd < 0)
 			return;
-		/* hvc_read_events drained the socket: new input (the binding,
-		 * most likely) wakes us at once. */
-		struct pollfd p[2] = {{r->shut_fd, POLLIN, 0}, {hvc_fd(r->h), POLLIN, 0}};
-		(void)poll(p, 2, XS_RING_UNBOUND_MS);
-		return;
 	}
 	uint64_t v;
-	(void)!read(wfd, &v, sizeof(v)); /* nonblocking: the fd is the hv's */
-	if (!xs_ring_can_go(r)) {
-		struct pollfd p[2] = {{r->shut_fd, POLLIN, 0}, {wfd, POLLIN, 0}};
-		(void)poll(p, 2, XS_RING_BOUND_MS);
-	}
-	close(wfd);
+	(void)!read(*wfd, &v, sizeof(v)); /* nonblocking: the fd is the hv's */
 }
 
-/* Block until the ring may have moved; the caller looks again. want is
- * &r->want_rsp or &r->want_room. */
-static void xs_ring_wait(struct xs_ring *r, atomic_uint *want)
+static void xs_ring_prepare(struct xs_transport *tp)
 {
-	pthread_mutex_lock(&r->wait_lock);
-	atomic_fetch_add(want, 1);
-	unsigned gen = r->gen;
-	while (!xs_ring_can_go(r) && r->gen == gen) {
-		if (r->polling) {
-			pthread_cond_wait(&r->wait_cond, &r->wait_lock);
-			continue;
-		}
-		r->polling = true;
-		pthread_mutex_unlock(&r->wait_lock);
-		xs_ring_poll(r);
-		pthread_mutex_lock(&r->wait_lock);
-		r->polling = false;
-		r->gen++;
-		pthread_cond_broadcast(&r->wait_cond);
+	int wfd;
+	xs_ring_prepare_fd(tp->priv, &wfd);
+	if (wfd >= 0)
+		close(wfd);
+}
+
+static void xs_ring_wait(struct xs_transport *tp, bool room, int max_ms)
+{
+	struct xs_ring *r = tp->priv;
+	int wfd;
+	xs_ring_prepare_fd(r, &wfd);
+	if (!xs_ring_can_go(r, room)) {
+		int ms = wfd < 0 ? XS_RING_UNBOUND_MS : XS_RING_BOUND_MS;
+		if (max_ms >= 0 && max_ms < ms)
+			ms = max_ms;
+		/* Unbound: hvc_read_events drained the socket, so new input
+		 * (the binding, most likely) wakes us at once. */
+		struct pollfd p[2] = {{r->shut_fd, POLLIN, 0},
+				      {wfd >= 0 ? wfd : hvc_fd(r->h), POLLIN, 0}};
+		(void)poll(p, 2, ms);
 	}
-	atomic_fetch_sub(want, 1);
+	if (wfd >= 0)
+		close(wfd);
+}
+
+/* wait_lock held. */
+static void xs_ring_rep_ctl(struct xs_ring *r, int op)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = r->rep_fd};
+	(void)epoll_ctl(r->rep, op, r->rep_fd, &ev);
+}
+
+static void xs_ring_reader_wait(struct xs_transport *tp)
+{
+	struct xs_ring *r = tp->priv;
+	pthread_mutex_lock(&r->wait_lock);
+	/* The port became bound, or bound anew (the 1 s fallback fired: our
+	 * duplicate may name the old binding's fd): take the current one. */
+	if (r->rep_fd < 0 || r->rep_stale) {
+		int fd = xs_ring_wait_fd(r);
+		if (fd >= 0) {
+			if (r->rep_fd >= 0) {
+				if (!r->parked)
+					xs_ring_rep_ctl(r, EPOLL_CTL_DEL);
+				close(r->rep_fd);
+			}
+			r->rep_fd = fd;
+			if (!r->parked)
+				xs_ring_rep_ctl(r, EPOLL_CTL_ADD);
+		}
+		r->rep_stale = false;
+	}
+	int ms = r->rep_fd < 0 ? XS_RING_UNBOUND_MS : XS_RING_BOUND_MS;
+	pthread_mutex_unlock(&r->wait_lock);
+	struct epoll_event ev;
+	int n = epoll_wait(r->rep, &ev, 1, ms);
+	if (n == 0) {
+		pthread_mutex_lock(&r->wait_lock);
+		r->rep_stale = true;
+		pthread_mutex_unlock(&r->wait_lock);
+	}
+}
+
+static void xs_ring_park(struct xs_transport *tp, bool on)
+{
+	struct xs_ring *r = tp->priv;
+	pthread_mutex_lock(&r->wait_lock);
+	if (r->parked != on && r->rep_fd >= 0)
+		xs_ring_rep_ctl(r, on ? EPOLL_CTL_DEL : EPOLL_CTL_ADD);
+	r->parked = on;
 	pthread_mutex_unlock(&r->wait_lock);
 }
 
@@ -191,10 +229,8 @@ static int xs_ring_read(struct xs_transport *tp, void *buf, size_t len, size_t *
 		uint32_t cons = in->rsp_cons, prod = xs_load(&in->rsp_prod);
 		if (prod - cons > XENSTORE_RING_SIZE)
 			return -EPROTO;
-		if (prod == cons) {
-			xs_ring_wait(r, &r->want_rsp);
-			continue;
-		}
+		if (prod == cons)
+			break;
 		uint32_t n = prod - cons, chunk = XENSTORE_RING_SIZE - MASK_XENSTORE_IDX(cons);
 		if (n > chunk)
 			n = chunk;
@@ -208,14 +244,15 @@ static int xs_ring_read(struct xs_transport *tp, void *buf, size_t len, size_t *
 		len -= n;
 		*done += n;
 	}
-	return 0;
+	return *done ? 0 : -EAGAIN;
 }
 
-static int xs_ring_write(struct xs_transport *tp, const void *buf, size_t len)
+static int xs_ring_write(struct xs_transport *tp, const void *buf, size_t len, size_t *done)
 {
 	struct xs_ring *r = tp->priv;
 	struct xenstore_domain_interface *in = r->intf;
 	const char *p = buf;
+	*done = 0;
 	while (len) {
 		if (atomic_load(&r->shut))
 			return -ECONNRESET;
@@ -223,10 +260,8 @@ static int xs_ring_write(struct xs_transport *tp, const void *buf, size_t len)
 		if (prod - cons > XENSTORE_RING_SIZE)
 			return -EPROTO;
 		uint32_t space = XENSTORE_RING_SIZE - (prod - cons);
-		if (!space) {
-			xs_ring_wait(r, &r->want_room);
-			continue;
-		}
+		if (!space)
+			break;
 		uint32_t n = space, chunk = XENSTORE_RING_SIZE - MASK_XENSTORE_IDX(prod);
 		if (n > chunk)
 			n = chunk;
@@ -237,6 +272,7 @@ static int xs_ring_write(struct xs_transport *tp, const void *buf, size_t len)
 		evtchn_notify(r->h, r->port); /* signal after every update */
 		p += n;
 		len -= n;
+		*done += n;
 	}
 	return 0;
 }
@@ -254,11 +290,13 @@ static void xs_ring_close(struct xs_transport *tp)
 	struct xs_ring *r = tp->priv;
 	munmap(r->intf, 4096);
 	close(r->shut_fd);
+	close(r->rep);
+	if (r->rep_fd >= 0)
+		close(r->rep_fd);
 	if (r->own_hvc)
 		hvc_close(r->h);
 	else
 		(void)evtchn_set_private(r->h, r->port, 0); /* the loop's again */
-	pthread_cond_destroy(&r->wait_cond);
 	pthread_mutex_destroy(&r->wait_lock);
 	free(r);
 }
@@ -302,8 +340,18 @@ int xs_ring_open(struct xs_transport *tp)
 		munmap(page, 4096);
 		goto fail;
 	}
+	r->rep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = r->shut_fd};
+	if (r->rep < 0 || epoll_ctl(r->rep, EPOLL_CTL_ADD, r->shut_fd, &ev) < 0) {
+		ret = -errno;
+		if (r->rep >= 0)
+			close(r->rep);
+		close(r->shut_fd);
+		munmap(page, 4096);
+		goto fail;
+	}
+	r->rep_fd = -1;
 	pthread_mutex_init(&r->wait_lock, NULL);
-	pthread_cond_init(&r->wait_cond, NULL);
 	/* Only we consume the store port's events: see xs_ring_poll. */
 	(void)evtchn_set_private(r->h, r->port, 1);
 	tp->fd = -1;
@@ -311,6 +359,10 @@ int xs_ring_open(struct xs_transport *tp)
 	tp->carry = &xs_ring_carry;
 	tp->read = xs_ring_read;
 	tp->write = xs_ring_write;
+	tp->prepare = xs_ring_prepare;
+	tp->wait = xs_ring_wait;
+	tp->reader_wait = xs_ring_reader_wait;
+	tp->park = xs_ring_park;
 	tp->shutdown = xs_ring_shutdown;
 	tp->close = xs_ring_close;
 	return 0;

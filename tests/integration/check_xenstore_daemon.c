@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,6 +387,83 @@ START_TEST(library_batch_pipelines_in_order)
 	}
 	xs_close(o);
 	xs_close(h);
+}
+END_TEST
+
+/* A caller reads its own reply (docs/xenstore.md, "Who reads"): watch events
+ * that arrive between a request and its reply are queued by the caller, in
+ * order and none lost, while another handle floods the watched directory;
+ * and after a call the reader thread has the transport again, so an event
+ * that follows the last call still makes xs_fileno() readable. */
+#define CR_EVENTS 2000
+
+static atomic_bool cr_flood_done;
+
+static void *cr_flood(void *arg)
+{
+	(void)arg;
+	struct xs_handle *w = xs_open(0);
+	char path[64];
+	for (int i = 0; w && i < CR_EVENTS; i++) {
+		snprintf(path, sizeof(path), "/cr/ev/%04d", i);
+		if (!xs_write(w, XBT_NULL, path, "v", 1))
+			break;
+	}
+	xs_close(w);
+	atomic_store(&cr_flood_done, true);
+	return NULL;
+}
+
+START_TEST(library_caller_reads_watch_events_in_order)
+{
+	struct xs_handle *h = xs_open(0), *o = xs_open(0);
+	ck_assert_ptr_nonnull(h);
+	ck_assert_ptr_nonnull(o);
+	ck_assert(xs_write(o, XBT_NULL, "/cr/ref", "ref-value", 9));
+	ck_assert(xs_watch(h, "/cr/ev", "tok")); /* starts the reader thread */
+	char **e = wait_watch(h, 5000);		 /* the registration event */
+	ck_assert_ptr_nonnull(e);
+	ck_assert_str_eq(e[XS_WATCH_PATH], "/cr/ev");
+	free(e);
+	atomic_store(&cr_flood_done, false);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, cr_flood, NULL), 0);
+	/* Round trips on h while the events pour in: each reply is read by
+	 * this thread, with whatever events came before it. */
+	unsigned reads = 0;
+	while (!atomic_load(&cr_flood_done) || reads < 100) {
+		unsigned int len;
+		char *v = xs_read(h, XBT_NULL, "/cr/ref", &len);
+		ck_assert_msg(v != NULL, "xs_read: %s", strerror(errno));
+		ck_assert_str_eq(v, "ref-value");
+		free(v);
+		reads++;
+	}
+	pthread_join(t, NULL);
+	char want[64];
+	for (int i = 0; i < CR_EVENTS; i++) {
+		e = wait_watch(h, 5000);
+		snprintf(want, sizeof(want), "/cr/ev/%04d", i);
+		ck_assert_msg(e != NULL, "event %s lost (%u reads)", want, reads);
+		ck_assert_str_eq(e[XS_WATCH_PATH], want);
+		ck_assert_str_eq(e[XS_WATCH_TOKEN], "tok");
+		free(e);
+	}
+	ck_assert_ptr_null(xs_check_watch(h));
+	ck_assert_int_eq(errno, EAGAIN);
+	/* After each call the reader sleeps on the transport again. */
+	for (int i = 0; i < 20; i++) {
+		unsigned int len;
+		free(xs_read(h, XBT_NULL, "/cr/ref", &len));
+		snprintf(want, sizeof(want), "/cr/ev/after-%d", i);
+		ck_assert(xs_write(o, XBT_NULL, want, "", 0));
+		e = wait_watch(h, 5000);
+		ck_assert_msg(e != NULL, "event %s not seen after a call", want);
+		ck_assert_str_eq(e[XS_WATCH_PATH], want);
+		free(e);
+	}
+	xs_close(h);
+	xs_close(o);
 }
 END_TEST
 
@@ -1047,6 +1125,7 @@ Suite *xenstore_daemon_suite(void)
 	tcase_add_test(tc, utils_watch_sees_changes);
 	tcase_add_test(tc, library_basic_operations);
 	tcase_add_test(tc, library_batch_pipelines_in_order);
+	tcase_add_test(tc, library_caller_reads_watch_events_in_order);
 	tcase_add_test(tc, library_transactions_conflict);
 	tcase_add_test(tc, library_watches_and_domains);
 	tcase_add_test(tc, xen_api_program_builds_and_runs);

@@ -5,7 +5,10 @@
 // measures reads, writes and watch-event deliveries per second with 1, 2
 // and 8 clients (one connection and thread each), and the latency (p50, p99,
 // max) of a read while a writer commits transactions, beside the same read
-// on an idle store. Prints a table; --json FILE writes the records;
+// on an idle store, and the same read on a handle with a watch (its reader
+// thread running, as in every domain) with the wake-ups each read costs:
+// voluntary context switches of this process's threads and of the
+// daemon's, per read. Prints a table; --json FILE writes the records;
 // --quick shortens every phase. Not a test: it asserts nothing.
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -204,11 +209,53 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Read latency (µs) percentiles, with or without a transaction writer. */
-static void run_latency(bool with_writer, double *p50, double *p99, double *max)
+static pid_t daemon_pid = -1;
+
+/* Voluntary context switches (the times a thread went to sleep, so the
+ * wake-ups it needed) of every thread of process pid (0: this one). */
+static long vcsw(pid_t pid)
+{
+	if (pid == 0) {
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		return ru.ru_nvcsw;
+	}
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(dir);
+	if (!d)
+		return -1;
+	long sum = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[sizeof(dir) + 256 + 16], line[128];
+		snprintf(path, sizeof(path), "%s/%s/status", dir, e->d_name);
+		FILE *f = fopen(path, "r");
+		while (f && fgets(line, sizeof(line), f))
+			if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0)
+				sum += atol(line + 24);
+		if (f)
+			fclose(f);
+	}
+	closedir(d);
+	return sum;
+}
+
+/* Read latency (µs) percentiles, with or without a transaction writer; with
+ * watched, on a handle that has a watch (its reader thread runs), and the
+ * wake-ups per read of our threads (*wk_self) and the daemon's (*wk_xsd). */
+static void run_latency(bool with_writer, bool watched, double *p50, double *p99, double *max,
+			double *wk_self, double *wk_xsd)
 {
 	struct xs_handle *h = open_or_die();
 	xs_write(h, XBT_NULL, "/bench/tx/k0", "x", 1);
+	if (watched) {
+		unsigned int num;
+		xs_watch(h, "/bench/lat-w", "tok");
+		free(xs_read_watch(h, &num)); /* the registration event */
+	}
 	pthread_t th;
 	atomic_store(&stop_flag, false);
 	if (with_writer)
@@ -218,6 +265,7 @@ static void run_latency(bool with_writer, double *p50, double *p99, double *max)
 	double *lat = malloc(cap * sizeof(*lat));
 	if (!lat)
 		exit(1);
+	long s0 = vcsw(0), x0 = daemon_pid > 0 ? vcsw(daemon_pid) : -1;
 	double t0 = now();
 	while (now() - t0 < phase_secs && n < cap) {
 		unsigned int len;
@@ -225,6 +273,11 @@ static void run_latency(bool with_writer, double *p50, double *p99, double *max)
 		free(xs_read(h, XBT_NULL, "/bench/tx/k0", &len));
 		lat[n++] = (now() - a) * 1e6;
 	}
+	long s1 = vcsw(0), x1 = daemon_pid > 0 ? vcsw(daemon_pid) : -1;
+	if (wk_self)
+		*wk_self = (double)(s1 - s0) / (double)n;
+	if (wk_xsd)
+		*wk_xsd = x0 >= 0 && x1 >= 0 ? (double)(x1 - x0) / (double)n : NAN;
 	atomic_store(&stop_flag, true);
 	if (with_writer)
 		pthread_join(th, NULL);
@@ -303,6 +356,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "drvdom-bench-xenstore: cannot start drvdom-xenstored\n");
 		return 1;
 	}
+	daemon_pid = pid;
 	setenv("XENSTORED_PATH", sock, 1);
 
 	struct bench_report r;
@@ -328,14 +382,24 @@ int main(int argc, char **argv)
 				 BENCH_HIGHER_BETTER, 0);
 	}
 	double i50, i99, imax, b50, b99, bmax;
-	run_latency(false, &i50, &i99, &imax);
-	run_latency(true, &b50, &b99, &bmax);
+	double w50, w99, wmax, wks, wkx, iks, ikx;
+	run_latency(false, false, &i50, &i99, &imax, &iks, &ikx);
+	run_latency(true, false, &b50, &b99, &bmax, NULL, NULL);
+	run_latency(false, true, &w50, &w99, &wmax, &wks, &wkx);
 	bench_report_add(&r, "read latency p50, tx writer busy", "us", b50, "idle store", i50,
 			 BENCH_LOWER_BETTER, 0);
 	bench_report_add(&r, "read latency p99, tx writer busy", "us", b99, "idle store", i99,
 			 BENCH_LOWER_BETTER, 0);
 	bench_report_add(&r, "read latency max, tx writer busy", "us", bmax, "idle store", imax,
 			 BENCH_LOWER_BETTER, 0);
+	bench_report_add(&r, "read latency p50, handle with a watch", "us", w50, "no watch", i50,
+			 BENCH_LOWER_BETTER, 0);
+	bench_report_add(&r, "read latency p99, handle with a watch", "us", w99, "no watch", i99,
+			 BENCH_LOWER_BETTER, 0);
+	bench_report_add(&r, "client wake-ups per read, handle with a watch", "", wks,
+			 "no watch", iks, BENCH_LOWER_BETTER, 0);
+	bench_report_add(&r, "xenstored wake-ups per read, handle with a watch", "", wkx,
+			 "no watch", ikx, BENCH_LOWER_BETTER, 0);
 	bench_report_print(&r, stdout);
 	int ret = 0;
 	if (json && bench_report_write_json(&r, json) < 0) {
