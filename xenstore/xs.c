@@ -129,11 +129,6 @@ static int xs_sock_write(struct xs_transport *tp, const void *buf, size_t len, s
 	return 0;
 }
 
-static void xs_sock_prepare(struct xs_transport *tp)
-{
-	(void)tp; /* readiness is the socket's own: nothing to clear */
-}
-
 static void xs_sock_wait(struct xs_transport *tp, bool room, int max_ms)
 {
 	struct pollfd p = {tp->fd, POLLIN | (room ? POLLOUT : 0), 0};
@@ -197,7 +192,7 @@ static int xs_sock_open(struct xs_transport *tp)
 	tp->priv = s;
 	tp->read = xs_sock_read;
 	tp->write = xs_sock_write;
-	tp->prepare = xs_sock_prepare;
+	tp->prepare = NULL; /* readiness is the socket's own: nothing to clear */
 	tp->wait = xs_sock_wait;
 	tp->reader_wait = xs_sock_reader_wait;
 	tp->park = xs_sock_park;
@@ -434,6 +429,9 @@ static void *xs_reader_main(void *arg)
 		h->tp.reader_wait(&h->tp);
 		pthread_mutex_lock(&h->lock);
 		if (h->stopping || h->broken) {
+			/* No more events: xs_read_watch returns. */
+			h->broken = true;
+			pthread_cond_broadcast(&h->watch_cond);
 			pthread_mutex_unlock(&h->lock);
 			return NULL;
 		}
@@ -443,7 +441,8 @@ static void *xs_reader_main(void *arg)
 		}
 		h->rx_owner = XS_RX_READER;
 		pthread_mutex_unlock(&h->lock);
-		h->tp.prepare(&h->tp);
+		if (h->tp.prepare)
+			h->tp.prepare(&h->tp);
 		int ret = xs_rx_pump(h);
 		pthread_mutex_lock(&h->lock);
 		h->rx_owner = XS_RX_FREE;
@@ -482,11 +481,16 @@ static void xs_rx_take(struct xs_handle *h)
 	pthread_mutex_unlock(&h->lock);
 }
 
-/* Give the role back. The caller read until nothing was there after its
- * last wait prepared the transport, so anything that arrives later fires
- * the transport again and wakes the reader once it is unparked. */
+/* Give the role back. With a reader thread, clear the notification the
+ * caller woke for (the ring's port counter: else the unparked reader would
+ * wake for a reply already read) and read what came before that: anything
+ * arriving later fires the transport again and wakes the reader. */
 static void xs_rx_give(struct xs_handle *h)
 {
+	if (h->reader_running && h->tp.prepare) {
+		h->tp.prepare(&h->tp);
+		(void)xs_rx_pump(h); /* an error is h->broken */
+	}
 	pthread_mutex_lock(&h->lock);
 	h->rx_owner = XS_RX_FREE;
 	if (h->reader_running)

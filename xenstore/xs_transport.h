@@ -30,7 +30,8 @@ struct xs_transport {
 	 * requests (the socket: all of them), count in *done; 0 or -errno. */
 	int (*write)(struct xs_transport *tp, const void *buf, size_t len, size_t *done);
 	/* The role holder, before it reads: clear the notification it is about
-	 * to act on (a later one then wakes the next wait). */
+	 * to act on (a later one then wakes the next wait). NULL when the
+	 * transport's readiness is its own (the socket). */
 	void (*prepare)(struct xs_transport *tp);
 	/* The role holder: block until read may find bytes (or, with room,
 	 * write may find room), the transport was shut down, or max_ms (< 0:
