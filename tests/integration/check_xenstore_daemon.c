@@ -1066,6 +1066,39 @@ START_TEST(domain_talks_over_its_ring)
 }
 END_TEST
 
+/* Inside a domain, with its reader thread running, a caller reads its own
+ * reply over the ring: a read costs the domain at most one wake-up (the
+ * caller's; the parked reader sleeps on), not two (the reader, which then
+ * woke the caller), docs/xenstore.md "Who reads". A count of sleeps, not a
+ * time: a loaded host can only lower it. And after the calls the reader is
+ * back on the ring: an event that follows reaches the domain. */
+START_TEST(domain_caller_reads_its_reply)
+{
+	struct hv_create_rep rep;
+	domid_t d = create_dom("xswdom", "watched", &rep);
+	struct xs_handle *x = xs_open(0);
+	introduce(x, d, &rep);
+	char path[96];
+	snprintf(path, sizeof(path), "/local/domain/%u/data/wakes", d);
+	char *v = wait_node(x, path, 20000);
+	ck_assert_msg(v != NULL, "the domain never wrote %s", path);
+	long wakes = -1, reads = 0;
+	ck_assert_int_eq(sscanf(v, "%ld %ld", &wakes, &reads), 2);
+	free(v);
+	ck_assert_int_gt(reads, 0);
+	ck_assert_msg(wakes * 2 < reads * 3, "%ld wake-ups for %ld reads", wakes, reads);
+	snprintf(path, sizeof(path), "/local/domain/%u/data/ev/after", d);
+	ck_assert(xs_write(x, XBT_NULL, path, "", 0));
+	snprintf(path, sizeof(path), "/local/domain/%u/data/event", d);
+	v = wait_node(x, path, 10000);
+	ck_assert_msg(v != NULL, "the event after the reads never reached the domain");
+	ck_assert_str_eq(v, "data/ev/after");
+	free(v);
+	ck_assert_int_eq(hvc_domctl_kill(hv, d), 0);
+	xs_close(x);
+}
+END_TEST
+
 START_TEST(domain_flooding_watches_hits_its_quota)
 {
 	struct hv_create_rep rep;
@@ -1140,6 +1173,7 @@ Suite *xenstore_daemon_suite(void)
 	tcase_add_checked_fixture(td, start_hv_and_daemon, stop_hv_and_daemon);
 	tcase_set_timeout(td, 120);
 	tcase_add_test(td, domain_talks_over_its_ring);
+	tcase_add_test(td, domain_caller_reads_its_reply);
 	tcase_add_test(td, corrupted_ring_drops_only_that_domain);
 	tcase_add_test(td, domain_flooding_watches_hits_its_quota);
 	suite_add_tcase(s, td);

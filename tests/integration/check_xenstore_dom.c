@@ -9,11 +9,16 @@
 //            in its own ring page and notify; sleep
 //   flood    also register watches until refused, publish data/watches =
 //            "<count> <errno name>"
+//   watched  also watch data/ev (the reader thread starts), make RTT_READS
+//            reads and publish data/wakes = "<voluntary context switches of
+//            the domain's threads during them> <reads>"; then wait for a
+//            watch event and publish its path as data/event
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -90,6 +95,27 @@ int main(int argc, char **argv)
 		}
 		snprintf(res, sizeof(res), "%d %s", i, errno == E2BIG ? "E2BIG" : strerror(errno));
 		xs_write(xs, XBT_NULL, "data/watches", res, (unsigned int)strlen(res));
+	}
+	if (strcmp(mode, "watched") == 0) {
+		enum { RTT_READS = 500 };
+		unsigned int num;
+		char res[64];
+		if (!xs_watch(xs, "data/ev", "tok"))
+			return 1;
+		free(xs_read_watch(xs, &num)); /* the registration event */
+		for (int i = 0; i < 50; i++) /* warm up */
+			free(xs_read(xs, XBT_NULL, "data/hello", &len));
+		struct rusage a, b;
+		getrusage(RUSAGE_SELF, &a);
+		for (int i = 0; i < RTT_READS; i++)
+			free(xs_read(xs, XBT_NULL, "data/hello", &len));
+		getrusage(RUSAGE_SELF, &b);
+		snprintf(res, sizeof(res), "%ld %d", b.ru_nvcsw - a.ru_nvcsw, RTT_READS);
+		xs_write(xs, XBT_NULL, "data/wakes", res, (unsigned int)strlen(res));
+		char **e = xs_read_watch(xs, &num);
+		const char *ev = e ? e[XS_WATCH_PATH] : "(none)";
+		xs_write(xs, XBT_NULL, "data/event", ev, (unsigned int)strlen(ev));
+		free(e);
 	}
 	printf("xs_dom: %s, /forbidden %s\n", done, err);
 	fflush(stdout);
