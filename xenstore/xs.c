@@ -387,11 +387,12 @@ static void xs_queue_watch(struct xs_handle *h, struct xs_msg *m)
 	pthread_cond_broadcast(&h->watch_cond);
 }
 
-/* The role holder: read every whole message that is there; queue watch
- * events and the replies of the window [want_lo, want_lo + want_n), drop any
- * other reply (stale: nobody waits for it). 0 once nothing more is there,
- * else -errno: the connection is broken (h->broken set). */
-static int xs_rx_pump(struct xs_handle *h)
+/* The role holder: read every whole message that is there (with
+ * until_reply, stop after a reply of the window); queue watch events and the
+ * replies of the window [want_lo, want_lo + want_n), drop any other reply
+ * (stale: nobody waits for it). 0 once nothing more is there, else -errno:
+ * the connection is broken (h->broken set). */
+static int xs_rx_pump(struct xs_handle *h, bool until_reply)
 {
 	for (;;) {
 		struct xs_msg *m = xs_msg_read(h);
@@ -412,10 +413,14 @@ static int xs_rx_pump(struct xs_handle *h)
 			h->reply_tail = m;
 		} else {
 			free(m);
+			m = NULL;
 		}
+		bool reply = m && m->hdr.type != XS_WATCH_EVENT;
 		pthread_mutex_unlock(&h->lock);
 		if (err)
 			return -err;
+		if (reply && until_reply)
+			return 0;
 	}
 }
 
@@ -443,7 +448,7 @@ static void *xs_reader_main(void *arg)
 		pthread_mutex_unlock(&h->lock);
 		if (h->tp.prepare)
 			h->tp.prepare(&h->tp);
-		int ret = xs_rx_pump(h);
+		int ret = xs_rx_pump(h, false);
 		pthread_mutex_lock(&h->lock);
 		h->rx_owner = XS_RX_FREE;
 		if (h->rx_waiters)
@@ -481,15 +486,16 @@ static void xs_rx_take(struct xs_handle *h)
 	pthread_mutex_unlock(&h->lock);
 }
 
-/* Give the role back. With a reader thread, clear the notification the
- * caller woke for (the ring's port counter: else the unparked reader would
- * wake for a reply already read) and read what came before that: anything
- * arriving later fires the transport again and wakes the reader. */
+/* Give the role back. With a reader thread on the ring, clear the port the
+ * caller woke for (else the unparked reader would wake for a reply already
+ * read) and read what came before that: anything arriving later fires the
+ * port again and wakes the reader. The socket needs nothing: bytes left
+ * there keep it readable, which wakes the reader once it is unparked. */
 static void xs_rx_give(struct xs_handle *h)
 {
 	if (h->reader_running && h->tp.prepare) {
 		h->tp.prepare(&h->tp);
-		(void)xs_rx_pump(h); /* an error is h->broken */
+		(void)xs_rx_pump(h, false); /* an error is h->broken */
 	}
 	pthread_mutex_lock(&h->lock);
 	h->rx_owner = XS_RX_FREE;
@@ -542,7 +548,7 @@ static struct xs_msg *xs_rx_reply(struct xs_handle *h, int max_ms)
 			ms = (int)left;
 		}
 		h->tp.wait(&h->tp, false, ms);
-		ret = xs_rx_pump(h);
+		ret = xs_rx_pump(h, true);
 	}
 }
 
@@ -561,7 +567,7 @@ static int xs_rx_send(struct xs_handle *h, const void *buf, size_t len)
 			return ret;
 		if (!len)
 			break;
-		ret = xs_rx_pump(h);
+		ret = xs_rx_pump(h, false);
 		if (ret)
 			return ret;
 		h->tp.wait(&h->tp, true, -1);
