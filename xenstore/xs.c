@@ -63,7 +63,7 @@ struct xs_handle {
 	pthread_mutex_t lock;	  /* everything below */
 	pthread_cond_t rx_cond, watch_cond;
 	enum xs_rx_owner rx_owner;
-	unsigned rx_waiters; /* callers waiting on rx_cond for the role */
+	unsigned rx_waiters;		   /* callers waiting on rx_cond for the role */
 	struct xs_msg *reply, *reply_tail; /* replies waited for, oldest first */
 	struct xs_msg *wq_head, *wq_tail;
 	int watch_pipe[2];

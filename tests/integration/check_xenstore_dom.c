@@ -103,7 +103,7 @@ int main(int argc, char **argv)
 		if (!xs_watch(xs, "data/ev", "tok"))
 			return 1;
 		free(xs_read_watch(xs, &num)); /* the registration event */
-		for (int i = 0; i < 50; i++) /* warm up */
+		for (int i = 0; i < 50; i++)   /* warm up */
 			free(xs_read(xs, XBT_NULL, "data/hello", &len));
 		struct rusage a, b;
 		getrusage(RUSAGE_SELF, &a);

@@ -396,8 +396,8 @@ int main(int argc, char **argv)
 			 BENCH_LOWER_BETTER, 0);
 	bench_report_add(&r, "read latency p99, handle with a watch", "us", w99, "no watch", i99,
 			 BENCH_LOWER_BETTER, 0);
-	bench_report_add(&r, "client wake-ups per read, handle with a watch", "", wks,
-			 "no watch", iks, BENCH_LOWER_BETTER, 0);
+	bench_report_add(&r, "client wake-ups per read, handle with a watch", "", wks, "no watch",
+			 iks, BENCH_LOWER_BETTER, 0);
 	bench_report_add(&r, "xenstored wake-ups per read, handle with a watch", "", wkx,
 			 "no watch", ikx, BENCH_LOWER_BETTER, 0);
 	bench_report_print(&r, stdout);
