@@ -56,6 +56,7 @@
 /* Persistent grant mappings kept per vif (drvdom-persistent-grants). */
 #define NETBACK_PGNT_SLOTS 2048u /* hash slots, power of two */
 #define NETBACK_PGNT_MAX 1024u	 /* mappings at most; beyond: grant copy */
+#define NETBACK_PGNT_AHEAD 64u	 /* refs mapped ahead in one call (HV_BATCH_MAX) */
 /* Adaptive polling: how long the loop spins after the last work (ns). */
 #ifndef NETBACK_SPIN_NS
 #define NETBACK_SPIN_NS 50000u
@@ -259,6 +260,17 @@ void netback_vif_run_kicks(struct netback_vif *v);
  * not persistent, map failed, or the table is full (use grant copy). tx
  * buffers are mapped read-only (write false), rx buffers writable. */
 uint8_t *netback_pgnt_get(struct netback_vif *v, grant_ref_t ref, bool write);
+/* Whether netback_pgnt_get of ref would cost no hypercall (known, the
+ * table full, or not persistent). */
+bool netback_pgnt_cached(struct netback_vif *v, grant_ref_t ref);
+/* Map every ref of refs not known yet (at most NETBACK_PGNT_AHEAD) in one
+ * GNT_MAP, as netback_pgnt_get would one by one: a vif's first packets
+ * after a (re)connection need a mapping each, one hypercall apiece. The
+ * refs are hints taken from the ring before the requests are checked: a
+ * ref the frontend did not grant us fails in the hv, and is remembered as
+ * netback_pgnt_get remembers it. */
+void netback_pgnt_map_ahead(struct netback_vif *v, const grant_ref_t *refs, unsigned n,
+			    bool write);
 void netback_pgnt_drop_all(struct netback_vif *v);
 
 /* netback_tx.c: the guest's transmit ring into the bridge. */

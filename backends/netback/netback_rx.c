@@ -95,6 +95,28 @@ static void rx_gso_extra(struct netif_extra *x, const struct virtio_net_hdr *vh)
 			    : XEN_NETIF_GSO_TYPE_TCPV4;
 }
 
+/* The buffer at req_cons is not mapped yet (a vif's first packets after a
+ * (re)connection): map it and the buffers posted behind it in one call
+ * (netback_pgnt_map_ahead), not one hypercall per buffer as each is
+ * reached. The requests are copied, not consumed; their refs are hints. */
+static void rx_map_ahead(struct netback_vif *v)
+{
+	uint32_t avail;
+	if (!v->persistent || netif_rx_ring_back_unconsumed_requests(&v->rx, &avail) || !avail)
+		return;
+	struct netif_rx_req rq;
+	netif_rx_ring_back_copy_request(&v->rx, v->rx.req_cons, &rq);
+	if (netback_pgnt_cached(v, rq.gref))
+		return;
+	grant_ref_t refs[NETBACK_PGNT_AHEAD];
+	unsigned n = avail < NETBACK_PGNT_AHEAD ? avail : NETBACK_PGNT_AHEAD;
+	for (unsigned k = 0; k < n; k++) {
+		netif_rx_ring_back_copy_request(&v->rx, v->rx.req_cons + k, &rq);
+		refs[k] = rq.gref;
+	}
+	netback_pgnt_map_ahead(v, refs, n, true);
+}
+
 /* With persistent grants and nothing queued, copy a frame straight into the
  * guest's posted buffers (one memcpy instead of two). Only if every buffer
  * it needs is mapped; false otherwise (nothing consumed: queue it). The
@@ -109,6 +131,7 @@ static bool rx_direct(struct netback_vif *v, const struct netback_pkt *p)
 		return false;
 	struct netif_rx_req rq[XEN_NETIF_NR_SLOTS_MIN + 1];
 	uint8_t *dst[XEN_NETIF_NR_SLOTS_MIN + 1];
+	rx_map_ahead(v);
 	for (unsigned k = 0; k < need; k++) {
 		netif_rx_ring_back_copy_request(&v->rx, v->rx.req_cons + k, &rq[k]);
 		dst[k] = NULL;
@@ -188,6 +211,7 @@ static int rx_round(struct netback_vif *v)
 	struct netback *nb = v->nb;
 	static struct rx_done done[64];
 	unsigned npk = 0, nops = 0;
+	rx_map_ahead(v);
 	while (v->rxq_head != v->rxq_tail && npk < 64 && nops + 40 <= HV_COPY_BATCH_MAX) {
 		const struct netback_rxq_ent *e = &v->rxq[v->rxq_head % NETBACK_RXQ_LEN];
 		unsigned need = rx_need(e);

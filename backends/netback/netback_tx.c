@@ -188,6 +188,35 @@ static void tx_respond(struct netback_vif *v, const struct tx_pkt *pk, int16_t s
 }
 
 /* Deliver what the bridge queued for other vifs. */
+/* A packet's page is not mapped yet (a vif's first packets after a
+ * (re)connection): map its pages and those of the packets behind it on the
+ * ring in one call (netback_pgnt_map_ahead), not one hypercall per page as
+ * each is reached. The slots behind are copied, not consumed, and only
+ * their refs are used, as hints: tx_take checks them when their turn
+ * comes. */
+static void tx_map_ahead(struct netback_vif *v, const struct netif_tx_req *f, unsigned nf)
+{
+	grant_ref_t refs[NETBACK_PGNT_AHEAD];
+	unsigned n = 0;
+	for (unsigned i = 0; i < nf && n < NETBACK_PGNT_AHEAD; i++)
+		refs[n++] = f[i].gref;
+	uint32_t avail;
+	if (!netif_tx_ring_back_unconsumed_requests(&v->tx, &avail)) {
+		bool extra = false;
+		for (uint32_t k = 0; k < avail && n < NETBACK_PGNT_AHEAD; k++) {
+			union netif_tx_req_slot s;
+			netif_tx_ring_back_copy_request(&v->tx, v->tx.req_cons + k, &s);
+			if (extra) {
+				extra = (s.extra.flags & NETIF_EXTRA_FLAG_MORE) != 0;
+				continue;
+			}
+			refs[n++] = s.req.gref;
+			extra = (s.req.flags & NETTXF_EXTRA_INFO) != 0;
+		}
+	}
+	netback_pgnt_map_ahead(v, refs, n, false);
+}
+
 static void tx_kick_vifs(struct netback *nb)
 {
 	netback_rx_kick_all(nb); /* every queue of every vif */
@@ -199,6 +228,7 @@ static int tx_round(struct netback_vif *v)
 	static struct tx_pkt pk[NETBACK_TX_BATCH];
 	struct netif_tx_req frags[XEN_NETIF_NR_SLOTS_MIN];
 	unsigned npk = 0, nops = 0;
+	bool ahead = false;
 	uint32_t stage = 0;
 	const uint32_t stage_bytes = NETBACK_TX_STAGE_PAGES * NETBACK_PAGE;
 
@@ -235,6 +265,11 @@ static int tx_round(struct netback_vif *v)
 		p->op_first = nops;
 		p->head_len = p->len;
 		p->ntail = 0;
+		for (unsigned i = 0; i < nf && v->persistent && !ahead; i++)
+			if (!netback_pgnt_cached(v, frags[i].gref)) {
+				tx_map_ahead(v, frags, nf);
+				ahead = true; /* once a round: what it missed is not mappable */
+			}
 		uint8_t *src[XEN_NETIF_NR_SLOTS_MIN];
 		bool zc = v->persistent && nb->nic_open;
 		for (unsigned i = 0; i < nf && zc; i++)

@@ -197,38 +197,84 @@ static uint32_t pgnt_hash(grant_ref_t ref)
 	return (ref * 2654435761u) & (NETBACK_PGNT_SLOTS - 1);
 }
 
-uint8_t *netback_pgnt_get(struct netback_vif *v, grant_ref_t ref, bool write)
+/* ref's entry, or the free slot where it goes (the table is never full:
+ * NETBACK_PGNT_MAX < NETBACK_PGNT_SLOTS). */
+static struct netback_pgnt *pgnt_find(struct netback_vif *v, grant_ref_t ref)
 {
-	if (!v->pgnt)
-		return NULL;
-	uint32_t i = pgnt_hash(ref);
-	for (;; i = (i + 1) & (NETBACK_PGNT_SLOTS - 1)) {
+	for (uint32_t i = pgnt_hash(ref);; i = (i + 1) & (NETBACK_PGNT_SLOTS - 1)) {
 		struct netback_pgnt *e = &v->pgnt[i];
-		if (e->used && e->ref == ref) {
-			if (!e->addr || (write && !e->writable))
-				return NULL; /* could not map it (so): grant copy */
-			v->st.pgnt_hits++;
-			return e->addr;
-		}
-		if (!e->used)
-			break;
+		if (!e->used || e->ref == ref)
+			return e;
 	}
-	if (v->npgnt >= NETBACK_PGNT_MAX)
-		return NULL;
-	void *addr = NULL;
-	gnt_handle_t hd = 0;
-	if (gnt_map(v->nb->h, v->fe_domid, ref, write ? 0 : GNTMAP_readonly, &addr, &hd))
-		addr = NULL; /* remembered: no hypercall storm on a bad ref */
-	else
-		v->st.gnt_maps++;
-	struct netback_pgnt *e = &v->pgnt[i];
+}
+
+/* Remember ref's mapping (addr NULL: it could not be mapped, remembered so
+ * that a bad ref costs no hypercall storm) in its free slot e. */
+static void pgnt_put(struct netback_vif *v, struct netback_pgnt *e, grant_ref_t ref, bool write,
+		     void *addr, gnt_handle_t hd)
+{
 	e->used = true;
 	e->ref = ref;
 	e->handle = hd;
 	e->addr = addr;
 	e->writable = write;
 	v->npgnt++;
+	if (addr)
+		v->st.gnt_maps++;
+}
+
+uint8_t *netback_pgnt_get(struct netback_vif *v, grant_ref_t ref, bool write)
+{
+	if (!v->pgnt)
+		return NULL;
+	struct netback_pgnt *e = pgnt_find(v, ref);
+	if (e->used) {
+		if (!e->addr || (write && !e->writable))
+			return NULL; /* could not map it (so): grant copy */
+		v->st.pgnt_hits++;
+		return e->addr;
+	}
+	if (v->npgnt >= NETBACK_PGNT_MAX)
+		return NULL;
+	void *addr = NULL;
+	gnt_handle_t hd = 0;
+	if (gnt_map(v->nb->h, v->fe_domid, ref, write ? 0 : GNTMAP_readonly, &addr, &hd))
+		addr = NULL;
+	pgnt_put(v, e, ref, write, addr, hd);
 	return addr;
+}
+
+bool netback_pgnt_cached(struct netback_vif *v, grant_ref_t ref)
+{
+	return !v->pgnt || pgnt_find(v, ref)->used || v->npgnt >= NETBACK_PGNT_MAX;
+}
+
+void netback_pgnt_map_ahead(struct netback_vif *v, const grant_ref_t *refs, unsigned n, bool write)
+{
+	struct gnt_map_op ops[NETBACK_PGNT_AHEAD];
+	unsigned nops = 0;
+	if (!v->pgnt)
+		return;
+	for (unsigned i = 0; i < n && nops < NETBACK_PGNT_AHEAD; i++) {
+		if (v->npgnt + nops >= NETBACK_PGNT_MAX || pgnt_find(v, refs[i])->used)
+			continue;
+		bool dup = false;
+		for (unsigned k = 0; k < nops && !dup; k++)
+			dup = ops[k].ref == refs[i];
+		if (!dup)
+			ops[nops++] = (struct gnt_map_op){
+			    .domid = v->fe_domid, .flags = write ? 0 : GNTMAP_readonly, .ref = refs[i]};
+	}
+	if (!nops)
+		return;
+	int r = gnt_map_batch(v->nb->h, ops, nops);
+	if (r && r != -EIO)
+		return; /* the hv failed, not the refs: netback_pgnt_get tries each */
+	for (unsigned k = 0; k < nops; k++) {
+		bool ok = ops[k].status == GNTST_okay;
+		pgnt_put(v, pgnt_find(v, ops[k].ref), ops[k].ref, write, ok ? ops[k].addr : NULL,
+			 ok ? ops[k].handle : 0);
+	}
 }
 
 void netback_pgnt_drop_all(struct netback_vif *v)
