@@ -38,36 +38,62 @@ static bool parse_uint(const char *s, unsigned max, unsigned *out)
 	return true;
 }
 
-void netback_scan(struct netback *nb)
+/* The next name of an XS_DIRECTORY reply (NUL-separated names, len
+ * bytes), or NULL. */
+static const char *dir_next(const char *names, unsigned len, const char *prev)
 {
-	unsigned nfe = 0;
-	char **fes = xs_directory(nb->xs, XBT_NULL, nb->vif_path, &nfe);
+	const char *p = prev ? prev + strlen(prev) + 1 : names;
+	return names && p < names + len ? p : NULL;
+}
+
+/* The vifs under backend/vif, from its listing (fes, len bytes; NULL: none
+ * there): probe the new ones, free the gone ones. The frontends'
+ * directories are listed in one round trip per XS_BATCH_MAX (xs_batch). */
+static void scan_listing(struct netback *nb, const char *fes, unsigned len)
+{
 	bool seen[NETBACK_MAX_VIFS + 1] = {false};
-	for (unsigned i = 0; fes && i < nfe; i++) {
-		unsigned fe;
-		if (!parse_uint(fes[i], 0x7fef, &fe))
-			continue;
-		char p[160];
-		snprintf(p, sizeof(p), "%s/%u", nb->vif_path, fe);
-		unsigned nh = 0;
-		char **hs = xs_directory(nb->xs, XBT_NULL, p, &nh);
-		for (unsigned k = 0; hs && k < nh; k++) {
-			unsigned h;
-			if (!parse_uint(hs[k], 0xffff, &h))
+	const char *name = dir_next(fes, len, NULL);
+	while (name) {
+		struct xs_batch_op ops[XS_BATCH_MAX];
+		char paths[XS_BATCH_MAX][160];
+		unsigned ids[XS_BATCH_MAX], n = 0;
+		for (; name && n < XS_BATCH_MAX; name = dir_next(fes, len, name)) {
+			if (!parse_uint(name, 0x7fef, &ids[n]))
 				continue;
-			netback_vif_probe(nb, (domid_t)fe, h);
-			for (unsigned j = 1; j <= NETBACK_MAX_VIFS; j++) {
-				struct netback_vif *v = nb->vifs[j];
-				if (v && v->fe_domid == fe && v->handle == h)
-					seen[j] = true;
-			}
+			snprintf(paths[n], sizeof(paths[n]), "%s/%u", nb->vif_path, ids[n]);
+			ops[n] = (struct xs_batch_op){.type = XS_DIRECTORY, .path = paths[n]};
+			n++;
 		}
-		free(hs);
+		if (n && !xs_batch(nb->xs, XBT_NULL, ops, n))
+			n = 0; /* the connection failed: as if none were there */
+		for (unsigned i = 0; i < n; i++) {
+			const char *hs = ops[i].err ? NULL : ops[i].reply;
+			for (const char *hn = dir_next(hs, ops[i].reply_len, NULL); hn;
+			     hn = dir_next(hs, ops[i].reply_len, hn)) {
+				unsigned h;
+				if (!parse_uint(hn, 0xffff, &h))
+					continue;
+				netback_vif_probe(nb, (domid_t)ids[i], h);
+				for (unsigned j = 1; j <= NETBACK_MAX_VIFS; j++) {
+					struct netback_vif *v = nb->vifs[j];
+					if (v && v->fe_domid == ids[i] && v->handle == h)
+						seen[j] = true;
+				}
+			}
+			free(ops[i].reply);
+		}
 	}
-	free(fes);
 	for (unsigned j = 1; j <= NETBACK_MAX_VIFS; j++)
 		if (nb->vifs[j] && !seen[j])
 			netback_vif_free(nb->vifs[j]);
+}
+
+void netback_scan(struct netback *nb)
+{
+	struct xs_batch_op op = {.type = XS_DIRECTORY, .path = nb->vif_path};
+	bool ok = xs_batch(nb->xs, XBT_NULL, &op, 1) && !op.err;
+	scan_listing(nb, ok ? op.reply : NULL, ok ? op.reply_len : 0);
+	free(op.reply);
 }
 
 /* The NIC named by drvdom/nic (the loop thread; nic_try_open has claimed
@@ -388,8 +414,15 @@ int main(int argc, char **argv)
 				 .it_value = {0, (long)NETBACK_STATS_NS}};
 	if (timerfd_settime(tfd, 0, &its, NULL) < 0)
 		die("timerfd_settime");
-	if (!xs_watch(nb->xs, nb->vif_path, "be"))
-		die("xs_watch");
+	/* The watch on our backend directory and its listing in one round
+	 * trip (xs_batch): the watch first, so nothing added after the
+	 * listing goes unseen. */
+	struct xs_batch_op w[2] = {{.type = XS_WATCH, .path = nb->vif_path, .data = "be"},
+				   {.type = XS_DIRECTORY, .path = nb->vif_path}};
+	if (!xs_batch(nb->xs, XBT_NULL, w, 2))
+		die("xs_batch");
+	if (w[0].err)
+		die_err(w[0].err, "xs_watch");
 	int xfd = xs_fileno(nb->xs);
 	if (xfd < 0)
 		die("xs_fileno");
@@ -402,7 +435,8 @@ int main(int argc, char **argv)
 	 * watched only while the NIC is not ours: the toolstack writes it
 	 * after assigning the device, and an instance restarted by the hv has
 	 * it assigned already. */
-	netback_scan(nb);
+	scan_listing(nb, w[1].err ? NULL : w[1].reply, w[1].err ? 0 : w[1].reply_len);
+	free(w[1].reply);
 	nic_attach_prepared(nb);
 	nic_try_open(nb);
 

@@ -50,6 +50,48 @@ static bool xs_put(struct netback *nb, const char *dir, const char *key, const c
 	return xs_write(nb->xs, XBT_NULL, p, val, (unsigned)strlen(val));
 }
 
+/* Batched requests (xs_batch: one round trip for several, docs/recovery.md
+ * "Failover (network)"): fill op as an XS_READ / XS_WRITE of dir/key, the
+ * path in buf. */
+static void op_read(struct xs_batch_op *op, char *buf, size_t cap, const char *dir, const char *key)
+{
+	snprintf(buf, cap, "%s/%s", dir, key);
+	*op = (struct xs_batch_op){.type = XS_READ, .path = buf};
+}
+
+static void op_write(struct xs_batch_op *op, char *buf, size_t cap, const char *dir,
+		     const char *key, const char *val)
+{
+	snprintf(buf, cap, "%s/%s", dir, key);
+	*op = (struct xs_batch_op){
+	    .type = XS_WRITE, .path = buf, .data = val, .len = (unsigned)strlen(val)};
+}
+
+static void ops_free(struct xs_batch_op *ops, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		free(ops[i].reply);
+		ops[i].reply = NULL;
+	}
+}
+
+/* A read op's reply as xs_get_uint reads a key: 0, -ENOENT (no value: *out
+ * = def) or -EINVAL (not a decimal number: *out = def). */
+static int op_uint(const struct xs_batch_op *op, uint64_t def, uint64_t *out)
+{
+	const char *s = op->reply;
+	*out = def;
+	if (!s)
+		return -ENOENT;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
 static void vif_set_state(struct netback_vif *v, int st)
 {
 	char b[8];
@@ -380,11 +422,11 @@ struct vif_keys {
  * event-channel=P[,P..] request-rx-copy=1 feature-rx-notify=B feature-sg=B
  * feature-gso-tcpv4=B feature-gso-tcpv6=B drvdom-persistent-grants=B" (one
  * entry per queue in each list), so a connect reads one key, not 6 + 3 per
- * queue. Anything not exactly that (xbkey_parse, lists of N entries): false,
- * and the single keys are read. The values are checked as theirs are. */
-static bool vif_read_rings_key(struct netback_vif *v, struct vif_keys *k)
+ * queue. s: its value as read with the frontend's state (NULL: none).
+ * Anything not exactly that (xbkey_parse, lists of N entries): false, and
+ * the single keys are read. The values are checked as theirs are. */
+static bool vif_parse_rings_key(struct netback_vif *v, const char *s, struct vif_keys *k)
 {
-	char *s = xs_get(v->nb, v->fe_path, "drvdom-rings");
 	if (!s)
 		return false;
 	struct xbkey_field f[] = {
@@ -401,7 +443,6 @@ static bool vif_read_rings_key(struct netback_vif *v, struct vif_keys *k)
 	};
 	bool ok = xbkey_parse(s, f, sizeof(f) / sizeof(f[0])) && k->nq >= 1 &&
 		  f[1].nvals == k->nq && f[2].nvals == k->nq && f[3].nvals == k->nq;
-	free(s);
 	if (!ok) {
 		log_debug("vif %u/%u: drvdom-rings not usable: the keys one by one", v->fe_domid,
 			  v->handle);
@@ -544,14 +585,22 @@ fail:
 	return r ? r : -EINVAL;
 }
 
-static int vif_connect(struct netback_vif *v)
+/* Connect with the frontend's keys: its drvdom-rings (rings, as read with
+ * its state; NULL or malformed: the single keys are read now), checked
+ * first. announce: we never wrote InitWait (a failover's fast path,
+ * netback_vif_probe): our name goes with the state. kept: the frontend
+ * kept its rings for us ("!D"): once Connected is written, each channel
+ * gets a notification, which such a frontend takes as "look at the
+ * backend" (docs/recovery.md, "Failover (network)") — sooner than the
+ * watch event on our state, which comes through its xenstore reader. */
+static int vif_connect(struct netback_vif *v, const char *rings, bool announce, bool kept)
 {
 	struct netback *nb = v->nb;
 	struct vif_keys k;
 	memset(&k, 0, sizeof(k));
 	char whyb[160];
 	const char *why = whyb;
-	bool compact = vif_read_rings_key(v, &k);
+	bool compact = vif_parse_rings_key(v, rings, &k);
 	if (!compact)
 		vif_read_keys(v, &k);
 	int r = vif_keys_check(&k, whyb, sizeof(whyb));
@@ -614,15 +663,38 @@ static int vif_connect(struct netback_vif *v)
 			goto fail;
 		}
 	}
-	/* Connected first: the frontend waits for it; the rest follows while
-	 * it reconnects. */
-	vif_set_state(v, XENBUS_STATE_CONNECTED);
-	(void)xs_put(nb, v->path, "carrier", "1");
-	if (v->error_written) { /* a refused connection's reason: gone now */
-		char p[200];
-		snprintf(p, sizeof(p), "%s/error", v->path);
-		(void)xs_rm(nb->xs, XBT_NULL, p);
-		v->error_written = false;
+	/* Connected (after our name, when it goes with it: a frontend that
+	 * reads the state then the name reads ours), then the carrier and the
+	 * removal of a refused connection's reason: one round trip, the
+	 * frontend's part first. */
+	struct xs_batch_op w[4];
+	char wp[4][200];
+	unsigned nw = 0;
+	if (announce) {
+		op_write(&w[nw], wp[nw], sizeof(wp[nw]), v->path, "drvdom-instance", nb->instance);
+		nw++;
+	}
+	unsigned wst = nw;
+	op_write(&w[nw], wp[nw], sizeof(wp[nw]), v->path, "state", "4");
+	nw++;
+	op_write(&w[nw], wp[nw], sizeof(wp[nw]), v->path, "carrier", "1");
+	nw++;
+	if (v->error_written) {
+		snprintf(wp[nw], sizeof(wp[nw]), "%s/error", v->path);
+		w[nw] = (struct xs_batch_op){.type = XS_RM, .path = wp[nw]};
+		nw++;
+	}
+	if (!xs_batch(nb->xs, XBT_NULL, w, nw) || w[wst].err || (announce && w[0].err))
+		log_warn("vif %u/%u: cannot write state %d", v->fe_domid, v->handle,
+			 XENBUS_STATE_CONNECTED);
+	ops_free(w, nw);
+	v->state = XENBUS_STATE_CONNECTED;
+	v->error_written = false;
+	for (unsigned q = 0; kept && q < nq; q++) {
+		struct netback_vif *qv = v->queue[q];
+		evtchn_notify(nb->h, qv->port_tx);
+		if (qv->port_rx != qv->port_tx)
+			evtchn_notify(nb->h, qv->port_rx);
 	}
 	log_info(
 	    "vif %u/%u connected (sg %d gso4 %d gso6 %d, %u queue(s), %s event channels, %s%s)",
@@ -640,6 +712,16 @@ fail:
 	return r;
 }
 
+/* The features netback offers, once more in one key (drvdom-connect, and
+ * drvdom-features for the mark), as vif_init_wait writes them. */
+static void vif_conn_key(char *conn, size_t cap)
+{
+	snprintf(conn, cap,
+		 "feature-rx-copy=1 feature-sg=1 feature-gso-tcpv4=1 feature-gso-tcpv6=1 "
+		 "drvdom-persistent-grants=1 multi-queue-max-queues=%u",
+		 vif_max_queues());
+}
+
 /* (found), or a frontend (re)starting -> InitWait, in one transaction:
  * the features, our instance's name (drvdom-instance) and the state, so a
  * frontend that reads InitWait reads the name of the instance that wrote
@@ -648,8 +730,12 @@ fail:
  * we would write, the keys are there as we would write them, and a
  * restarted instance skips twelve writes of a failover. drvdom-connect
  * says the same features in one key (docs/recovery.md, "Failover
- * (network)"). */
-static int vif_init_wait(struct netback_vif *v)
+ * (network)"). have: drvdom-features was read as we would write it just
+ * before (the probe's look): the transaction reads it again and writes the
+ * name and state in the same round trip, and only if it changed meanwhile
+ * goes round again with every key. Three round trips (start, one batch,
+ * commit); a failed operation aborts the transaction. */
+static int vif_init_wait(struct netback_vif *v, bool have)
 {
 	struct netback *nb = v->nb;
 	static const char *const feats[][2] = {
@@ -665,45 +751,45 @@ static int vif_init_wait(struct netback_vif *v)
 	};
 	char nq[12], conn[256];
 	snprintf(nq, sizeof(nq), "%u", vif_max_queues());
-	snprintf(conn, sizeof(conn),
-		 "feature-rx-copy=1 feature-sg=1 feature-gso-tcpv4=1 feature-gso-tcpv6=1 "
-		 "drvdom-persistent-grants=1 multi-queue-max-queues=%s",
-		 nq);
+	vif_conn_key(conn, sizeof(conn));
+	const char *more[][2] = {{"multi-queue-max-queues", nq},
+				 {"carrier", "0"},
+				 {"drvdom-connect", conn},
+				 {"drvdom-features", conn}};
+	enum { NFEATS = sizeof(feats) / sizeof(feats[0]), NMORE = sizeof(more) / sizeof(more[0]) };
+	_Static_assert(1 + NFEATS + NMORE + 2 <= XS_BATCH_MAX, "InitWait in one batch");
 	v->broken = false;
 	for (int tries = 0;; tries++) {
 		xs_transaction_t t = xs_transaction_start(nb->xs);
 		if (t == XBT_NULL)
 			return -errno;
-		char p[200];
-		snprintf(p, sizeof(p), "%s/drvdom-features", v->path);
-		unsigned hl;
-		char *have = xs_read(nb->xs, t, p, &hl);
-		bool ok = have && !strcmp(have, conn);
-		free(have);
-		if (!ok) {
-			ok = true;
-			for (size_t i = 0; ok && i < sizeof(feats) / sizeof(feats[0]); i++) {
-				snprintf(p, sizeof(p), "%s/%s", v->path, feats[i][0]);
-				ok = xs_write(nb->xs, t, p, feats[i][1],
-					      (unsigned)strlen(feats[i][1]));
-			}
-			const char *more[][2] = {{"multi-queue-max-queues", nq},
-						 {"carrier", "0"},
-						 {"drvdom-connect", conn},
-						 {"drvdom-features", conn}};
-			for (size_t i = 0; ok && i < sizeof(more) / sizeof(more[0]); i++) {
-				snprintf(p, sizeof(p), "%s/%s", v->path, more[i][0]);
-				ok = xs_write(nb->xs, t, p, more[i][1],
-					      (unsigned)strlen(more[i][1]));
-			}
-		}
-		snprintf(p, sizeof(p), "%s/drvdom-instance", v->path);
-		ok = ok && xs_write(nb->xs, t, p, nb->instance, (unsigned)strlen(nb->instance));
-		snprintf(p, sizeof(p), "%s/state", v->path);
-		ok = ok && xs_write(nb->xs, t, p, "2", 1);
-		if (!ok) {
-			int e = errno ? errno : EIO;
+		struct xs_batch_op w[XS_BATCH_MAX];
+		char wp[XS_BATCH_MAX][200];
+		unsigned n = 0;
+		op_read(&w[n], wp[n], sizeof(wp[n]), v->path, "drvdom-features");
+		n++;
+		for (size_t i = 0; !have && i < NFEATS; i++, n++)
+			op_write(&w[n], wp[n], sizeof(wp[n]), v->path, feats[i][0], feats[i][1]);
+		for (size_t i = 0; !have && i < NMORE; i++, n++)
+			op_write(&w[n], wp[n], sizeof(wp[n]), v->path, more[i][0], more[i][1]);
+		op_write(&w[n], wp[n], sizeof(wp[n]), v->path, "drvdom-instance", nb->instance);
+		n++;
+		op_write(&w[n], wp[n], sizeof(wp[n]), v->path, "state", "2");
+		n++;
+		bool ok = xs_batch(nb->xs, t, w, n);
+		int e = ok ? 0 : (errno ? errno : EIO);
+		for (unsigned i = 1; ok && i < n; i++)
+			if (w[i].err)
+				e = w[i].err, ok = false;
+		/* the mark changed since we looked: every key, in a new one */
+		bool stale = ok && have && !(w[0].reply && !strcmp(w[0].reply, conn));
+		ops_free(w, n);
+		if (!ok || stale) {
 			xs_transaction_end(nb->xs, t, true);
+			if (stale) {
+				have = false;
+				continue;
+			}
 			log_warn("vif %u/%u: cannot publish InitWait: %s", v->fe_domid, v->handle,
 				 strerror(e));
 			return -e;
@@ -711,7 +797,7 @@ static int vif_init_wait(struct netback_vif *v)
 		if (xs_transaction_end(nb->xs, t, false))
 			break;
 		if (errno != EAGAIN || tries > 20) {
-			int e = errno ? errno : EIO;
+			e = errno ? errno : EIO;
 			log_warn("vif %u/%u: cannot publish InitWait: %s", v->fe_domid, v->handle,
 				 strerror(e));
 			return -e;
@@ -721,39 +807,98 @@ static int vif_init_wait(struct netback_vif *v)
 	return 0;
 }
 
-/* A drvdom frontend says in drvdom-backend-instance which backend instance
- * its ring keys and rings are for (docs/recovery.md, "Failover
+/* What a look at the frontend reads, in one round trip (xs_batch): its
+ * state, our online key, its drvdom-backend-instance and drvdom-rings. */
+enum { FE_STATE, FE_ONLINE, FE_ECHO, FE_RINGS, FE_NKEYS };
+struct fe_view {
+	int st_r; /* reading the state: 0, -ENOENT (no frontend), -EINVAL */
+	uint64_t st, online;
+	char *echo, *rings; /* malloc'ed, NULL: none */
+};
+
+/* Fill fe_path's part of a look (4 ops: FE_*) into ops, paths in buf. */
+static void fe_view_ops(struct netback_vif *v, const char *fe_path, struct xs_batch_op *ops,
+			char (*buf)[200])
+{
+	op_read(&ops[FE_STATE], buf[FE_STATE], sizeof(buf[0]), fe_path, "state");
+	op_read(&ops[FE_ONLINE], buf[FE_ONLINE], sizeof(buf[0]), v->path, "online");
+	op_read(&ops[FE_ECHO], buf[FE_ECHO], sizeof(buf[0]), fe_path, "drvdom-backend-instance");
+	op_read(&ops[FE_RINGS], buf[FE_RINGS], sizeof(buf[0]), fe_path, "drvdom-rings");
+}
+
+/* The look from its replies (taken over: the ops keep none). */
+static void fe_view_take(struct fe_view *f, struct xs_batch_op *ops)
+{
+	f->st_r = op_uint(&ops[FE_STATE], XENBUS_STATE_UNKNOWN, &f->st);
+	if (op_uint(&ops[FE_ONLINE], 1, &f->online))
+		f->online = 1;
+	f->echo = ops[FE_ECHO].reply;
+	f->rings = ops[FE_RINGS].reply;
+	ops[FE_ECHO].reply = ops[FE_RINGS].reply = NULL;
+	ops_free(ops, FE_NKEYS);
+}
+
+static void fe_view_free(struct fe_view *f)
+{
+	free(f->echo);
+	free(f->rings);
+	f->echo = f->rings = NULL;
+}
+
+/* Look at the frontend (with watch: register the watch on its state first,
+ * in the same round trip). A failed look reads as no frontend. */
+static void fe_view_read(struct netback_vif *v, struct fe_view *f, bool watch)
+{
+	struct xs_batch_op ops[FE_NKEYS + 1];
+	char buf[FE_NKEYS + 1][200];
+	unsigned base = watch ? 1 : 0;
+	if (watch) {
+		snprintf(buf[0], sizeof(buf[0]), "%s/state", v->fe_path);
+		ops[0] = (struct xs_batch_op){.type = XS_WATCH, .path = buf[0], .data = v->fe_token};
+	}
+	fe_view_ops(v, v->fe_path, ops + base, buf + base);
+	memset(f, 0, sizeof(*f));
+	if (!xs_batch(v->nb->xs, XBT_NULL, ops, base + FE_NKEYS)) {
+		f->st_r = -ENOENT;
+		return;
+	}
+	if (watch && ops[0].err)
+		log_warn("vif %u/%u: cannot watch %s: %s", v->fe_domid, v->handle, buf[0],
+			 strerror(ops[0].err));
+	fe_view_take(f, ops + base);
+}
+
+/* A drvdom frontend says in drvdom-backend-instance (echo) which backend
+ * instance its ring keys and rings are for (docs/recovery.md, "Failover
  * (network)"): ours, or "!D" after instance D died. Anything else: keys
  * and rings of a connection to an instance before us, which the frontend
  * has not reset yet (a cold-restarted instance can be faster than the
  * frontend's reset): wait for its next state write rather than map them.
  * No key: a frontend without the extension (Linux, the test frontends):
  * the plain handshake. */
-static bool vif_frontend_ready_for_us(struct netback_vif *v)
+static bool vif_frontend_ready_for_us(struct netback_vif *v, const char *echo)
 {
-	char *echo = xs_get(v->nb, v->fe_path, "drvdom-backend-instance");
 	bool ok = xbkey_echo_allows(echo, v->nb->instance);
 	if (!ok)
 		log_debug("vif %u/%u: frontend still set up for instance %.24s", v->fe_domid,
 			  v->handle, echo);
-	free(echo);
 	return ok;
 }
 
-void netback_vif_frontend_changed(struct netback_vif *v)
+/* What the frontend's state (in a look) asks of us. */
+static void vif_frontend_look(struct netback_vif *v, const struct fe_view *f)
 {
-	uint64_t fst, online;
-	if (xs_get_uint(v->nb, v->fe_path, "state", XENBUS_STATE_UNKNOWN, &fst))
+	uint64_t fst = f->st, online = f->online;
+	if (f->st_r == -ENOENT)
 		return; /* the frontend directory is going away: the scan frees us */
-	xs_get_uint(v->nb, v->path, "online", 1, &online);
 	if (online == 0 && fst != XENBUS_STATE_CLOSING && fst != XENBUS_STATE_CLOSED)
 		return; /* being detached: only the way down */
 	switch (fst) {
 	case XENBUS_STATE_INITIALISED:
 	case XENBUS_STATE_CONNECTED:
 		if (v->state == XENBUS_STATE_INIT_WAIT && !v->connected &&
-		    vif_frontend_ready_for_us(v))
-			vif_connect(v);
+		    vif_frontend_ready_for_us(v, f->echo))
+			vif_connect(v, f->rings, false, f->echo && f->echo[0] == '!');
 		break;
 	case XENBUS_STATE_CLOSING:
 	case XENBUS_STATE_CLOSED:
@@ -767,15 +912,24 @@ void netback_vif_frontend_changed(struct netback_vif *v)
 			vif_set_state_if_there(v, (int)fst);
 		break;
 	case XENBUS_STATE_INITIALISING:
-		/* a frontend starting (again): offer ourselves */
+		/* a frontend starting (again): offer ourselves (the feature
+		 * keys are most likely ours already) */
 		if (v->state != XENBUS_STATE_INIT_WAIT) {
 			vif_disconnect(v);
-			(void)vif_init_wait(v);
+			(void)vif_init_wait(v, true);
 		}
 		break;
 	default:
 		break;
 	}
+}
+
+void netback_vif_frontend_changed(struct netback_vif *v)
+{
+	struct fe_view f;
+	fe_view_read(v, &f, false);
+	vif_frontend_look(v, &f);
+	fe_view_free(&f);
 }
 
 void netback_vif_fail(struct netback_vif *v, const char *why)
@@ -852,13 +1006,34 @@ void netback_vif_probe(struct netback *nb, domid_t fe, unsigned handle)
 	v->fe_domid = fe;
 	v->handle = handle;
 	snprintf(v->path, sizeof(v->path), "%s/%u/%u", nb->vif_path, fe, handle);
-	/* The toolstack writes the directory in one transaction: one key
-	 * there, all there. */
-	char *fp = xs_get(nb, v->path, "frontend");
-	char *mac = fp ? xs_get(nb, v->path, "mac") : NULL;
+	snprintf(v->fe_token, sizeof(v->fe_token), "fe:%u:%u", fe, handle);
+	/* One round trip (xs_batch) for the toolstack's keys (it writes the
+	 * directory in one transaction: one key there, all there), the mark
+	 * of our features, and a look at the frontend where the toolstack
+	 * puts it (its watch first, then its keys): used only if the
+	 * frontend key names that very directory, else looked at again
+	 * where it says. */
+	enum { P_FRONTEND, P_MAC, P_FEATURES, P_WATCH, P_LOOK, P_N = P_LOOK + FE_NKEYS };
+	struct xs_batch_op ops[P_N];
+	char buf[P_N][200], spec[128], conn[256];
+	snprintf(spec, sizeof(spec), "/local/domain/%u/device/vif/%u", fe, handle);
+	op_read(&ops[P_FRONTEND], buf[P_FRONTEND], sizeof(buf[0]), v->path, "frontend");
+	op_read(&ops[P_MAC], buf[P_MAC], sizeof(buf[0]), v->path, "mac");
+	op_read(&ops[P_FEATURES], buf[P_FEATURES], sizeof(buf[0]), v->path, "drvdom-features");
+	snprintf(buf[P_WATCH], sizeof(buf[0]), "%s/state", spec);
+	ops[P_WATCH] =
+	    (struct xs_batch_op){.type = XS_WATCH, .path = buf[P_WATCH], .data = v->fe_token};
+	fe_view_ops(v, spec, ops + P_LOOK, buf + P_LOOK);
+	if (!xs_batch(nb->xs, XBT_NULL, ops, P_N)) {
+		free(v);
+		return; /* the connection failed: a later watch event probes again */
+	}
+	const char *fp = ops[P_FRONTEND].reply, *mac = ops[P_MAC].reply;
+	bool watched = !ops[P_WATCH].err, at_spec = fp && !strcmp(fp, spec) && watched;
+	if (watched && !at_spec)
+		(void)xs_unwatch(nb->xs, buf[P_WATCH], v->fe_token);
 	if (!fp || strlen(fp) >= sizeof(v->fe_path)) {
-		free(fp);
-		free(mac);
+		ops_free(ops, P_N);
 		free(v);
 		return; /* not complete yet; a later watch event probes again */
 	}
@@ -867,25 +1042,37 @@ void netback_vif_probe(struct netback *nb, domid_t fe, unsigned handle)
 	if (mac && sscanf(mac, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) == 6)
 		for (int i = 0; i < 6; i++)
 			v->mac[i] = (uint8_t)m[i];
-	free(fp);
-	free(mac);
+	vif_conn_key(conn, sizeof(conn));
+	bool have = ops[P_FEATURES].reply && !strcmp(ops[P_FEATURES].reply, conn);
+	struct fe_view f;
+	memset(&f, 0, sizeof(f));
+	if (at_spec)
+		fe_view_take(&f, ops + P_LOOK);
+	ops_free(ops, P_N);
 	/* An error an earlier instance wrote may be there: the first
-	 * connection removes it (after its Connected, off the frontend's
-	 * path; a refused one replaces it). */
+	 * connection removes it (with its Connected; a refused one
+	 * replaces it). */
 	v->error_written = true;
-	snprintf(v->fe_token, sizeof(v->fe_token), "fe:%u:%u", fe, handle);
 	nb->vifs[port] = v;
-	char p[200];
-	snprintf(p, sizeof(p), "%s/state", v->fe_path);
-	if (!xs_watch(nb->xs, p, v->fe_token))
-		log_warn("vif %u/%u: cannot watch %s", fe, handle, p);
-	log_info("vif %u/%u: probing (frontend %s, bridge port %u, instance %s)", fe, handle,
-		 v->fe_path, port, nb->instance);
-	/* Then look at the frontend now, not when the new watch's first
-	 * event comes round: one that waits for us with kept rings is
-	 * connected at once (docs/recovery.md, "Failover (network)"). */
-	if (vif_init_wait(v) == 0)
-		netback_vif_frontend_changed(v);
+	if (!at_spec)
+		fe_view_read(v, &f, true);
+	/* A frontend that kept its rings for the next instance after ours
+	 * died ("!D", docs/recovery.md "Failover (network)") waits for
+	 * Connected, not for InitWait: with our features there as we would
+	 * write them, we connect at once and write our name with the state.
+	 * Anything else: InitWait, then what the frontend's state asks (a
+	 * change since the look fires the watch). */
+	bool at_once = have && f.st_r == 0 && f.online != 0 &&
+		       (f.st == XENBUS_STATE_INITIALISED || f.st == XENBUS_STATE_CONNECTED) &&
+		       f.echo && f.echo[0] == '!' && vif_frontend_ready_for_us(v, f.echo);
+	log_info("vif %u/%u: probing (frontend %s, bridge port %u, instance %s%s)", fe, handle,
+		 v->fe_path, port, nb->instance, at_once ? "; rings kept for us: no InitWait" : "");
+	if (at_once) {
+		vif_connect(v, f.rings, true, true);
+	} else if (vif_init_wait(v, have) == 0) {
+		vif_frontend_look(v, &f);
+	}
+	fe_view_free(&f);
 }
 
 void netback_vif_free(struct netback_vif *v)

@@ -308,15 +308,64 @@ static unsigned vif_queues(struct netfront_vif *v, uint64_t bmax)
 	return n < v->nalloc ? n : v->nalloc;
 }
 
-/* The backend instance's drvdom-instance into out; false if it publishes
- * none (a backend without the extension: netevil_back, Linux) or a bad one. */
-static bool read_be_instance(struct netfront_vif *v, char out[XBKEY_INSTANCE_LEN])
+/* What a look at the backend reads, in one round trip (xs_batch): its
+ * state, online, drvdom-instance and drvdom-connect, in that order (the
+ * backend writes its name before or with its state: a state read first
+ * comes with the name of the instance that wrote it, or a later one). */
+enum { BE_STATE, BE_ONLINE, BE_INSTANCE, BE_CONNECT, BE_NKEYS };
+struct be_view {
+	long state, online;
+	char *instance, *connect; /* malloc'ed, NULL: none */
+};
+
+/* A key's value as xget_long reads it: def if absent or not a number. */
+static long val_long(const char *s, long def)
 {
-	char *s = xget(v->be_path, "drvdom-instance");
-	bool ok = xbkey_instance_valid(s);
+	if (!s)
+		return def;
+	char *end;
+	long v = strtol(s, &end, 10);
+	return end == s || *end ? def : v;
+}
+
+static void be_view_read(struct netfront_vif *v, struct be_view *b)
+{
+	static const char *const keys[BE_NKEYS] = {"state", "online", "drvdom-instance",
+						   "drvdom-connect"};
+	struct xs_batch_op ops[BE_NKEYS];
+	char paths[BE_NKEYS][200];
+	for (unsigned i = 0; i < BE_NKEYS; i++) {
+		snprintf(paths[i], sizeof(paths[i]), "%s/%s", v->be_path, keys[i]);
+		ops[i] = (struct xs_batch_op){.type = XS_READ, .path = paths[i]};
+	}
+	memset(b, 0, sizeof(*b));
+	if (!xs_batch(nf.xs, XBT_NULL, ops, BE_NKEYS)) {
+		b->state = XENBUS_STATE_UNKNOWN;
+		b->online = 1;
+		return;
+	}
+	b->state = val_long(ops[BE_STATE].reply, XENBUS_STATE_UNKNOWN);
+	b->online = val_long(ops[BE_ONLINE].reply, 1);
+	b->instance = ops[BE_INSTANCE].reply;
+	b->connect = ops[BE_CONNECT].reply;
+	free(ops[BE_STATE].reply);
+	free(ops[BE_ONLINE].reply);
+}
+
+static void be_view_free(struct be_view *b)
+{
+	free(b->instance);
+	free(b->connect);
+}
+
+/* The backend instance's drvdom-instance (in the look b) into out; false if
+ * it publishes none (a backend without the extension: netevil_back,
+ * Linux) or a bad one. */
+static bool read_be_instance(const struct be_view *b, char out[XBKEY_INSTANCE_LEN])
+{
+	bool ok = xbkey_instance_valid(b->instance);
 	if (ok)
-		snprintf(out, XBKEY_INSTANCE_LEN, "%s", s);
-	free(s);
+		snprintf(out, XBKEY_INSTANCE_LEN, "%s", b->instance);
 	return ok;
 }
 
@@ -328,12 +377,12 @@ struct be_feats {
 /* drvdom-connect (docs/recovery.md, "Failover (network)"): netback's
  * features once more in one key, "feature-rx-copy=B feature-sg=B
  * feature-gso-tcpv4=B feature-gso-tcpv6=B drvdom-persistent-grants=B
- * multi-queue-max-queues=N", read instead of six keys; if it is absent or
- * not exactly well-formed (xbkey_parse), the single keys. The values are
- * used as theirs are. */
-static void read_be_feats(struct netfront_vif *v, struct be_feats *f)
+ * multi-queue-max-queues=N", read with the state (in the look b) instead of
+ * six keys; if it is absent or not exactly well-formed (xbkey_parse), the
+ * single keys are read now. The values are used as theirs are. */
+static void read_be_feats(struct netfront_vif *v, const struct be_view *b, struct be_feats *f)
 {
-	char *s = xget(v->be_path, "drvdom-connect");
+	const char *s = b->connect;
 	struct xbkey_field k[] = {
 	    {"feature-rx-copy", UINT64_MAX, 1, &f->rx_copy, 0},
 	    {"feature-sg", UINT64_MAX, 1, &f->sg, 0},
@@ -343,7 +392,6 @@ static void read_be_feats(struct netfront_vif *v, struct be_feats *f)
 	    {"multi-queue-max-queues", UINT64_MAX, 1, &f->max_queues, 0},
 	};
 	bool ok = s && xbkey_parse(s, k, sizeof(k) / sizeof(k[0]));
-	free(s);
 	if (ok)
 		return;
 	f->rx_copy = (uint64_t)xget_long(v->be_path, "feature-rx-copy", 0);
@@ -455,15 +503,15 @@ static int vif_publish(struct netfront_vif *v, const char *inst, bool persistent
 /* Backend in InitWait and nothing of ours to take over: the full netif
  * handshake. Memory is allocated and granted the first time only; rings,
  * ports and keys are made anew, then -> Initialised. */
-static void vif_setup(struct netfront_vif *v)
+static void vif_setup(struct netfront_vif *v, const struct be_view *b)
 {
 	int r;
 	const char *why = "memory";
 	vif_disconnect(v);
 	struct be_feats f;
-	read_be_feats(v, &f);
+	read_be_feats(v, b, &f);
 	char inst[XBKEY_INSTANCE_LEN] = "";
-	if (!read_be_instance(v, inst))
+	if (!read_be_instance(b, inst))
 		inst[0] = 0;
 	unsigned nq = vif_queues(v, f.max_queues);
 	v->nqueues = nq;
@@ -489,7 +537,9 @@ fail:
 	vif_disconnect(v);
 }
 
-static void vif_connected(struct netfront_vif *v)
+/* The rings go live. state_written: our Connected went out already (with
+ * the claim of kept rings, vif_reconnect); else it is written last. */
+static void vif_connected(struct netfront_vif *v, bool state_written)
 {
 	unsigned off = TUN_F_CSUM;
 	if (v->be_gso4)
@@ -512,7 +562,8 @@ static void vif_connected(struct netfront_vif *v)
 	/* What the stack sent meanwhile waits in the TAP: on its way now. Our
 	 * state last: the backend serves without waiting for it. */
 	tap_ready(v, v->tap, EPOLLIN);
-	set_state(v, XENBUS_STATE_CONNECTED);
+	if (!state_written)
+		set_state(v, XENBUS_STATE_CONNECTED);
 	log_info("vif %u connected to domain %u (gso4 %d gso6 %d sg %d, %u queue(s)%s%s)", v->devid,
 		 v->be_domid, v->be_gso4, v->be_gso6, v->be_sg, v->nqueues,
 		 v->be_instance[0] ? ", instance " : "", v->be_instance);
@@ -530,6 +581,24 @@ static void vif_reset(struct netfront_vif *v, const char *why)
 	vif_disconnect(v);
 	if (!v->detaching)
 		set_state(v, XENBUS_STATE_INITIALISING);
+}
+
+/* drvdom-backend-instance = echo, then our state st, in one round trip
+ * (xs_batch): true if both were written. */
+static bool vif_write_echo_state(struct netfront_vif *v, const char *echo, int st)
+{
+	char p[2][200], sb[12];
+	snprintf(p[0], sizeof(p[0]), "%s/drvdom-backend-instance", v->path);
+	snprintf(p[1], sizeof(p[1]), "%s/state", v->path);
+	snprintf(sb, sizeof(sb), "%d", st);
+	struct xs_batch_op w[2] = {
+	    {.type = XS_WRITE, .path = p[0], .data = echo, .len = (unsigned)strlen(echo)},
+	    {.type = XS_WRITE, .path = p[1], .data = sb, .len = (unsigned)strlen(sb)}};
+	v->state = st;
+	bool ok = xs_batch(nf.xs, XBT_NULL, w, 2) && !w[0].err && !w[1].err;
+	free(w[0].reply);
+	free(w[1].reply);
+	return ok;
 }
 
 /* The backend instance our rings were for died (our ports were closed by
@@ -562,36 +631,36 @@ static void vif_keep_rings(struct netfront_vif *v)
 	v->be_instance[0] = 0;
 	v->kept = true;
 	/* The echo first: a backend that reads it may use the keys with
-	 * whatever state it reads beside it. */
+	 * whatever state it reads beside it. Both in one round trip
+	 * (xs_batch; xenstored takes them in order). */
 	char echo[XBKEY_INSTANCE_LEN + 1];
 	snprintf(echo, sizeof(echo), "!%s", v->dead_instance);
-	if (!xput_t(XBT_NULL, v->path, "drvdom-backend-instance", echo))
-		log_warn("vif %u: cannot write drvdom-backend-instance", v->devid);
-	set_state(v, XENBUS_STATE_INITIALISED);
+	if (!vif_write_echo_state(v, echo, XENBUS_STATE_INITIALISED))
+		log_warn("vif %u: cannot write drvdom-backend-instance and state", v->devid);
 }
 
-/* Kept rings, backend instance inst Connected to them: claim them for it
- * (the echo "inst": from now on they hold requests only inst may answer,
- * so no later instance may take them before we reset them again), then
- * read its features and connect. The claim is written before anything is
- * put on a ring. */
-static void vif_reconnect(struct netfront_vif *v, const char *inst)
+/* Kept rings, backend instance inst Connected to them (the look b): read
+ * its features, claim the rings for it (the echo "inst": from now on they
+ * hold requests only inst may answer, so no later instance may take them
+ * before we reset them again) with our Connected in the same round trip,
+ * then connect. The claim is written before anything is put on a ring. */
+static void vif_reconnect(struct netfront_vif *v, const struct be_view *b, const char *inst)
 {
-	if (!xput_t(XBT_NULL, v->path, "drvdom-backend-instance", inst)) {
+	struct be_feats f;
+	read_be_feats(v, b, &f);
+	if (f.rx_copy != 1) {
+		vif_reset(v, "the new backend instance offers no rx-copy");
+		return;
+	}
+	if (!vif_write_echo_state(v, inst, XENBUS_STATE_CONNECTED)) {
 		vif_reset(v, "cannot claim the kept rings");
 		return;
 	}
 	snprintf(v->be_instance, sizeof(v->be_instance), "%s", inst);
 	v->kept = false;
-	struct be_feats f;
-	read_be_feats(v, &f);
-	if (f.rx_copy != 1) {
-		vif_reset(v, "the new backend instance offers no rx-copy");
-		return;
-	}
 	apply_be_feats(v, &f);
 	log_info("vif %u: kept rings taken by backend instance %s", v->devid, inst);
-	vif_connected(v);
+	vif_connected(v, true);
 }
 
 /* A port of ours was closed (the hv's EVT_PORT_CLOSED): is it still
@@ -629,20 +698,21 @@ static void vif_peer_closed(struct netfront_vif *v)
 
 static void backend_changed(struct netfront_vif *v)
 {
-	long bst = xget_long(v->be_path, "state", XENBUS_STATE_UNKNOWN);
 	char inst[XBKEY_INSTANCE_LEN];
 	if (v->detaching)
 		return;
-	switch (bst) {
+	struct be_view b;
+	be_view_read(v, &b);
+	switch (b.state) {
 	case XENBUS_STATE_INIT_WAIT:
 		if (v->kept) {
 			/* a new instance on its way to Connected (our "!DEAD"
 			 * lets it), or the dead one's state not yet replaced */
-			if (!read_be_instance(v, inst))
-				vif_setup(v); /* a backend without the extension */
+			if (!read_be_instance(&b, inst))
+				vif_setup(v, &b); /* a backend without the extension */
 			break;
 		}
-		if (v->port_alloc && v->be_instance[0] && read_be_instance(v, inst) &&
+		if (v->port_alloc && v->be_instance[0] && read_be_instance(&b, inst) &&
 		    strcmp(inst, v->be_instance)) {
 			/* a new instance (we may not have seen the old one go) */
 			vif_keep_rings(v);
@@ -650,23 +720,26 @@ static void backend_changed(struct netfront_vif *v)
 		}
 		if (v->state == XENBUS_STATE_INITIALISING || v->state == XENBUS_STATE_CLOSED ||
 		    v->state == XENBUS_STATE_CONNECTED || v->state == XENBUS_STATE_UNKNOWN)
-			vif_setup(v);
+			vif_setup(v, &b);
 		break;
 	case XENBUS_STATE_CONNECTED:
 		if (v->kept) {
-			if (!read_be_instance(v, inst))
+			/* a new instance that took the kept rings: after an
+			 * InitWait, or at once (docs/recovery.md, "Failover
+			 * (network)") */
+			if (!read_be_instance(&b, inst))
 				vif_reset(
 				    v, "a backend without the fast reconnect took the kept rings");
 			else if (strcmp(inst, v->dead_instance)) /* else: the dead one's state */
-				vif_reconnect(v, inst);
+				vif_reconnect(v, &b, inst);
 			break;
 		}
 		if (v->state == XENBUS_STATE_INITIALISED && !v->connected)
-			vif_connected(v);
+			vif_connected(v, false);
 		break;
 	case XENBUS_STATE_CLOSING:
 	case XENBUS_STATE_CLOSED:
-		if (xget_long(v->be_path, "online", 1) == 0) {
+		if (b.online == 0) {
 			/* the toolstack detaches the vif (xl's online = 0 + Closing) */
 			v->detaching = true;
 			vif_disconnect(v);
@@ -681,6 +754,7 @@ static void backend_changed(struct netfront_vif *v)
 	default:
 		break;
 	}
+	be_view_free(&b);
 }
 
 /* The hv gave up restarting the backend domain (its crash limit: xenstored
@@ -1077,8 +1151,16 @@ static void vif_run_kicks(struct netfront_vif *v)
 	struct netfront_vif *pv = v->parent ? v->parent : v;
 	if (atomic_exchange(&v->peer_closed, false))
 		vif_peer_closed(pv);
-	if (atomic_exchange(&v->kicked, false))
-		vif_poll(v, 0);
+	/* A notification on kept rings: a new backend instance bound the
+	 * channel and says it is Connected (docs/recovery.md, "Failover
+	 * (network)"): look at the backend now rather than when the watch
+	 * event on its state comes round. Nothing else is done on it. */
+	if (atomic_exchange(&v->kicked, false)) {
+		if (pv->kept)
+			backend_changed(pv);
+		else
+			vif_poll(v, 0);
+	}
 	for (unsigned k = 1; !v->parent && k < v->nqueues; k++)
 		vif_run_kicks(v->queue[k]);
 }
