@@ -12,7 +12,9 @@
 // guest killed: netdom
 // drops its vif (backend directory gone or closed, no mapping of the
 // guest's memory left), keeps serving another guest, and the guest
-// re-created with the same config connects again. Addresses are on
+// re-created with the same config connects again. A hostile drvdom-rings
+// met by a warm spare's fast path is refused as at a first connection, and
+// the guest is served again after a full handshake. Addresses are on
 // 10.77.0.0/24 inside namespaces the toolstack creates.
 #include <check.h>
 #include <stdio.h>
@@ -251,6 +253,51 @@ START_TEST(test_guest_crash)
 }
 END_TEST
 
+/* The fast reconnect keeps every check on hostile input. g2's drvdom-rings
+ * turns hostile while its netback instance lives (dom0 writes it for it:
+ * an event channel past the last port; nothing reads it then). netdom is
+ * killed: netfront keeps its rings for the next instance ("!D",
+ * Initialised), and the warm spare that takes over (most likely at once,
+ * without InitWait, docs/recovery.md "Failover (network)"; else after its
+ * InitWait) refuses the key with the error key, as at a first connection,
+ * and lives on: g2 goes back to the full handshake (its keys written
+ * anew) and is served again; g1 took the fast path. */
+START_TEST(test_standby_hostile_rings)
+{
+	rc_up(&T);
+	netdom_with("standby = 1\n");
+	guest("g1", 2);
+	guest("g2", 3);
+	wait_ping("g1", "10.77.0.1");
+	wait_ping("g2", "10.77.0.1");
+	rc_sleep_ms(500); /* the spare parks */
+	int g2 = rc_domid(&T, "g2");
+	char key[128], hostile[600];
+	snprintf(key, sizeof(key), "/local/domain/%d/device/vif/0/drvdom-rings", g2);
+	const char *good = rc_xs_read(&T, key), *ev = strstr(good, "event-channel=");
+	ck_assert_msg(ev, "drvdom-rings: '%s'", good);
+	const char *rest = ev + strlen("event-channel=");
+	rest += strspn(rest, "0123456789");
+	snprintf(hostile, sizeof(hostile), "%.*sevent-channel=4103%s", (int)(ev - good), good,
+		 rest);
+	ck_assert_int_eq(rc_xs_write(&T, key, hostile), 0);
+	SH_OK("drvdom kill netdom");
+	ck_assert_msg(rc_wait_running(&T, "netdom", 1, 10000) == 0, "netdom not restarted");
+	wait_ping("g2", "10.77.0.1");
+	wait_ping("g1", "10.77.0.1");
+	SH_OK("grep -c 'vif %d/0: cannot connect: bad event channel' %s/console/netdom.log || true",
+	      g2, T.run);
+	ck_assert_msg(atoi(T.out) == 1, "refusals of g2's hostile drvdom-rings: %s", T.out);
+	ck_assert_int_eq(rc_restarts(&T, "netdom"), 1);
+	ck_assert_msg(strcmp(rc_xs_read(&T, key), hostile), "g2's drvdom-rings not written anew");
+	SH_OK("grep -c 'kept rings taken by backend instance' %s/console/g1.log || true", T.run);
+	ck_assert_msg(atoi(T.out) == 1, "g1's fast reconnects: %s", T.out);
+	SH_OK("grep 'probing.*vif/0' %s/console/netdom.log | tail -2", T.run);
+	fprintf(stderr, "hostile drvdom-rings, the new instance's probes:\n%s", T.out);
+	tt_fini(&T);
+}
+END_TEST
+
 /* netif multi-queue across failovers: a guest on 2 queues sends 100 MiB to
  * the wire while netdom is killed 3 times; every restarted netback offers
  * the queues again, the guest reconnects with both (the fast reconnect:
@@ -289,6 +336,7 @@ Suite *recovery_net_suite(void)
 	tcase_add_test(tc, test_standby_kept_ring);
 	tcase_add_test(tc, test_guest_crash);
 	tcase_add_test(tc, test_crash_loop);
+	tcase_add_test(tc, test_standby_hostile_rings);
 	suite_add_tcase(s, tc);
 	TCase *mq = tcase_create("multiqueue"); /* CK_RUN_CASE=multiqueue */
 	tcase_set_timeout(mq, 120);
