@@ -269,8 +269,7 @@ bool netback_pgnt_cached(struct netback_vif *v, grant_ref_t ref);
  * refs are hints taken from the ring before the requests are checked: a
  * ref the frontend did not grant us fails in the hv, and is remembered as
  * netback_pgnt_get remembers it. */
-void netback_pgnt_map_ahead(struct netback_vif *v, const grant_ref_t *refs, unsigned n,
-			    bool write);
+void netback_pgnt_map_ahead(struct netback_vif *v, const grant_ref_t *refs, unsigned n, bool write);
 void netback_pgnt_drop_all(struct netback_vif *v);
 
 /* netback_tx.c: the guest's transmit ring into the bridge. */

@@ -304,8 +304,9 @@ void netback_pgnt_map_ahead(struct netback_vif *v, const grant_ref_t *refs, unsi
 		for (unsigned k = 0; k < nops && !dup; k++)
 			dup = ops[k].ref == refs[i];
 		if (!dup)
-			ops[nops++] = (struct gnt_map_op){
-			    .domid = v->fe_domid, .flags = write ? 0 : GNTMAP_readonly, .ref = refs[i]};
+			ops[nops++] = (struct gnt_map_op){.domid = v->fe_domid,
+							  .flags = write ? 0 : GNTMAP_readonly,
+							  .ref = refs[i]};
 	}
 	if (!nops)
 		return;
@@ -854,7 +855,8 @@ static void fe_view_read(struct netback_vif *v, struct fe_view *f, bool watch)
 	unsigned base = watch ? 1 : 0;
 	if (watch) {
 		snprintf(buf[0], sizeof(buf[0]), "%s/state", v->fe_path);
-		ops[0] = (struct xs_batch_op){.type = XS_WATCH, .path = buf[0], .data = v->fe_token};
+		ops[0] =
+		    (struct xs_batch_op){.type = XS_WATCH, .path = buf[0], .data = v->fe_token};
 	}
 	fe_view_ops(v, v->fe_path, ops + base, buf + base);
 	memset(f, 0, sizeof(*f));
