@@ -1057,6 +1057,46 @@ bool xs_transaction_end(struct xs_handle *h, xs_transaction_t t, bool abort)
  * while it waits for room to write (xs_rx_send), so xenstored never waits on
  * a full response ring while we still write; those of the window
  * [first, first + n) are queued in order (xs_want). */
+void xs_batch_read(struct xs_batch_op *op, char *buf, size_t cap, const char *dir,
+		   const char *key)
+{
+	snprintf(buf, cap, "%s/%s", dir, key);
+	*op = (struct xs_batch_op){.type = XS_READ, .path = buf};
+}
+
+void xs_batch_write(struct xs_batch_op *op, char *buf, size_t cap, const char *dir,
+		    const char *key, const char *val)
+{
+	snprintf(buf, cap, "%s/%s", dir, key);
+	*op = (struct xs_batch_op){
+	    .type = XS_WRITE, .path = buf, .data = val, .len = (unsigned int)strlen(val)};
+}
+
+void xs_batch_free(struct xs_batch_op *ops, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		free(ops[i].reply);
+		ops[i].reply = NULL;
+	}
+}
+
+int xs_batch_uint(const struct xs_batch_op *op, uint64_t def, uint64_t *out)
+{
+	const char *v = op->reply;
+	*out = def;
+	if (!v)
+		return -ENOENT;
+	if (*v < '0' || *v > '9')
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	*out = n;
+	return 0;
+}
+
 bool xs_batch(struct xs_handle *h, xs_transaction_t t, struct xs_batch_op *ops, unsigned int n)
 {
 	if (n == 0)

@@ -67,52 +67,12 @@ static bool store_put(struct blkback *bb, xs_transaction_t t, const char *dir, c
 	return xs_write(bb->xs, t, p, val, (unsigned)strlen(val));
 }
 
-/* Fill op as an XS_READ / XS_WRITE of dir/key; the path lives in buf. */
-static void op_read(struct xs_batch_op *op, char *buf, size_t cap, const char *dir, const char *key)
-{
-	snprintf(buf, cap, "%s/%s", dir, key);
-	*op = (struct xs_batch_op){.type = XS_READ, .path = buf};
-}
-
-static void op_write(struct xs_batch_op *op, char *buf, size_t cap, const char *dir,
-		     const char *key, const char *val)
-{
-	snprintf(buf, cap, "%s/%s", dir, key);
-	*op = (struct xs_batch_op){
-	    .type = XS_WRITE, .path = buf, .data = val, .len = (unsigned)strlen(val)};
-}
-
 /* 0, or the first op's error (errno value). */
 static int ops_err(const struct xs_batch_op *ops, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
 		if (ops[i].err)
 			return ops[i].err;
-	return 0;
-}
-
-static void ops_free(struct xs_batch_op *ops, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++) {
-		free(ops[i].reply);
-		ops[i].reply = NULL;
-	}
-}
-
-/* A strict unsigned decimal value (a read op's reply): 0, -ENOENT (no
- * reply: *out = def), -EINVAL. */
-static int op_uint(const struct xs_batch_op *op, uint64_t def, uint64_t *out)
-{
-	*out = def;
-	const char *v = op->reply;
-	if (!v)
-		return -ENOENT;
-	char *end;
-	errno = 0;
-	unsigned long long n = strtoull(v, &end, 10);
-	if (errno || end == v || *end || v[0] == '-')
-		return -EINVAL;
-	*out = n;
 	return 0;
 }
 
@@ -318,7 +278,7 @@ static int fe_view_read(struct blkback_dev *d, struct fe_view *v, bool watch)
 	}
 	v->base = n;
 	for (unsigned k = 0; k < FE_NKEYS; k++, n++)
-		op_read(&v->ops[n], v->paths[n], sizeof(v->paths[n]), d->fe_path, fe_keys[k]);
+		xs_batch_read(&v->ops[n], v->paths[n], sizeof(v->paths[n]), d->fe_path, fe_keys[k]);
 	v->ok = xs_batch(d->bb->xs, XBT_NULL, v->ops, n);
 	if (!v->ok)
 		return -errno;
@@ -329,7 +289,7 @@ static int fe_view_read(struct blkback_dev *d, struct fe_view *v, bool watch)
 
 static void fe_view_free(struct fe_view *v)
 {
-	ops_free(v->ops, FE_NKEYS + 1);
+	xs_batch_free(v->ops, FE_NKEYS + 1);
 }
 
 static const char *fe_val(const struct fe_view *v, unsigned k)
@@ -354,7 +314,7 @@ static int blkback_dev_connect(struct blkback_dev *d, const struct fe_view *fv)
 		dev_why(d, "unsupported protocol '%.32s'", proto);
 		return -EINVAL;
 	}
-	if (op_uint(&fv->ops[fv->base + FE_PERSISTENT], 0, &pers) == -EINVAL)
+	if (xs_batch_uint(&fv->ops[fv->base + FE_PERSISTENT], 0, &pers) == -EINVAL)
 		pers = 0;
 	d->persistent = pers != 0;
 
@@ -422,12 +382,12 @@ static int blkback_dev_connect(struct blkback_dev *d, const struct fe_view *fv)
 		snprintf(vs[2], sizeof(vs[2]), "%u", (unsigned)d->phys_sector_size);
 		snprintf(vs[3], sizeof(vs[3]), "%u", (unsigned)(d->readonly ? VDISK_READONLY : 0));
 		struct xs_batch_op w[6];
-		op_write(&w[0], ps[0], sizeof(ps[0]), d->path, "sectors", vs[0]);
-		op_write(&w[1], ps[1], sizeof(ps[1]), d->path, "sector-size", vs[1]);
-		op_write(&w[2], ps[2], sizeof(ps[2]), d->path, "physical-sector-size", vs[2]);
-		op_write(&w[3], ps[3], sizeof(ps[3]), d->path, "info", vs[3]);
-		op_write(&w[4], ps[4], sizeof(ps[4]), d->path, "drvdom-connect", conn);
-		op_write(&w[5], ps[5], sizeof(ps[5]), d->path, "state", "4");
+		xs_batch_write(&w[0], ps[0], sizeof(ps[0]), d->path, "sectors", vs[0]);
+		xs_batch_write(&w[1], ps[1], sizeof(ps[1]), d->path, "sector-size", vs[1]);
+		xs_batch_write(&w[2], ps[2], sizeof(ps[2]), d->path, "physical-sector-size", vs[2]);
+		xs_batch_write(&w[3], ps[3], sizeof(ps[3]), d->path, "info", vs[3]);
+		xs_batch_write(&w[4], ps[4], sizeof(ps[4]), d->path, "drvdom-connect", conn);
+		xs_batch_write(&w[5], ps[5], sizeof(ps[5]), d->path, "state", "4");
 		bool ok = xs_batch(bb->xs, t, w, 6);
 		if (ok && ops_err(w, 6)) {
 			errno = ops_err(w, 6);
@@ -603,10 +563,10 @@ static int blkback_dev_init_wait(struct blkback_dev *d)
 		};
 		if (xbkey_format(feats, sizeof(feats), ff, sizeof(ff) / sizeof(ff[0])))
 			feats[0] = 0; /* too long (cannot be): never "the same" */
-		op_read(&q[2], p, sizeof(p), d->path, "drvdom-features");
+		xs_batch_read(&q[2], p, sizeof(p), d->path, "drvdom-features");
 		bool ok = xs_batch(bb->xs, t, q, 3);
 		bool same = ok && feats[0] && q[2].reply && !strcmp(q[2].reply, feats);
-		ops_free(q, 3);
+		xs_batch_free(q, 3);
 		/* The removals may find nothing (ENOENT): fine. */
 		struct {
 			const char *key;
@@ -633,14 +593,14 @@ static int blkback_dev_init_wait(struct blkback_dev *d)
 		struct xs_batch_op w[16];
 		unsigned nw = 0;
 		for (unsigned i = 0; i < n; i++, nw++)
-			op_write(&w[nw], wp[nw], sizeof(wp[nw]), d->path, kv[i].key, kv[i].val);
+			xs_batch_write(&w[nw], wp[nw], sizeof(wp[nw]), d->path, kv[i].key, kv[i].val);
 		if (!same) {
-			op_write(&w[nw], wp[nw], sizeof(wp[nw]), d->path, "drvdom-features", feats);
+			xs_batch_write(&w[nw], wp[nw], sizeof(wp[nw]), d->path, "drvdom-features", feats);
 			nw++;
 		}
-		op_write(&w[nw], wp[nw], sizeof(wp[nw]), d->path, "drvdom-instance", bb->instance);
+		xs_batch_write(&w[nw], wp[nw], sizeof(wp[nw]), d->path, "drvdom-instance", bb->instance);
 		nw++;
-		op_write(&w[nw], wp[nw], sizeof(wp[nw]), d->path, "state", "2");
+		xs_batch_write(&w[nw], wp[nw], sizeof(wp[nw]), d->path, "state", "2");
 		nw++;
 		ok = ok && xs_batch(bb->xs, t, w, nw);
 		if (ok && ops_err(w, nw)) {
@@ -713,7 +673,7 @@ void blkback_frontend_changed(struct blkback_dev *d)
 static void frontend_changed(struct blkback_dev *d, const struct fe_view *fv)
 {
 	uint64_t fe;
-	int r = op_uint(&fv->ops[fv->base + FE_STATE], XENBUS_STATE_UNKNOWN, &fe);
+	int r = xs_batch_uint(&fv->ops[fv->base + FE_STATE], XENBUS_STATE_UNKNOWN, &fe);
 	if (r == -EINVAL || fe > XENBUS_STATE_MAX)
 		fe = XENBUS_STATE_UNKNOWN;
 	log_debug("%s: frontend %s, backend %s", d->name, xenbus_st_name((int)fe),
@@ -777,7 +737,7 @@ static void dev_probe(struct blkback *bb, domid_t fe, unsigned devid)
 	struct xs_batch_op q[4];
 	char qp[4][256];
 	for (unsigned i = 0; i < 4; i++)
-		op_read(&q[i], qp[i], sizeof(qp[i]), d->path, keys[i]);
+		xs_batch_read(&q[i], qp[i], sizeof(qp[i]), d->path, keys[i]);
 	if (!xs_batch(bb->xs, XBT_NULL, q, 4))
 		memset(q, 0, sizeof(q));
 	const char *v = q[0].reply;
@@ -792,14 +752,14 @@ static void dev_probe(struct blkback *bb, domid_t fe, unsigned devid)
 	if (ok)
 		snprintf(d->fe_path, sizeof(d->fe_path), "%s", v);
 	uint64_t id;
-	if (!ok || op_uint(&q[2], 0, &id) || id != fe) {
-		ops_free(q, 4);
+	if (!ok || xs_batch_uint(&q[2], 0, &id) || id != fe) {
+		xs_batch_free(q, 4);
 		log_warn("%s: bad frontend or frontend-id in %s", d->name, d->path);
 		return; /* stays Initialising; the toolstack may fix it */
 	}
 	v = q[3].reply;
 	d->readonly = v && v[0] == 'r';
-	ops_free(q, 4);
+	xs_batch_free(q, 4);
 	log_info("%s: found %s (frontend %s)", d->name, d->path, d->fe_path);
 	if (blkback_dev_init_wait(d))
 		blkback_dev_fail(d, "cannot publish features");

@@ -50,48 +50,6 @@ static bool xs_put(struct netback *nb, const char *dir, const char *key, const c
 	return xs_write(nb->xs, XBT_NULL, p, val, (unsigned)strlen(val));
 }
 
-/* Batched requests (xs_batch: one round trip for several, docs/recovery.md
- * "Failover (network)"): fill op as an XS_READ / XS_WRITE of dir/key, the
- * path in buf. */
-static void op_read(struct xs_batch_op *op, char *buf, size_t cap, const char *dir, const char *key)
-{
-	snprintf(buf, cap, "%s/%s", dir, key);
-	*op = (struct xs_batch_op){.type = XS_READ, .path = buf};
-}
-
-static void op_write(struct xs_batch_op *op, char *buf, size_t cap, const char *dir,
-		     const char *key, const char *val)
-{
-	snprintf(buf, cap, "%s/%s", dir, key);
-	*op = (struct xs_batch_op){
-	    .type = XS_WRITE, .path = buf, .data = val, .len = (unsigned)strlen(val)};
-}
-
-static void ops_free(struct xs_batch_op *ops, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++) {
-		free(ops[i].reply);
-		ops[i].reply = NULL;
-	}
-}
-
-/* A read op's reply as xs_get_uint reads a key: 0, -ENOENT (no value: *out
- * = def) or -EINVAL (not a decimal number: *out = def). */
-static int op_uint(const struct xs_batch_op *op, uint64_t def, uint64_t *out)
-{
-	const char *s = op->reply;
-	*out = def;
-	if (!s)
-		return -ENOENT;
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static void vif_set_state(struct netback_vif *v, int st)
 {
 	char b[8];
@@ -672,13 +630,13 @@ static int vif_connect(struct netback_vif *v, const char *rings, bool announce, 
 	char wp[4][200];
 	unsigned nw = 0;
 	if (announce) {
-		op_write(&w[nw], wp[nw], sizeof(wp[nw]), v->path, "drvdom-instance", nb->instance);
+		xs_batch_write(&w[nw], wp[nw], sizeof(wp[nw]), v->path, "drvdom-instance", nb->instance);
 		nw++;
 	}
 	unsigned wst = nw;
-	op_write(&w[nw], wp[nw], sizeof(wp[nw]), v->path, "state", "4");
+	xs_batch_write(&w[nw], wp[nw], sizeof(wp[nw]), v->path, "state", "4");
 	nw++;
-	op_write(&w[nw], wp[nw], sizeof(wp[nw]), v->path, "carrier", "1");
+	xs_batch_write(&w[nw], wp[nw], sizeof(wp[nw]), v->path, "carrier", "1");
 	nw++;
 	if (v->error_written) {
 		snprintf(wp[nw], sizeof(wp[nw]), "%s/error", v->path);
@@ -688,7 +646,7 @@ static int vif_connect(struct netback_vif *v, const char *rings, bool announce, 
 	if (!xs_batch(nb->xs, XBT_NULL, w, nw) || w[wst].err || (announce && w[0].err))
 		log_warn("vif %u/%u: cannot write state %d", v->fe_domid, v->handle,
 			 XENBUS_STATE_CONNECTED);
-	ops_free(w, nw);
+	xs_batch_free(w, nw);
 	v->state = XENBUS_STATE_CONNECTED;
 	v->error_written = false;
 	for (unsigned q = 0; kept && q < nq; q++) {
@@ -767,15 +725,15 @@ static int vif_init_wait(struct netback_vif *v, bool have)
 		struct xs_batch_op w[XS_BATCH_MAX];
 		char wp[XS_BATCH_MAX][200];
 		unsigned n = 0;
-		op_read(&w[n], wp[n], sizeof(wp[n]), v->path, "drvdom-features");
+		xs_batch_read(&w[n], wp[n], sizeof(wp[n]), v->path, "drvdom-features");
 		n++;
 		for (size_t i = 0; !have && i < NFEATS; i++, n++)
-			op_write(&w[n], wp[n], sizeof(wp[n]), v->path, feats[i][0], feats[i][1]);
+			xs_batch_write(&w[n], wp[n], sizeof(wp[n]), v->path, feats[i][0], feats[i][1]);
 		for (size_t i = 0; !have && i < NMORE; i++, n++)
-			op_write(&w[n], wp[n], sizeof(wp[n]), v->path, more[i][0], more[i][1]);
-		op_write(&w[n], wp[n], sizeof(wp[n]), v->path, "drvdom-instance", nb->instance);
+			xs_batch_write(&w[n], wp[n], sizeof(wp[n]), v->path, more[i][0], more[i][1]);
+		xs_batch_write(&w[n], wp[n], sizeof(wp[n]), v->path, "drvdom-instance", nb->instance);
 		n++;
-		op_write(&w[n], wp[n], sizeof(wp[n]), v->path, "state", "2");
+		xs_batch_write(&w[n], wp[n], sizeof(wp[n]), v->path, "state", "2");
 		n++;
 		bool ok = xs_batch(nb->xs, t, w, n);
 		int e = ok ? 0 : (errno ? errno : EIO);
@@ -784,7 +742,7 @@ static int vif_init_wait(struct netback_vif *v, bool have)
 				e = w[i].err, ok = false;
 		/* the mark changed since we looked: every key, in a new one */
 		bool stale = ok && have && !(w[0].reply && !strcmp(w[0].reply, conn));
-		ops_free(w, n);
+		xs_batch_free(w, n);
 		if (!ok || stale) {
 			xs_transaction_end(nb->xs, t, true);
 			if (stale) {
@@ -821,22 +779,22 @@ struct fe_view {
 static void fe_view_ops(struct netback_vif *v, const char *fe_path, struct xs_batch_op *ops,
 			char (*buf)[200])
 {
-	op_read(&ops[FE_STATE], buf[FE_STATE], sizeof(buf[0]), fe_path, "state");
-	op_read(&ops[FE_ONLINE], buf[FE_ONLINE], sizeof(buf[0]), v->path, "online");
-	op_read(&ops[FE_ECHO], buf[FE_ECHO], sizeof(buf[0]), fe_path, "drvdom-backend-instance");
-	op_read(&ops[FE_RINGS], buf[FE_RINGS], sizeof(buf[0]), fe_path, "drvdom-rings");
+	xs_batch_read(&ops[FE_STATE], buf[FE_STATE], sizeof(buf[0]), fe_path, "state");
+	xs_batch_read(&ops[FE_ONLINE], buf[FE_ONLINE], sizeof(buf[0]), v->path, "online");
+	xs_batch_read(&ops[FE_ECHO], buf[FE_ECHO], sizeof(buf[0]), fe_path, "drvdom-backend-instance");
+	xs_batch_read(&ops[FE_RINGS], buf[FE_RINGS], sizeof(buf[0]), fe_path, "drvdom-rings");
 }
 
 /* The look from its replies (taken over: the ops keep none). */
 static void fe_view_take(struct fe_view *f, struct xs_batch_op *ops)
 {
-	f->st_r = op_uint(&ops[FE_STATE], XENBUS_STATE_UNKNOWN, &f->st);
-	if (op_uint(&ops[FE_ONLINE], 1, &f->online))
+	f->st_r = xs_batch_uint(&ops[FE_STATE], XENBUS_STATE_UNKNOWN, &f->st);
+	if (xs_batch_uint(&ops[FE_ONLINE], 1, &f->online))
 		f->online = 1;
 	f->echo = ops[FE_ECHO].reply;
 	f->rings = ops[FE_RINGS].reply;
 	ops[FE_ECHO].reply = ops[FE_RINGS].reply = NULL;
-	ops_free(ops, FE_NKEYS);
+	xs_batch_free(ops, FE_NKEYS);
 }
 
 static void fe_view_free(struct fe_view *f)
@@ -1019,9 +977,9 @@ void netback_vif_probe(struct netback *nb, domid_t fe, unsigned handle)
 	struct xs_batch_op ops[P_N];
 	char buf[P_N][200], spec[128], conn[256];
 	snprintf(spec, sizeof(spec), "/local/domain/%u/device/vif/%u", fe, handle);
-	op_read(&ops[P_FRONTEND], buf[P_FRONTEND], sizeof(buf[0]), v->path, "frontend");
-	op_read(&ops[P_MAC], buf[P_MAC], sizeof(buf[0]), v->path, "mac");
-	op_read(&ops[P_FEATURES], buf[P_FEATURES], sizeof(buf[0]), v->path, "drvdom-features");
+	xs_batch_read(&ops[P_FRONTEND], buf[P_FRONTEND], sizeof(buf[0]), v->path, "frontend");
+	xs_batch_read(&ops[P_MAC], buf[P_MAC], sizeof(buf[0]), v->path, "mac");
+	xs_batch_read(&ops[P_FEATURES], buf[P_FEATURES], sizeof(buf[0]), v->path, "drvdom-features");
 	snprintf(buf[P_WATCH], sizeof(buf[0]), "%s/state", spec);
 	ops[P_WATCH] =
 	    (struct xs_batch_op){.type = XS_WATCH, .path = buf[P_WATCH], .data = v->fe_token};
@@ -1035,7 +993,7 @@ void netback_vif_probe(struct netback *nb, domid_t fe, unsigned handle)
 	if (watched && !at_spec)
 		(void)xs_unwatch(nb->xs, buf[P_WATCH], v->fe_token);
 	if (!fp || strlen(fp) >= sizeof(v->fe_path)) {
-		ops_free(ops, P_N);
+		xs_batch_free(ops, P_N);
 		free(v);
 		return; /* not complete yet; a later watch event probes again */
 	}
@@ -1050,7 +1008,7 @@ void netback_vif_probe(struct netback *nb, domid_t fe, unsigned handle)
 	memset(&f, 0, sizeof(f));
 	if (at_spec)
 		fe_view_take(&f, ops + P_LOOK);
-	ops_free(ops, P_N);
+	xs_batch_free(ops, P_N);
 	/* An error an earlier instance wrote may be there: the first
 	 * connection removes it (with its Connected; a refused one
 	 * replaces it). */

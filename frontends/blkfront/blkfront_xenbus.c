@@ -550,13 +550,9 @@ static void blkfront_fail_for_good(struct blkfront *bf)
 /* A strict unsigned decimal (a batch read's reply), or def. */
 static uint64_t op_u64(const struct xs_batch_op *op, uint64_t def)
 {
-	const char *v = op->reply;
-	if (op->err || !v)
-		return def;
-	char *end;
-	errno = 0;
-	unsigned long long n = strtoull(v, &end, 10);
-	return end != v && *end == 0 && errno == 0 && v[0] != '-' ? (uint64_t)n : def;
+	uint64_t v;
+	(void)xs_batch_uint(op, def, &v);
+	return v;
 }
 
 static void pf_clear(struct blkfront *bf)

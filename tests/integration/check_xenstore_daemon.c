@@ -315,6 +315,52 @@ START_TEST(library_basic_operations)
 }
 END_TEST
 
+/* The batch helpers: ops filled from dir/key, read back as strict
+ * unsigned decimals (a peer's keys are hostile: no sign, space, base
+ * prefix or overflow), replies freed. */
+START_TEST(library_batch_helpers)
+{
+	struct xs_handle *h = xs_open(0);
+	ck_assert_ptr_nonnull(h);
+	static const char *const vals[] = {"0", "42", "18446744073709551615", "-1", "+1",
+					   " 1", "1 ", "18446744073709551616", "0x10", ""};
+	enum { NV = sizeof(vals) / sizeof(vals[0]) };
+	char paths[NV + 1][64], keys[NV + 1][8];
+	struct xs_batch_op ops[NV + 1];
+	for (unsigned i = 0; i < NV; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k%u", i);
+		xs_batch_write(&ops[i], paths[i], sizeof(paths[i]), "/bh", keys[i], vals[i]);
+	}
+	ck_assert(xs_batch(h, XBT_NULL, ops, NV));
+	for (unsigned i = 0; i < NV; i++) {
+		ck_assert_int_eq(ops[i].err, 0);
+		xs_batch_read(&ops[i], paths[i], sizeof(paths[i]), "/bh", keys[i]);
+	}
+	xs_batch_read(&ops[NV], paths[NV], sizeof(paths[NV]), "/bh", "none");
+	ck_assert(xs_batch(h, XBT_NULL, ops, NV + 1));
+	static const uint64_t want[] = {0, 42, UINT64_MAX};
+	for (unsigned i = 0; i < NV; i++) {
+		ck_assert_str_eq(ops[i].reply, vals[i]);
+		uint64_t v;
+		int r = xs_batch_uint(&ops[i], 7, &v);
+		if (i < 3) {
+			ck_assert_int_eq(r, 0);
+			ck_assert_uint_eq(v, want[i]);
+		} else {
+			ck_assert_msg(r == -EINVAL && v == 7, "'%s' read as %d/%llu", vals[i], r,
+				      (unsigned long long)v);
+		}
+	}
+	uint64_t v;
+	ck_assert_int_eq(xs_batch_uint(&ops[NV], 9, &v), -ENOENT);
+	ck_assert_uint_eq(v, 9);
+	xs_batch_free(ops, NV + 1);
+	for (unsigned i = 0; i <= NV; i++)
+		ck_assert_ptr_null(ops[i].reply);
+	xs_close(h);
+}
+END_TEST
+
 START_TEST(library_batch_pipelines_in_order)
 {
 	struct xs_handle *h = xs_open(0), *o = xs_open(0);
@@ -1157,6 +1203,7 @@ Suite *xenstore_daemon_suite(void)
 	tcase_add_test(tc, utils_chmod_and_ls_p);
 	tcase_add_test(tc, utils_watch_sees_changes);
 	tcase_add_test(tc, library_basic_operations);
+	tcase_add_test(tc, library_batch_helpers);
 	tcase_add_test(tc, library_batch_pipelines_in_order);
 	tcase_add_test(tc, library_caller_reads_watch_events_in_order);
 	tcase_add_test(tc, library_transactions_conflict);

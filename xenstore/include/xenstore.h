@@ -104,6 +104,19 @@ struct xs_batch_op {
 	unsigned int reply_len;
 };
 bool xs_batch(struct xs_handle *h, xs_transaction_t t, struct xs_batch_op *ops, unsigned int n);
+/* Fill op as an XS_READ, or an XS_WRITE of the string val, of dir/key;
+ * the path is formatted into buf (cap bytes), which must outlive the
+ * batch. */
+void xs_batch_read(struct xs_batch_op *op, char *buf, size_t cap, const char *dir,
+		   const char *key);
+void xs_batch_write(struct xs_batch_op *op, char *buf, size_t cap, const char *dir,
+		    const char *key, const char *val);
+/* Free the replies of ops[0 .. n) and clear them. */
+void xs_batch_free(struct xs_batch_op *ops, unsigned int n);
+/* A read op's reply as a strict unsigned decimal (digits only, no sign or
+ * space, no overflow): 0 and *out = the value; -ENOENT (no reply) or
+ * -EINVAL (anything else), *out = def. A peer's keys are hostile. */
+int xs_batch_uint(const struct xs_batch_op *op, uint64_t def, uint64_t *out);
 
 /* Domain 0 only: make a domain known (its ring page frame and event
  * channel), mark another as its target, resume or release one. */
