@@ -193,6 +193,17 @@ static void create_guest(const char *name, const char *mode, const char *disks)
 	T_ASSERT(drvdom(a) == 0, "drvdom create %s", name);
 }
 
+/* Guest g1 running domain kernel mode MODE on a fresh 8 MiB g1.img
+ * served by blkdom. */
+static void guest_g1(const char *mode)
+{
+	make_disk("g1.img", 8);
+	char disks[512];
+	snprintf(disks, sizeof(disks), "'target=%s/g1.img, vdev=xvda, access=rw, backend=blkdom'",
+		 run);
+	create_guest("g1", mode, disks);
+}
+
 static int domid_of(const char *name)
 {
 	unsigned n = 0;
@@ -507,11 +518,7 @@ START_TEST(test_leftover_backend_dir)
 	}
 	create_blkdom(NULL);
 	T_ASSERT(domid_of("blkdom") == 1, "blkdom is domain 1");
-	make_disk("g1.img", 8);
-	char disks[512];
-	snprintf(disks, sizeof(disks), "'target=%s/g1.img, vdev=xvda, access=rw, backend=blkdom'",
-		 run);
-	create_guest("g1", "simple", disks);
+	guest_g1("simple");
 	T_ASSERT(domid_of("g1") == 2, "the guest is domain 2");
 	assert_result_ok("g1", 30000);
 	unsigned len;
@@ -535,11 +542,7 @@ START_TEST(test_offline_releases_disk)
 {
 	env_up();
 	create_blkdom(NULL);
-	make_disk("g1.img", 8);
-	char disks[512];
-	snprintf(disks, sizeof(disks), "'target=%s/g1.img, vdev=xvda, access=rw, backend=blkdom'",
-		 run);
-	create_guest("g1", "simple", disks);
+	guest_g1("simple");
 	assert_result_ok("g1", 30000);
 	T_ASSERT(blkdom_holds("g1.img"), "blkdom holds the attached disk");
 	int b = domid_of("blkdom"), g = domid_of("g1");
@@ -574,11 +577,7 @@ START_TEST(test_bad_handshakes)
 {
 	env_up();
 	create_blkdom(NULL);
-	make_disk("g1.img", 8);
-	char disks[512];
-	snprintf(disks, sizeof(disks), "'target=%s/g1.img, vdev=xvda, access=rw, backend=blkdom'",
-		 run);
-	create_guest("g1", "badhs", disks);
+	guest_g1("badhs");
 	assert_result_ok("g1", 60000);
 	T_ASSERT(disk_has_pattern("g1.img", 51712), "g1's writes are in g1.img");
 	T_ASSERT(domain_running("blkdom"), "blkdom still running");
@@ -595,11 +594,7 @@ START_TEST(test_rings_key_only)
 {
 	env_up();
 	create_blkdom(NULL);
-	make_disk("g1.img", 8);
-	char disks[512];
-	snprintf(disks, sizeof(disks), "'target=%s/g1.img, vdev=xvda, access=rw, backend=blkdom'",
-		 run);
-	create_guest("g1", "rings", disks);
+	guest_g1("rings");
 	assert_result_ok("g1", 30000);
 	T_ASSERT(disk_has_pattern("g1.img", 51712), "g1's writes are in g1.img");
 	char *v = dom_read("g1", "device/vbd/51712/drvdom-rings");
@@ -798,11 +793,7 @@ START_TEST(test_slow_io_vs_watchdog)
 	env_up();
 	create_blkdom("on_crash = \"restart\"\nwatchdog_ms = 2000\n"
 		      "extra_args = [ '--no-inline-io', '--crash-at', 'slow-io:1:600' ]");
-	make_disk("g1.img", 8);
-	char disks[512];
-	snprintf(disks, sizeof(disks), "'target=%s/g1.img, vdev=xvda, access=rw, backend=blkdom'",
-		 run);
-	create_guest("g1", "simple", disks);
+	guest_g1("simple");
 	assert_result_ok("g1", 60000);
 	char p[256], line[512];
 	snprintf(p, sizeof(p), "%s/console/blkdom.log", run);
@@ -822,10 +813,7 @@ START_TEST(test_slow_io_vs_watchdog)
 	env_up();
 	create_blkdom("on_crash = \"restart\"\nwatchdog_ms = 1000\n"
 		      "extra_args = [ '--no-inline-io', '--crash-at', 'slow-io:1:6000' ]");
-	make_disk("g1.img", 8);
-	snprintf(disks, sizeof(disks), "'target=%s/g1.img, vdev=xvda, access=rw, backend=blkdom'",
-		 run);
-	create_guest("g1", "simple", disks);
+	guest_g1("simple");
 	bool killed = false;
 	for (int t = 0; t < 300 && !killed; t++) {
 		killed = hv_log_has("(blkdom): restarted");
