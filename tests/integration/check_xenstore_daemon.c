@@ -1043,6 +1043,17 @@ static void introduce(struct xs_handle *x, domid_t d, const struct hv_create_rep
 	ck_assert(xs_introduce_domain(x, d, rep->store_frame, rep->store_port));
 }
 
+/* A domain of xs_dom in mode, introduced: dom0's handle to watch it. */
+static struct xs_handle *start_dom(const char *name, const char *mode, domid_t *d)
+{
+	struct hv_create_rep rep;
+	*d = create_dom(name, mode, &rep);
+	struct xs_handle *x = xs_open(0);
+	ck_assert_ptr_nonnull(x);
+	introduce(x, *d, &rep);
+	return x;
+}
+
 static char *wait_node(struct xs_handle *x, const char *path, int ms)
 {
 	for (int i = 0; i < ms / 10; i++) {
@@ -1053,6 +1064,17 @@ static char *wait_node(struct xs_handle *x, const char *path, int ms)
 		usleep(10000);
 	}
 	return NULL;
+}
+
+/* The domain's result node /local/domain/D/data/KEY, waited for up to
+ * ms: it must come. */
+static char *dom_data(struct xs_handle *x, domid_t d, const char *key, int ms)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "/local/domain/%u/data/%s", d, key);
+	char *v = wait_node(x, path, ms);
+	ck_assert_msg(v != NULL, "the domain never wrote %s", path);
+	return v;
 }
 
 static bool log_has(const char *logname, const char *needle)
@@ -1080,9 +1102,7 @@ START_TEST(domain_talks_over_its_ring)
 	ck_assert_int_eq(errno, EINVAL);
 	introduce(x, d, &rep);
 	char path[96];
-	snprintf(path, sizeof(path), "/local/domain/%u/data/done", d);
-	char *v = wait_node(x, path, 20000);
-	ck_assert_msg(v != NULL, "the domain never wrote %s", path);
+	char *v = dom_data(x, d, "done", 20000);
 	ck_assert_str_eq(v, "ok:world");
 	free(v);
 	snprintf(path, sizeof(path), "/local/domain/%u/data/denied", d);
@@ -1120,14 +1140,10 @@ END_TEST
  * back on the ring: an event that follows reaches the domain. */
 START_TEST(domain_caller_reads_its_reply)
 {
-	struct hv_create_rep rep;
-	domid_t d = create_dom("xswdom", "watched", &rep);
-	struct xs_handle *x = xs_open(0);
-	introduce(x, d, &rep);
+	domid_t d;
+	struct xs_handle *x = start_dom("xswdom", "watched", &d);
 	char path[96];
-	snprintf(path, sizeof(path), "/local/domain/%u/data/wakes", d);
-	char *v = wait_node(x, path, 20000);
-	ck_assert_msg(v != NULL, "the domain never wrote %s", path);
+	char *v = dom_data(x, d, "wakes", 20000);
 	long wakes = -1, reads = 0;
 	ck_assert_int_eq(sscanf(v, "%ld %ld", &wakes, &reads), 2);
 	free(v);
@@ -1147,14 +1163,9 @@ END_TEST
 
 START_TEST(domain_flooding_watches_hits_its_quota)
 {
-	struct hv_create_rep rep;
-	domid_t d = create_dom("xsflood", "flood", &rep);
-	struct xs_handle *x = xs_open(0);
-	introduce(x, d, &rep);
-	char path[96];
-	snprintf(path, sizeof(path), "/local/domain/%u/data/watches", d);
-	char *v = wait_node(x, path, 20000);
-	ck_assert_msg(v != NULL, "the domain never wrote %s", path);
+	domid_t d;
+	struct xs_handle *x = start_dom("xsflood", "flood", &d);
+	char *v = dom_data(x, d, "watches", 20000);
 	ck_assert_str_eq(v, "128 E2BIG");
 	free(v);
 	xs_close(x);
