@@ -177,6 +177,67 @@ static int domain_set_cpus(struct hvc *h, domid_t domid, const cpu_set_t *set)
 	return hvc_domctl_set_affinity(h, &q);
 }
 
+/* A CPU set as xl prints one: "1", "0-3,6". */
+static void cpus_format(const cpu_set_t *set, char *buf, size_t len)
+{
+	size_t o = 0;
+	buf[0] = 0;
+	for (int c = 0; c < CPU_SETSIZE && o < len; c++) {
+		if (!CPU_ISSET(c, set))
+			continue;
+		int e = c;
+		while (e + 1 < CPU_SETSIZE && CPU_ISSET(e + 1, set))
+			e++;
+		o += (size_t)(e > c ? snprintf(buf + o, len - o, "%s%d-%d", o ? "," : "", c, e)
+				    : snprintf(buf + o, len - o, "%s%d", o ? "," : "", c));
+		c = e;
+	}
+}
+
+/* Where a domain without cpus = runs (docs/netback.md "Placement"). A
+ * network round trip hands a packet between four processes (the
+ * application, netfront, netback, netfront again); a hand-off to another CPU
+ * that sleeps costs tens of microseconds where one on the waker's own CPU
+ * costs a few. So, like xl's default of one vCPU per domain: a driver
+ * domain with a NIC runs on one CPU, of those the toolstack may use the one
+ * the fewest running domains are placed on alone (the last on a tie: CPU 0
+ * takes most of a host's interrupts); a guest with a vif runs where its
+ * first vif's backend runs, and so does what `drvdom exec` starts in it.
+ * Anything else runs where the scheduler puts it. true when *out is set. */
+static bool auto_place(struct hvc *h, bool nic, const struct hv_domain_info *vback,
+		       cpu_set_t *out)
+{
+	cpu_set_t allowed, one;
+	if (sched_getaffinity(0, sizeof(allowed), &allowed))
+		return false;
+	if (vback) /* a backend that runs everywhere places nothing */
+		return vback->pid > 0 && !sched_getaffinity(vback->pid, sizeof(*out), out) &&
+		       !CPU_EQUAL(out, &allowed);
+	if (!nic || CPU_COUNT(&allowed) < 2)
+		return false;
+	static struct hv_domain_info doms[1024];
+	static unsigned placed[CPU_SETSIZE];
+	uint32_t n = 0;
+	if (hvc_domctl_list(h, doms, 1024, &n))
+		return false;
+	memset(placed, 0, sizeof(placed));
+	for (uint32_t i = 0; i < n; i++) {
+		if (doms[i].pid <= 0 || sched_getaffinity(doms[i].pid, sizeof(one), &one) ||
+		    CPU_COUNT(&one) != 1)
+			continue;
+		for (unsigned c = 0; c < CPU_SETSIZE; c++)
+			if (CPU_ISSET(c, &one))
+				placed[c]++;
+	}
+	int best = -1;
+	for (int c = CPU_SETSIZE - 1; c >= 0; c--)
+		if (CPU_ISSET(c, &allowed) && (best < 0 || placed[c] < placed[best]))
+			best = c;
+	CPU_ZERO(out);
+	CPU_SET(best, out);
+	return true;
+}
+
 /* The crash-recovery keys (docs/recovery.md): on_crash, standby = 0|1,
  * watchdog_ms = N, crash_limit = "N/SECONDS". Prints why and returns
  * -EINVAL on a bad value. */
@@ -424,6 +485,10 @@ int tool_cmd_create(int argc, char **argv)
 		}
 	}
 
+	bool placed = false; /* by auto_place, said when created */
+	if (!pin)
+		pin = placed = auto_place(h, nic != NULL, nvifs ? &vbacks[0] : NULL, &cpus);
+
 	const char *args[64];
 	size_t nargs = 0;
 	e = xlcfg_get(&cfg, "extra_args");
@@ -467,7 +532,11 @@ int tool_cmd_create(int argc, char **argv)
 		tool_domain_teardown(h, xs, cr.domid, name);
 		goto out;
 	}
-	printf("created domain %u (%s)%s\n", di.domid, name, driver ? ", a driver domain" : "");
+	char where[128] = "";
+	if (placed)
+		cpus_format(&cpus, where, sizeof(where));
+	printf("created domain %u (%s)%s%s%s\n", di.domid, name, driver ? ", a driver domain" : "",
+	       !placed ? "" : CPU_COUNT(&cpus) > 1 ? ", on CPUs " : ", on CPU ", where);
 	rc = 0;
 out:
 	free(vbacks);
@@ -544,18 +613,28 @@ int tool_cmd_list(int argc, char **argv)
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
-	printf("%-5s %-16s %-7s %-8s %10s %8s  %s\n", "ID", "Name", "Role", "State", "Uptime(s)",
-	       "Restarts", "Devices");
+	cpu_set_t online, set;
+	if (sched_getaffinity(0, sizeof(online), &online))
+		CPU_ZERO(&online);
+	printf("%-5s %-16s %-7s %-8s %10s %8s %-7s %s\n", "ID", "Name", "Role", "State",
+	       "Uptime(s)", "Restarts", "CPUs", "Devices");
 	for (uint32_t i = 0; i < n; i++) {
 		const struct hv_domain_info *d = &list[i];
 		char devs[256] = "";
 		if (xs)
 			tool_describe_devices(xs, d->domid, devs, sizeof(devs));
 		double up = d->start_ns && now_ns > d->start_ns ? (now_ns - d->start_ns) / 1e9 : 0;
-		printf("%-5u %-16.*s %-7s %-8s %10.1f %8u  %s\n", d->domid, (int)HV_NAME_MAX,
+		char cpus[64] = "-"; /* where its process may run (cpus =, or placed) */
+		if (d->pid > 0 && !sched_getaffinity(d->pid, sizeof(set), &set)) {
+			if (CPU_EQUAL(&set, &online))
+				snprintf(cpus, sizeof(cpus), "all");
+			else
+				cpus_format(&set, cpus, sizeof(cpus));
+		}
+		printf("%-5u %-16.*s %-7s %-8s %10.1f %8u %-7s %s\n", d->domid, (int)HV_NAME_MAX,
 		       d->name,
 		       d->domid == 0 ? "dom0" : (d->flags & HV_DOMF_DRIVER ? "driver" : "guest"),
-		       state_name(d->state), up, d->restarts, devs[0] ? devs : "-");
+		       state_name(d->state), up, d->restarts, cpus, devs[0] ? devs : "-");
 	}
 	if (xs)
 		xs_close(xs);

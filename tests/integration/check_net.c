@@ -19,6 +19,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +66,7 @@ static void guard_start(void)
 	close(p[0]); /* p[1] stays open (close-on-exec) until this process ends */
 }
 
-static void net_up_nic(const char *nic)
+static void net_up_with(const char *nic, const char *extra)
 {
 	tt_init(&T);
 	guard_start();
@@ -75,9 +76,14 @@ static void net_up_nic(const char *nic)
 		 "name = \"netdom\"\n"
 		 "kernel = \"drvdom-netback\"\n"
 		 "driver_domain = 1\n"
-		 "nic = \"%s, wire_ip=10.77.0.1/24\"\n",
-		 nic);
+		 "nic = \"%s, wire_ip=10.77.0.1/24\"\n%s",
+		 nic, extra);
 	SH_OK("drvdom create %s", tt_file(&T, "netdom.cfg", cfg));
+}
+
+static void net_up_nic(const char *nic)
+{
+	net_up_with(nic, "");
 }
 
 static void net_up(void)
@@ -182,6 +188,62 @@ START_TEST(test_ping_wire)
 	ck_assert_msg(strstr(st, "tx_pkts=") && !strstr(st, "tx_pkts=0 ") && strstr(st, "resets=0"),
 		      "frontend drvdom-stats: %s", st);
 	tt_fini(&T);
+}
+END_TEST
+
+/* Without cpus = (docs/netback.md "Placement"): a network driver domain
+ * runs on one CPU, the last of those no other domain has to itself; a
+ * guest with a vif runs where its backend does, and so does drvdom exec;
+ * a second netdom takes another CPU; cpus = "all" leaves a domain and the
+ * guests of that backend unplaced. drvdom list shows where each runs. */
+START_TEST(test_auto_placement)
+{
+	cpu_set_t set;
+	ck_assert_int_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+	int last = -1, prev = -1;
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &set))
+			prev = last, last = c;
+	if (prev < 0)
+		return; /* one CPU: nothing to place */
+	char lc[16], pc[16], all[32];
+	snprintf(lc, sizeof(lc), "%d", last);
+	snprintf(pc, sizeof(pc), "%d", prev);
+	net_up();
+	guest("g1", 2, "drvdom-guest", NULL);
+	wait_connected("g1");
+	tt_assert_cpus(dom_pid("netdom"), lc);
+	tt_assert_cpus(dom_pid("g1"), lc);
+	SH_OK("drvdom exec g1 -- grep Cpus_allowed_list /proc/self/status");
+	char want[32];
+	snprintf(want, sizeof(want), ":\t%s\n", lc);
+	ck_assert_msg(strstr(T.out, want), "exec runs on: %s", T.out);
+	ping_ok("g1", "10.77.0.1");
+	SH_OK("drvdom list | awk '$2 == \"g1\" { print $7 }'");
+	ck_assert_msg(!strncmp(T.out, lc, strlen(lc)) && T.out[strlen(lc)] == '\n',
+		      "list says g1 on '%s'", T.out);
+	/* a second network driver domain: the next CPU down */
+	SH_OK("drvdom create %s",
+	      tt_file(&T, "netdom2.cfg",
+		      "name = \"netdom2\"\nkernel = \"drvdom-netback\"\ndriver_domain = 1\n"
+		      "nic = \"veth:phys1, wire_ip=10.77.1.1/24\"\n"));
+	tt_assert_cpus(dom_pid("netdom2"), pc);
+	/* cpus = "all": unplaced, and so are the guests of such a backend */
+	if (CPU_COUNT(&set) != last + 1)
+		return; /* the test runs on part of the machine: "all" is more */
+	snprintf(all, sizeof(all), "0-%d", last);
+	SH_OK("drvdom create %s",
+	      tt_file(&T, "netdom3.cfg",
+		      "name = \"netdom3\"\nkernel = \"drvdom-netback\"\ndriver_domain = 1\n"
+		      "nic = \"veth:phys2, wire_ip=10.77.2.1/24\"\ncpus = \"all\"\n"));
+	tt_assert_cpus(dom_pid("netdom3"), all);
+	SH_OK("drvdom create %s",
+	      tt_file(&T, "g3.cfg",
+		      "name = \"g3\"\n"
+		      "vif = [ 'mac=00:16:3e:00:02:03, ip=10.77.2.3/24, backend=netdom3' ]\n"));
+	tt_assert_cpus(dom_pid("g3"), all);
+	SH_OK("drvdom list | awk '$2 == \"g3\" { print $7 }'");
+	ck_assert_msg(!strcmp(T.out, "all\n"), "list says g3 on '%s'", T.out);
 }
 END_TEST
 
@@ -351,7 +413,9 @@ static const char *evil_want_error;
 
 static void evil(const char *mode)
 {
-	net_up();
+	/* the multi-queue cases need more than the one queue a placed netback
+	 * offers (a queue per CPU it may run on) */
+	net_up_with("veth:phys0", strncmp(mode, "mq-", 3) ? "" : "cpus = \"all\"\n");
 	guest("g1", 2, "netfront_dom", NULL);
 	wait_connected("g1");
 	guest("evil", 9, "netevil_dom", mode);
@@ -530,7 +594,7 @@ static void udp_flows(const char *from, const char *to_ip)
  * queues, beside a single-queue guest. */
 START_TEST(test_multiqueue)
 {
-	net_up();
+	net_up_with("veth:phys0", "cpus = \"all\"\n"); /* a queue per CPU */
 	guest("g1", 2, "netfront_dom", "--queues=2");
 	guest("g2", 3, "drvdom-guest", NULL);
 	wait_connected("g1");
@@ -720,6 +784,7 @@ Suite *net_suite(void)
 	tcase_add_test(tc, test_ping_wire);
 	tcase_add_test(tc, test_two_guests);
 	tcase_add_test(tc, test_cpus_placement);
+	tcase_add_test(tc, test_auto_placement);
 	tcase_add_test(tc, test_tap_nic);
 	tcase_add_test(tc, test_tcp_100mib);
 	tcase_add_test(tc, test_isolation);

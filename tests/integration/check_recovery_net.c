@@ -306,7 +306,7 @@ END_TEST
 START_TEST(test_tcp_kills_multiqueue)
 {
 	rc_up(&T);
-	netdom();
+	netdom_with("cpus = \"all\"\n"); /* a queue per CPU, not the placement's one */
 	SH_OK("drvdom create %s",
 	      tt_file(&T, "g1.cfg",
 		      "name = \"g1\"\nkernel = \"drvdom-guest\"\n"

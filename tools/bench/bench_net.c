@@ -23,7 +23,7 @@
 
 #include "tools/bench/benchjson.h"
 
-static char bindir[PATH_MAX], run[64], out[1 << 20];
+static char bindir[PATH_MAX], run[64], out[1 << 20], created[512];
 static int secs = 5;
 static pid_t ns_a, ns_b; /* holders of the baseline's two namespaces */
 
@@ -111,6 +111,9 @@ static void create_domains(const char *kernel, const char *cpus)
 	fclose(f);
 	if (sh("drvdom create %s/netdom.cfg && drvdom create %s/guest.cfg", run, run))
 		fail("cannot create the domains");
+	snprintf(created, sizeof(created), "%.500s", out); /* says where they went */
+	for (char *nl; (nl = strchr(created, '\n'));)
+		nl[1] ? (void)(*nl = ';') : (void)(*nl = 0);
 	for (int i = 0; i < 100; i++) {
 		if (!sh("drvdom exec guest -- ping -c 1 -W 1 10.77.0.1"))
 			break;
@@ -134,7 +137,7 @@ static int setup_drvdom(struct side *s, const char *kernel)
 	return 0;
 }
 
-/* The same domains again, both pinned to cpus (drvdom exec then runs the
+/* The same domains again, both with cpus = (drvdom exec then runs the
  * client there too). The wire's end of the old NIC goes away with netdom,
  * a moment after destroy returns. */
 static void replace_domains(const char *kernel, const char *cpus)
@@ -229,6 +232,68 @@ static void ping_us(const struct side *s, double *p50, double *avg)
 	*avg = sum / (double)n;
 }
 
+static const struct {
+	const char *name, *args;
+	bool udp;
+	double target;
+} tests[] = {
+    {"tcp 1 stream guest->wire", "", false, 0.5},
+    {"tcp 1 stream wire->guest", "-R", false, 0.5},
+    {"tcp 4 streams guest->wire", "-P 4", false, 0},
+    {"tcp 4 streams wire->guest", "-P 4 -R", false, 0},
+    {"udp 64 B guest->wire", "-u -b 0 -l 64", true, 0},
+    {"udp 64 B wire->guest", "-u -b 0 -l 64 -R", true, 0},
+};
+
+/* Every case on drvdom (d) and veth (v), rows named NAME plus suffix
+ * (targets only on the default configuration's rows, suffix ""). TCP
+ * first: it also makes netback map every buffer page of a new guest once
+ * (persistent grants), which the first pass over the rings would
+ * otherwise pay for in the pings. */
+static void measure(struct bench_report *rep, const struct side *d, const struct side *v,
+		    const char *suffix)
+{
+	char name[128];
+	bool dflt = !suffix[0];
+	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		double a = iperf(d, tests[i].args, tests[i].udp);
+		double b = iperf(v, tests[i].args, tests[i].udp);
+		snprintf(name, sizeof(name), "%s%s", tests[i].name, suffix);
+		printf("  %-36s drvdom %10.3f  veth %10.3f %s\n", name, a, b,
+		       tests[i].udp ? "pkt/s" : "Gbit/s");
+		fflush(stdout);
+		bench_report_add(rep, name, tests[i].udp ? "pkt/s" : "Gbit/s", a, "veth", b,
+				 BENCH_HIGHER_BETTER, dflt ? tests[i].target : 0);
+	}
+	double a50, aavg, b50, bavg, mn, avg;
+	ping_us(d, &a50, &aavg);
+	ping_us(v, &b50, &bavg);
+	snprintf(name, sizeof(name), "ping rtt p50 guest->wire%s", suffix);
+	bench_report_add(rep, name, "us", a50, "veth", b50, BENCH_LOWER_BETTER, dflt ? 0.1 : 0);
+	snprintf(name, sizeof(name), "ping rtt mean guest->wire%s", suffix);
+	bench_report_add(rep, name, "us", aavg, "veth", bavg, BENCH_LOWER_BETTER, dflt ? 0.1 : 0);
+	printf("  %-36s drvdom p50 %.1f mean %.1f  veth p50 %.1f mean %.1f us\n", "ping", a50,
+	       aavg, b50, bavg);
+	sh("%s ping -q -c 1000 -i 0 %s", d->client, d->server_ip);
+	const char *p = strstr(out, "rtt min/avg/max/mdev = ");
+	if (p && sscanf(p, "rtt min/avg/max/mdev = %lf/%lf", &mn, &avg) == 2) {
+		snprintf(name, sizeof(name), "ping rtt back-to-back (-i 0)%s", suffix);
+		bench_report_add(rep, name, "us", avg * 1000, NULL, 0, BENCH_LOWER_BETTER, 0);
+	}
+	int nb = 0, g = 0;
+	if (!sh("drvdom list | awk '$2 == \"netdom\" { n = $1 } $2 == \"guest\" { g = $1 } "
+		"END { print n, g }'"))
+		sscanf(out, "%d %d", &nb, &g);
+	sh("XENSTORED_PATH=%s/xenstored/socket xenstore-read "
+	   "/local/domain/%d/backend/vif/%d/0/drvdom-stats",
+	   run, nb, g);
+	printf("  netback vif counters: %s", out);
+	sh("XENSTORED_PATH=%s/xenstored/socket xenstore-read "
+	   "/local/domain/%d/data/drvdom-nic-stats",
+	   run, nb);
+	printf("  netback NIC counters: %s", out);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"json", required_argument, NULL, 'j'},
@@ -239,12 +304,8 @@ int main(int argc, char **argv)
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	const char *json = NULL, *kernel = NULL, *cpus = NULL;
-	char lastcpu[24];
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	if (ncpu > 1) { /* default placement: the last CPU */
-		snprintf(lastcpu, sizeof(lastcpu), "%ld", ncpu - 1);
-		cpus = lastcpu;
-	}
+	if (sysconf(_SC_NPROCESSORS_ONLN) > 1)
+		cpus = "all"; /* the second configuration: unplaced */
 	int c;
 	while ((c = getopt_long(argc, argv, "j:t:g:c:q:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -268,13 +329,12 @@ int main(int argc, char **argv)
 			    "usage: drvdom-bench-net [--time SECONDS] [--json FILE] "
 			    "[--guest-kernel PATH] [--cpus LIST|none] [--net-queues N]\n"
 			    "TCP (1 and 4 streams, both ways), UDP 64-byte packet rate and ping\n"
-			    "round trips from a guest through netback to the wire, beside a "
-			    "direct\n"
-			    "veth pair; then ping and TCP again with netdom and the guest placed\n"
-			    "on --cpus (cpus = key; default: the last CPU) and the clients of "
-			    "both\n"
-			    "sides run there. --net-queues N: the guest (drvdom-guest) may use N\n"
-			    "netif queues (multi-queue; netback offers one per CPU it may run on).\n"
+			    "round trips from a guest through netback to the wire, beside a direct\n"
+			    "veth pair, first with the default configuration (the toolstack's\n"
+			    "automatic placement), then with cpus = LIST on netdom and the guest\n"
+			    "(--cpus, default all: unplaced; none: skip; a list places the veth\n"
+			    "side's client there too). --net-queues N: the guest (drvdom-guest)\n"
+			    "may use N netif queues (netback offers one per CPU it may run on).\n"
 			    "Root only.\n");
 			return c == 'h' ? 0 : 2;
 		}
@@ -305,84 +365,24 @@ int main(int argc, char **argv)
 	setup_veth(&v);
 	struct bench_report rep;
 	bench_report_init(&rep, "net");
-	static const struct {
-		const char *name, *args;
-		bool udp;
-		double target;
-	} tests[] = {
-	    {"tcp 1 stream guest->wire", "", false, 0.5},
-	    {"tcp 1 stream wire->guest", "-R", false, 0.5},
-	    {"tcp 4 streams guest->wire", "-P 4", false, 0},
-	    {"tcp 4 streams wire->guest", "-P 4 -R", false, 0},
-	    {"udp 64 B guest->wire", "-u -b 0 -l 64", true, 0},
-	    {"udp 64 B wire->guest", "-u -b 0 -l 64 -R", true, 0},
-	};
 	printf("drvdom bench net: %d s per run, guest kernel %s\n", secs, kernel);
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		double a = iperf(&d, tests[i].args, tests[i].udp);
-		double b = iperf(&v, tests[i].args, tests[i].udp);
-		printf("  %-28s drvdom %10.3f  veth %10.3f %s\n", tests[i].name, a, b,
-		       tests[i].udp ? "pkt/s" : "Gbit/s");
-		fflush(stdout);
-		bench_report_add(&rep, tests[i].name, tests[i].udp ? "pkt/s" : "Gbit/s", a, "veth",
-				 b, BENCH_HIGHER_BETTER, tests[i].target);
-	}
-	double a50, aavg, b50, bavg;
-	ping_us(&d, &a50, &aavg);
-	ping_us(&v, &b50, &bavg);
-	bench_report_add(&rep, "ping rtt p50 guest->wire", "us", a50, "veth", b50,
-			 BENCH_LOWER_BETTER, 0.1);
-	bench_report_add(&rep, "ping rtt mean guest->wire", "us", aavg, "veth", bavg,
-			 BENCH_LOWER_BETTER, 0.1);
-	sh("drvdom exec guest -- ping -q -c 1000 -i 0 10.77.0.1");
-	const char *p = strstr(out, "rtt min/avg/max/mdev = ");
-	double mn, avg;
-	if (p && sscanf(p, "rtt min/avg/max/mdev = %lf/%lf", &mn, &avg) == 2)
-		bench_report_add(&rep, "ping rtt back-to-back (-i 0)", "us", avg * 1000, NULL, 0,
-				 BENCH_LOWER_BETTER, 0);
-	sh("XENSTORED_PATH=%s/xenstored/socket xenstore-read "
-	   "/local/domain/1/backend/vif/2/0/drvdom-stats",
-	   run);
-	printf("netback vif counters: %s", out);
-	sh("XENSTORED_PATH=%s/xenstored/socket xenstore-read /local/domain/1/data/drvdom-nic-stats",
-	   run);
-	printf("netback NIC counters: %s", out);
+	printf("default configuration: %s\n", created);
+	measure(&rep, &d, &v, "");
 	if (cpus) {
-		/* Placed: netdom and the guest on cpus (cpus = key), the client
-		 * there too (drvdom exec runs on the guest's CPUs; the veth
-		 * side's client with taskset). Servers stay unplaced on both. */
-		char name[96];
-		struct side dp = d, vp = v;
-		replace_domains(kernel, cpus);
+		/* The same domains with cpus = LIST (all: the scheduler places
+		 * them); a list places the veth side's client there too (drvdom
+		 * exec runs on the guest's CPUs). Servers stay unplaced. */
+		char suffix[96];
+		struct side vp = v;
 		if (strlen(cpus) > 64)
 			fail("--cpus: list too long");
-		snprintf(vp.client, sizeof(vp.client), "taskset -c %.64s %.128s", cpus, v.client);
-		printf("placed on cpus %s:\n", cpus);
-		/* TCP first, as above: it also makes netback map every buffer
-		 * page of the new guest once (persistent grants), which the
-		 * first pass over the rings would otherwise pay for in the
-		 * pings. */
-		for (size_t i = 0; i < 2; i++) {
-			double a = iperf(&dp, tests[i].args, false);
-			double b = iperf(&vp, tests[i].args, false);
-			snprintf(name, sizeof(name), "%s, cpus=%s", tests[i].name, cpus);
-			printf("  %-28s drvdom %10.3f  veth %10.3f Gbit/s\n", name, a, b);
-			fflush(stdout);
-			bench_report_add(&rep, name, "Gbit/s", a, "veth", b, BENCH_HIGHER_BETTER, 0);
-		}
-		ping_us(&dp, &a50, &aavg);
-		ping_us(&vp, &b50, &bavg);
-		snprintf(name, sizeof(name), "ping rtt p50, cpus=%s", cpus);
-		bench_report_add(&rep, name, "us", a50, "veth", b50, BENCH_LOWER_BETTER, 0.1);
-		snprintf(name, sizeof(name), "ping rtt mean, cpus=%s", cpus);
-		bench_report_add(&rep, name, "us", aavg, "veth", bavg, BENCH_LOWER_BETTER, 0.1);
-		sh("drvdom exec guest -- ping -q -c 1000 -i 0 10.77.0.1");
-		p = strstr(out, "rtt min/avg/max/mdev = ");
-		if (p && sscanf(p, "rtt min/avg/max/mdev = %lf/%lf", &mn, &avg) == 2) {
-			snprintf(name, sizeof(name), "ping back-to-back, cpus=%s", cpus);
-			bench_report_add(&rep, name, "us", avg * 1000, NULL, 0, BENCH_LOWER_BETTER,
-					 0);
-		}
+		replace_domains(kernel, cpus);
+		if (strcmp(cpus, "all"))
+			snprintf(vp.client, sizeof(vp.client), "taskset -c %.64s %.128s", cpus,
+				 v.client);
+		snprintf(suffix, sizeof(suffix), ", cpus=%s", cpus);
+		printf("netdom and guest with cpus = \"%s\":\n", cpus);
+		measure(&rep, &d, &vp, suffix);
 	}
 	cleanup();
 	bench_report_print(&rep, stdout);
