@@ -353,11 +353,15 @@ _Static_assert(sizeof(struct hv_policy_req) == 16, "hv_policy_req size");
  * 1024). The hv applies it to the live instance and its parked spare at
  * once and to every instance it starts later (restarts, spares); all bits
  * clear: no placement (the instances already running keep theirs). -EINVAL
- * when the mask names no online CPU. */
+ * when the mask names no online CPU, or flags has an unknown bit.
+ * HV_AFFINITY_YIELDING (the toolstack's automatic placement): the live
+ * instance may run anywhere while those CPUs are saturated, and comes back
+ * once its own load is light (docs/hv.md "CPU placement"). */
 #define HV_AFFINITY_WORDS 16u
+#define HV_AFFINITY_YIELDING (1u << 0)
 struct hv_affinity_req {
 	domid_t domid;
-	uint16_t pad;
+	uint16_t flags; /* HV_AFFINITY_* */
 	uint32_t pad2;
 	uint64_t mask[HV_AFFINITY_WORDS];
 };

@@ -193,6 +193,8 @@ struct hv_rec {
 	struct hv_dom *dom;	/* the live instance, or NULL */
 	struct hv_spare *spare;
 	uint64_t cpumask[HV_AFFINITY_WORDS]; /* cpus =; all clear: anywhere */
+	uint16_t cpuflags;		     /* HV_AFFINITY_* */
+	struct hv_load *load;		     /* a yielding placement's sampling */
 };
 
 struct hv {
@@ -334,6 +336,10 @@ struct hv_rec *hv_rec_get(domid_t domid);
  * (hv_dom_spawn calls it for every instance it starts). */
 int hv_rec_set_affinity(const struct hv_affinity_req *q);
 void hv_affinity_apply(const struct hv_rec *rec, pid_t pid);
+/* A yielding placement's load check, from hv_rec_timer: when the next one
+ * is due (0: none). */
+uint64_t hv_affinity_tick(struct hv_rec *rec, uint64_t now);
+void hv_affinity_free(struct hv_rec *rec);
 /* A device was assigned to d: keep a dup of its fd for later instances. */
 void hv_rec_device_assigned(struct hv_rec *rec, const char *name, int fd);
 /* DOMCTL_REVOKE_DEVICE (taken or not): forget the kept copy. */

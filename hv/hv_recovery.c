@@ -127,6 +127,7 @@ void hv_rec_free(struct hv_rec *rec)
 	if (hv.recs[rec->domid] == rec)
 		hv.recs[rec->domid] = NULL;
 	hv_rec_drop_spare(rec);
+	hv_affinity_free(rec);
 	while (rec->devs) {
 		struct hv_device *dv = rec->devs;
 		rec->devs = dv->next;
@@ -566,6 +567,9 @@ void hv_rec_timer(void)
 				hv_min(&next, rec->restart_at_ns);
 			}
 		}
+		uint64_t at = hv_affinity_tick(rec, now);
+		if (at)
+			hv_min(&next, at);
 		if (rec->spare_at_ns && rec->dom && rec->state == HV_DOM_RUNNING) {
 			if (rec->spare_at_ns <= now) {
 				hv_rec_start_spare(rec);

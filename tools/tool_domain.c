@@ -168,9 +168,9 @@ static const char *const known_keys[] = {
 /* cpus = (xl.cfg's vCPU affinity; here the CPUs the domain's processes run
  * on): the hv keeps it and places this instance and every later one (a
  * restart, a spare) there. 0 or -errno. */
-static int domain_set_cpus(struct hvc *h, domid_t domid, const cpu_set_t *set)
+static int domain_set_cpus(struct hvc *h, domid_t domid, const cpu_set_t *set, uint16_t flags)
 {
-	struct hv_affinity_req q = {.domid = domid};
+	struct hv_affinity_req q = {.domid = domid, .flags = flags};
 	for (unsigned c = 0; c < HV_AFFINITY_WORDS * 64 && c < CPU_SETSIZE; c++)
 		if (CPU_ISSET(c, set))
 			q.mask[c / 64] |= 1ull << (c % 64);
@@ -203,7 +203,10 @@ static void cpus_format(const cpu_set_t *set, char *buf, size_t len)
  * the fewest running domains are placed on alone (the last on a tie: CPU 0
  * takes most of a host's interrupts); a guest with a vif runs where its
  * first vif's backend runs, and so does what `drvdom exec` starts in it.
- * Anything else runs where the scheduler puts it. true when *out is set. */
+ * Anything else runs where the scheduler puts it. The placement yields
+ * (HV_AFFINITY_YIELDING): while those CPUs are saturated the hv lets the
+ * domain run anywhere, so a stream that needs two CPUs gets them. true
+ * when *out is set. */
 static bool auto_place(struct hvc *h, bool nic, const struct hv_domain_info *vback,
 		       cpu_set_t *out)
 {
@@ -511,7 +514,8 @@ int tool_cmd_create(int argc, char **argv)
 	}
 	struct hv_domain_info di;
 	r = hvc_domain_info(h, cr.domid, &di);
-	if (!r && pin && (r = domain_set_cpus(h, di.domid, &cpus)))
+	if (!r && pin &&
+	    (r = domain_set_cpus(h, di.domid, &cpus, placed ? HV_AFFINITY_YIELDING : 0)))
 		fprintf(stderr, "drvdom: cpus: cannot pin domain %u: %s\n", di.domid,
 			strerror(-r));
 	if (!r)

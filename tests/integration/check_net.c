@@ -20,6 +20,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdbool.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,11 +193,37 @@ START_TEST(test_ping_wire)
 }
 END_TEST
 
+/* Wait up to ms until pid's main thread may run on exactly want (e.g.
+ * "1", "0-1"); the list it has is left in got. */
+static bool wait_cpus(int pid, const char *want, int ms, char *got, size_t len)
+{
+	char p[64], line[256];
+	snprintf(p, sizeof(p), "/proc/%d/status", pid);
+	for (int waited = 0;; waited += 50) {
+		FILE *f = fopen(p, "r");
+		ck_assert_ptr_nonnull(f);
+		got[0] = 0;
+		while (fgets(line, sizeof(line), f))
+			if (!strncmp(line, "Cpus_allowed_list:", 18)) {
+				char *v = line + 18 + strspn(line + 18, " \t");
+				v[strcspn(v, "\n")] = 0;
+				snprintf(got, len, "%s", v);
+			}
+		fclose(f);
+		if (!strcmp(got, want))
+			return true;
+		if (waited >= ms)
+			return false;
+		sleep_ms(50);
+	}
+}
+
 /* Without cpus = (docs/netback.md "Placement"): a network driver domain
  * runs on one CPU, the last of those no other domain has to itself; a
  * guest with a vif runs where its backend does, and so does drvdom exec;
- * a second netdom takes another CPU; cpus = "all" leaves a domain and the
- * guests of that backend unplaced. drvdom list shows where each runs. */
+ * the placement yields to a saturated CPU and comes back; a second netdom
+ * takes another CPU; cpus = "all" leaves a domain and the guests of that
+ * backend unplaced. drvdom list shows where each runs. */
 START_TEST(test_auto_placement)
 {
 	cpu_set_t set;
@@ -222,6 +250,19 @@ START_TEST(test_auto_placement)
 	SH_OK("drvdom list | awk '$2 == \"g1\" { print $7 }'");
 	ck_assert_msg(!strncmp(T.out, lc, strlen(lc)) && T.out[strlen(lc)] == '\n',
 		      "list says g1 on '%s'", T.out);
+	/* The placement yields: a CPU hog on that CPU makes the hv let netdom
+	 * run anywhere; once the hog is gone and netdom idles, it is back. */
+	SH_OK("taskset -c %s sh -c 'while :; do :; done' >/dev/null 2>&1 & echo $!", lc);
+	int hog = atoi(T.out);
+	ck_assert_int_gt(hog, 0);
+	char cpus[64];
+	snprintf(all, sizeof(all), "0-%d", last);
+	bool spread = wait_cpus(dom_pid("netdom"), all, 5000, cpus, sizeof(cpus));
+	kill(hog, SIGKILL);
+	ck_assert_msg(spread, "netdom still on CPUs %s beside a CPU hog", cpus);
+	ck_assert_msg(wait_cpus(dom_pid("netdom"), lc, 5000, cpus, sizeof(cpus)),
+		      "netdom on CPUs %s after the hog, not %s", cpus, lc);
+	ping_ok("g1", "10.77.0.1");
 	/* a second network driver domain: the next CPU down */
 	SH_OK("drvdom create %s",
 	      tt_file(&T, "netdom2.cfg",
@@ -231,7 +272,6 @@ START_TEST(test_auto_placement)
 	/* cpus = "all": unplaced, and so are the guests of such a backend */
 	if (CPU_COUNT(&set) != last + 1)
 		return; /* the test runs on part of the machine: "all" is more */
-	snprintf(all, sizeof(all), "0-%d", last);
 	SH_OK("drvdom create %s",
 	      tt_file(&T, "netdom3.cfg",
 		      "name = \"netdom3\"\nkernel = \"drvdom-netback\"\ndriver_domain = 1\n"
