@@ -101,7 +101,7 @@ enum hv_op {
 	HV_OP_DOMCTL_KILL = 38,
 	HV_OP_DOMCTL_SUBSCRIBE = 39,
 	HV_OP_DOMCTL_REVOKE_DEVICE = 40,
-	HV_OP_DOMCTL_SET_POLICY = 41, /* crash recovery (docs/recovery.md) */
+	HV_OP_DOMCTL_SET_POLICY = 41,	/* crash recovery (docs/recovery.md) */
 	HV_OP_DOMCTL_SET_AFFINITY = 42, /* cpus = (docs/hv.md, "CPU placement") */
 };
 
@@ -355,7 +355,7 @@ _Static_assert(sizeof(struct hv_policy_req) == 16, "hv_policy_req size");
  * clear: no placement (the instances already running keep theirs). -EINVAL
  * when the mask names no online CPU, or flags has an unknown bit.
  * HV_AFFINITY_YIELDING (the toolstack's automatic placement): the live
- * instance may run anywhere while those CPUs are saturated, and comes back
+ * instance may run anywhere while its threads queue for those CPUs, and comes back
  * once its own load is light (docs/hv.md "CPU placement"). */
 #define HV_AFFINITY_WORDS 16u
 #define HV_AFFINITY_YIELDING (1u << 0)

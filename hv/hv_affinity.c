@@ -8,6 +8,7 @@
 // once its own load is light.
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,12 +74,16 @@ void hv_affinity_apply(const struct hv_rec *rec, pid_t pid)
 
 /* --- a yielding placement ---------------------------------------------------- */
 
-/* Checked every LOAD_PERIOD_NS: the live instance may run anywhere once its
- * CPUs were at least LOAD_HOT_PCT busy (any process, steal included) in
- * LOAD_HOT_CHECKS checks in a row, and goes back to them once it used under
- * LOAD_COOL_PCT of one CPU itself in LOAD_COOL_CHECKS in a row. */
+/* Checked every LOAD_PERIOD_NS from the instance's threads' schedstat
+ * (the kernel's per-task run and run-queue wait times, cheap to read): the
+ * instance may run anywhere once its threads waited for a CPU at least
+ * LOAD_WAIT_PCT of the time in LOAD_HOT_CHECKS checks in a row (it wants
+ * more CPU than its CPUs give it), and goes back to them once it ran under
+ * LOAD_COOL_PCT of one CPU in LOAD_COOL_CHECKS checks in a row. (Sampling
+ * /proc/stat for the CPUs' load instead cost round trips tens of µs: the
+ * hv then ran long on the placed CPU.) */
 #define LOAD_PERIOD_NS 100000000ull /* 100 ms */
-#define LOAD_HOT_PCT 90
+#define LOAD_WAIT_PCT 20
 #define LOAD_HOT_CHECKS 2
 #define LOAD_COOL_PCT 10
 #define LOAD_COOL_CHECKS 3
@@ -87,8 +92,7 @@ struct hv_load {
 	pid_t pid;		    /* the instance sampled (a new one starts placed) */
 	bool spread;		    /* running anywhere now */
 	unsigned hot, cool;	    /* checks in a row past the thresholds */
-	uint64_t busy, all;	    /* the placement's CPUs: /proc/stat ticks */
-	uint64_t own;		    /* the instance's utime + stime ticks */
+	uint64_t run_ns, wait_ns;   /* its threads' schedstat, summed */
 	uint64_t sampled_ns, at_ns; /* the last sample, the next check */
 };
 
@@ -117,9 +121,9 @@ int hv_rec_set_affinity(const struct hv_affinity_req *q)
 	if (rec->cpuflags & HV_AFFINITY_YIELDING && !(rec->load = calloc(1, sizeof(*rec->load))))
 		rec->cpuflags = 0;
 	log_info("domain %u (%s): %s", rec->domid, rec->name,
-		 mask_empty(q->mask)			  ? "CPU placement cleared"
+		 mask_empty(q->mask)			? "CPU placement cleared"
 		 : rec->cpuflags & HV_AFFINITY_YIELDING ? "CPU placement set (yielding)"
-							  : "CPU placement set");
+							: "CPU placement set");
 	if (rec->dom)
 		hv_affinity_apply(rec, rec->dom->pid);
 	if (rec->spare)
@@ -134,58 +138,33 @@ void hv_affinity_free(struct hv_rec *rec)
 	rec->load = NULL;
 }
 
-/* Busy and all ticks of the CPUs in mask, from /proc/stat. */
-static int cpu_ticks(const uint64_t *mask, uint64_t *busy, uint64_t *all)
+/* Run and run-queue wait nanoseconds of every thread of pid, summed from
+ * /proc/PID/task/TID/schedstat. */
+static int sched_ns(pid_t pid, uint64_t *run, uint64_t *wait)
 {
-	FILE *f = fopen("/proc/stat", "re");
-	if (!f)
+	char p[64], buf[128];
+	snprintf(p, sizeof(p), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(p);
+	if (!d)
 		return -errno;
-	char line[512];
-	*busy = *all = 0;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned c;
-		unsigned long long v[8] = {0};
-		if (sscanf(line, "cpu%u %llu %llu %llu %llu %llu %llu %llu %llu", &c, &v[0], &v[1],
-			   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) < 5 ||
-		    c >= HV_AFFINITY_WORDS * 64 || !(mask[c / 64] >> (c % 64) & 1))
+	*run = *wait = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
 			continue;
-		/* user nice system idle iowait irq softirq steal */
-		uint64_t b = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
-		*busy += b;
-		*all += b + v[3] + v[4];
+		char sp[128];
+		snprintf(sp, sizeof(sp), "/proc/%d/task/%.24s/schedstat", (int)pid, de->d_name);
+		int fd = open(sp, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* the thread ended */
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		unsigned long long r, w;
+		if (n > 0 && (buf[n] = 0, sscanf(buf, "%llu %llu", &r, &w) == 2))
+			*run += r, *wait += w;
 	}
-	fclose(f);
+	closedir(d);
 	return 0;
-}
-
-/* utime + stime of every thread of pid, in ticks. */
-static int own_ticks(pid_t pid, uint64_t *out)
-{
-	char p[64], buf[1024];
-	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(p, "re");
-	if (!f)
-		return -errno;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	const char *e = strrchr(buf, ')'); /* the name may hold anything */
-	unsigned long long ut, st;
-	/* after ") ": state, then fields 4..13, then utime (14) and stime (15) */
-	if (!e || sscanf(e + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-			 &st) != 2)
-		return -EIO;
-	*out = ut + st;
-	return 0;
-}
-
-static int sample(struct hv_rec *rec, struct hv_load *l, uint64_t now)
-{
-	int r = cpu_ticks(rec->cpumask, &l->busy, &l->all);
-	if (!r)
-		r = own_ticks(l->pid, &l->own);
-	l->sampled_ns = now;
-	return r;
 }
 
 uint64_t hv_affinity_tick(struct hv_rec *rec, uint64_t now)
@@ -196,40 +175,42 @@ uint64_t hv_affinity_tick(struct hv_rec *rec, uint64_t now)
 	    d->pid <= 0)
 		return 0;
 	if (l->pid != d->pid) { /* a new instance: hv_dom_spawn placed it */
-		*l = (struct hv_load){.pid = d->pid};
-		sample(rec, l, now);
+		*l = (struct hv_load){.pid = d->pid, .sampled_ns = now};
+		sched_ns(l->pid, &l->run_ns, &l->wait_ns);
 		return l->at_ns = now + LOAD_PERIOD_NS;
 	}
 	if (now < l->at_ns)
 		return l->at_ns;
 	struct hv_load was = *l;
 	l->at_ns = now + LOAD_PERIOD_NS;
-	if (sample(rec, l, now) || l->all <= was.all || now <= was.sampled_ns)
-		return l->at_ns;
-	unsigned busy_pct = (unsigned)((l->busy - was.busy) * 100 / (l->all - was.all));
-	uint64_t ticks_per_s = (uint64_t)sysconf(_SC_CLK_TCK);
-	unsigned own_pct =
-	    (unsigned)((l->own - was.own) * 100 * 1000000000ull / ticks_per_s / (now - was.sampled_ns));
+	l->sampled_ns = now;
+	if (sched_ns(l->pid, &l->run_ns, &l->wait_ns) || l->run_ns < was.run_ns ||
+	    l->wait_ns < was.wait_ns || now <= was.sampled_ns)
+		return l->at_ns; /* a thread ended: its times left the sums */
+	uint64_t span = now - was.sampled_ns;
+	unsigned run_pct = (unsigned)((l->run_ns - was.run_ns) * 100 / span);
+	unsigned wait_pct = (unsigned)((l->wait_ns - was.wait_ns) * 100 / span);
 	if (!l->spread) {
-		l->hot = busy_pct >= LOAD_HOT_PCT ? l->hot + 1 : 0;
+		l->hot = wait_pct >= LOAD_WAIT_PCT ? l->hot + 1 : 0;
 		if (l->hot >= LOAD_HOT_CHECKS) {
 			cpu_set_t online;
 			if (!sched_getaffinity(0, sizeof(online), &online) &&
 			    !pin_threads(l->pid, &online)) {
 				l->spread = true;
 				l->cool = 0;
-				log_info("domain %u (%s): its CPUs %u%% busy: it may run anywhere",
-					 rec->domid, rec->name, busy_pct);
+				log_info("domain %u (%s): waited for its CPUs %u%% of the time: "
+					 "it may run anywhere",
+					 rec->domid, rec->name, wait_pct);
 			}
 		}
 	} else {
-		l->cool = own_pct < LOAD_COOL_PCT ? l->cool + 1 : 0;
+		l->cool = run_pct < LOAD_COOL_PCT ? l->cool + 1 : 0;
 		if (l->cool >= LOAD_COOL_CHECKS) {
 			hv_affinity_apply(rec, l->pid);
 			l->spread = false;
 			l->hot = 0;
 			log_info("domain %u (%s): using %u%% of a CPU: back on its CPUs",
-				 rec->domid, rec->name, own_pct);
+				 rec->domid, rec->name, run_pct);
 		}
 	}
 	return l->at_ns;

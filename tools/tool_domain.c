@@ -160,9 +160,8 @@ static int domain_xs_setup(struct xs_handle *xs, const struct hv_domain_info *di
 }
 
 static const char *const known_keys[] = {
-    "name", "kernel", "memory",	    "on_crash", "driver_domain", "disk",
-    "vif",  "nic",    "extra_args", "standby",	"watchdog_ms",	 "crash_limit",
-    "cpus",
+    "name", "kernel",	  "memory",  "on_crash",    "driver_domain", "disk", "vif",
+    "nic",  "extra_args", "standby", "watchdog_ms", "crash_limit",   "cpus",
 };
 
 /* cpus = (xl.cfg's vCPU affinity; here the CPUs the domain's processes run
@@ -204,11 +203,10 @@ static void cpus_format(const cpu_set_t *set, char *buf, size_t len)
  * takes most of a host's interrupts); a guest with a vif runs where its
  * first vif's backend runs, and so does what `drvdom exec` starts in it.
  * Anything else runs where the scheduler puts it. The placement yields
- * (HV_AFFINITY_YIELDING): while those CPUs are saturated the hv lets the
+ * (HV_AFFINITY_YIELDING): while its threads queue for those CPUs the hv lets the
  * domain run anywhere, so a stream that needs two CPUs gets them. true
  * when *out is set. */
-static bool auto_place(struct hvc *h, bool nic, const struct hv_domain_info *vback,
-		       cpu_set_t *out)
+static bool auto_place(struct hvc *h, bool nic, const struct hv_domain_info *vback, cpu_set_t *out)
 {
 	cpu_set_t allowed, one;
 	if (sched_getaffinity(0, sizeof(allowed), &allowed))
@@ -516,8 +514,7 @@ int tool_cmd_create(int argc, char **argv)
 	r = hvc_domain_info(h, cr.domid, &di);
 	if (!r && pin &&
 	    (r = domain_set_cpus(h, di.domid, &cpus, placed ? HV_AFFINITY_YIELDING : 0)))
-		fprintf(stderr, "drvdom: cpus: cannot pin domain %u: %s\n", di.domid,
-			strerror(-r));
+		fprintf(stderr, "drvdom: cpus: cannot pin domain %u: %s\n", di.domid, strerror(-r));
 	if (!r)
 		r = domain_xs_setup(xs, &di, &cr, driver);
 	if (!r) {
@@ -540,7 +537,10 @@ int tool_cmd_create(int argc, char **argv)
 	if (placed)
 		cpus_format(&cpus, where, sizeof(where));
 	printf("created domain %u (%s)%s%s%s\n", di.domid, name, driver ? ", a driver domain" : "",
-	       !placed ? "" : CPU_COUNT(&cpus) > 1 ? ", on CPUs " : ", on CPU ", where);
+	       !placed		      ? ""
+	       : CPU_COUNT(&cpus) > 1 ? ", on CPUs "
+				      : ", on CPU ",
+	       where);
 	rc = 0;
 out:
 	free(vbacks);

@@ -211,8 +211,8 @@ START_TEST(test_crash_loop)
 	}
 	ck_assert_msg(w < 5000, "g1's eth0 keeps its carrier: %s", T.out);
 	int rc = tt_sh(&T, "drvdom exec g1 -- ping -c 1 -W 5 10.77.0.1 2>&1");
-	ck_assert_msg(rc != 0 && strstr(T.out, "unreachable"),
-		      "ping with netdom failed: rc %d: %s", rc, T.out);
+	ck_assert_msg(rc != 0 && strstr(T.out, "unreachable"), "ping with netdom failed: rc %d: %s",
+		      rc, T.out);
 	SH_OK("grep -c 'failed for good: carrier off' %s/console/g1.log", T.run);
 	tt_fini(&T);
 }

@@ -276,8 +276,8 @@ static void measure(struct bench_report *rep, const struct side *d, const struct
 	bench_report_add(rep, name, "us", a50, "veth", b50, BENCH_LOWER_BETTER, dflt ? 0.1 : 0);
 	snprintf(name, sizeof(name), "ping rtt mean guest->wire%s", suffix);
 	bench_report_add(rep, name, "us", aavg, "veth", bavg, BENCH_LOWER_BETTER, dflt ? 0.1 : 0);
-	printf("  %-36s drvdom p50 %.1f mean %.1f  veth p50 %.1f mean %.1f us\n", "ping", a50,
-	       aavg, b50, bavg);
+	printf("  %-36s drvdom p50 %.1f mean %.1f  veth p50 %.1f mean %.1f us\n", "ping", a50, aavg,
+	       b50, bavg);
 	sh("%s ping -q -c 1000 -i 0 %s", d->client, d->server_ip);
 	const char *p = strstr(out, "rtt min/avg/max/mdev = ");
 	if (p && sscanf(p, "rtt min/avg/max/mdev = %lf/%lf", &mn, &avg) == 2) {
@@ -331,9 +331,10 @@ int main(int argc, char **argv)
 		default:
 			printf(
 			    "usage: drvdom-bench-net [--time SECONDS] [--json FILE] "
-			    "[--guest-kernel PATH] [--cpus LIST|none] [--net-queues N]\n"
+			    "[--guest-kernel PATH] [--cpus LIST|all|none] [--net-queues N]\n"
 			    "TCP (1 and 4 streams, both ways), UDP 64-byte packet rate and ping\n"
-			    "round trips from a guest through netback to the wire, beside a direct\n"
+			    "round trips from a guest through netback to the wire, beside a "
+			    "direct\n"
 			    "veth pair, first with the default configuration (the toolstack's\n"
 			    "automatic placement), then with cpus = LIST on netdom and the guest\n"
 			    "(--cpus, default all: unplaced; none: skip; a list places the veth\n"
