@@ -75,18 +75,20 @@ void hv_affinity_apply(const struct hv_rec *rec, pid_t pid)
 /* --- a yielding placement ---------------------------------------------------- */
 
 /* Checked every LOAD_PERIOD_NS from the instance's threads' schedstat
- * (the kernel's per-task run and run-queue wait times, cheap to read): the
- * instance may run anywhere once its threads waited for a CPU at least
+ * (the kernel's per-task run and run-queue wait times, a few bytes each):
+ * the instance may run anywhere once its threads waited for a CPU at least
  * LOAD_WAIT_PCT of the time in LOAD_HOT_CHECKS checks in a row (it wants
  * more CPU than its CPUs give it), and goes back to them once it ran under
- * LOAD_COOL_PCT of one CPU in LOAD_COOL_CHECKS checks in a row. (Sampling
- * /proc/stat for the CPUs' load instead cost round trips tens of µs: the
- * hv then ran long on the placed CPU.) */
-#define LOAD_PERIOD_NS 100000000ull /* 100 ms */
+ * LOAD_COOL_PCT of one CPU in LOAD_COOL_CHECKS checks in a row. The hv's
+ * own wake-ups cost the placed processes: sampling /proc/stat (a long read)
+ * every 100 ms doubled the ping round trip, and waking every 100 ms at all
+ * halved a 64-byte UDP stream on the placed CPU; every 500 ms did neither
+ * (docs/hv.md "CPU placement"). */
+#define LOAD_PERIOD_NS 500000000ull /* 500 ms */
 #define LOAD_WAIT_PCT 20
-#define LOAD_HOT_CHECKS 2
+#define LOAD_HOT_CHECKS 1
 #define LOAD_COOL_PCT 10
-#define LOAD_COOL_CHECKS 3
+#define LOAD_COOL_CHECKS 2
 
 struct hv_load {
 	pid_t pid;		    /* the instance sampled (a new one starts placed) */

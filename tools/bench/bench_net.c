@@ -266,10 +266,10 @@ static void measure(struct bench_report *rep, const struct side *d, const struct
 				 BENCH_HIGHER_BETTER, dflt ? tests[i].target : 0);
 	}
 	double a50, aavg, b50, bavg, mn, avg;
-	/* A second with nothing sent first: the pings measure an idle path,
+	/* Two seconds with nothing sent first: the pings measure an idle path,
 	 * and an automatic placement that yielded to the streams above is
-	 * back on its CPU (docs/hv.md "CPU placement"). */
-	sleep(1);
+	 * back on its CPU (docs/hv.md "CPU placement": after 1-1.5 s idle). */
+	sleep(2);
 	ping_us(d, &a50, &aavg);
 	ping_us(v, &b50, &bavg);
 	snprintf(name, sizeof(name), "ping rtt p50 guest->wire%s", suffix);
