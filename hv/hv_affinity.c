@@ -176,8 +176,20 @@ uint64_t hv_affinity_tick(struct hv_rec *rec, uint64_t now)
 	if (!l || !(rec->cpuflags & HV_AFFINITY_YIELDING) || !d || d->state != HV_DOM_RUNNING ||
 	    d->pid <= 0)
 		return 0;
-	if (l->pid != d->pid) { /* a new instance: hv_dom_spawn placed it */
+	if (l->pid != d->pid) {
+		/* A new instance (a restart, a spare taking over; the first
+		 * one when the placement was just set) carries on where the
+		 * last one was: a stream that had it spread is still there
+		 * after a crash and would queue for its CPU again, while load
+		 * it handled placed is best handled placed again. */
+		bool spread = l->spread;
 		*l = (struct hv_load){.pid = d->pid, .sampled_ns = now};
+		cpu_set_t online;
+		if (spread && !sched_getaffinity(0, sizeof(online), &online) &&
+		    !pin_threads(l->pid, &online))
+			l->spread = true;
+		else
+			hv_affinity_apply(rec, l->pid);
 		sched_ns(l->pid, &l->run_ns, &l->wait_ns);
 		return l->at_ns = now + LOAD_PERIOD_NS;
 	}
