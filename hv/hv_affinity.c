@@ -34,30 +34,35 @@ static void mask_to_set(const uint64_t *m, cpu_set_t *set)
 			CPU_SET(c, set);
 }
 
+/* fn(tid, arg) for every thread of pid (from /proc/PID/task) until one
+ * returns non-zero, which is returned; -errno when pid is gone. */
+static int each_thread(pid_t pid, int (*fn)(pid_t tid, void *arg), void *arg)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(p);
+	if (!d)
+		return -errno;
+	struct dirent *de;
+	int r = 0;
+	while (!r && (de = readdir(d)))
+		if (de->d_name[0] != '.')
+			r = fn((pid_t)atoi(de->d_name), arg);
+	closedir(d);
+	return r;
+}
+
+static int pin_one(pid_t tid, void *set)
+{
+	return sched_setaffinity(tid, sizeof(cpu_set_t), set) && errno != ESRCH ? -errno : 0;
+}
+
 /* Every thread of pid onto set. Threads started later inherit it from the
  * one that starts them; the second pass catches one started meanwhile. */
 static int pin_threads(pid_t pid, const cpu_set_t *set)
 {
-	char p[64];
-	snprintf(p, sizeof(p), "/proc/%d/task", (int)pid);
-	for (int pass = 0; pass < 2; pass++) {
-		DIR *d = opendir(p);
-		if (!d)
-			return -errno;
-		struct dirent *de;
-		while ((de = readdir(d))) {
-			if (de->d_name[0] == '.')
-				continue;
-			if (sched_setaffinity((pid_t)atoi(de->d_name), sizeof(*set), set) &&
-			    errno != ESRCH) {
-				int e = -errno;
-				closedir(d);
-				return e;
-			}
-		}
-		closedir(d);
-	}
-	return 0;
+	int r = each_thread(pid, pin_one, (void *)set);
+	return r ? r : each_thread(pid, pin_one, (void *)set);
 }
 
 void hv_affinity_apply(const struct hv_rec *rec, pid_t pid)
@@ -140,33 +145,32 @@ void hv_affinity_free(struct hv_rec *rec)
 	rec->load = NULL;
 }
 
-/* Run and run-queue wait nanoseconds of every thread of pid, summed from
- * /proc/PID/task/TID/schedstat. */
+/* Adds a thread's run and run-queue wait nanoseconds (the first two
+ * fields of /proc/PID/task/TID/schedstat) to sum[0] and sum[1]. */
+static int add_schedstat(pid_t tid, void *arg)
+{
+	uint64_t *sum = arg;
+	char p[64], buf[128];
+	snprintf(p, sizeof(p), "/proc/%d/schedstat", (int)tid);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* the thread ended */
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	unsigned long long r, w;
+	if (n > 0 && (buf[n] = 0, sscanf(buf, "%llu %llu", &r, &w) == 2))
+		sum[0] += r, sum[1] += w;
+	return 0;
+}
+
+/* Run and run-queue wait nanoseconds of every thread of pid, summed. */
 static int sched_ns(pid_t pid, uint64_t *run, uint64_t *wait)
 {
-	char p[64], buf[128];
-	snprintf(p, sizeof(p), "/proc/%d/task", (int)pid);
-	DIR *d = opendir(p);
-	if (!d)
-		return -errno;
-	*run = *wait = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		char sp[128];
-		snprintf(sp, sizeof(sp), "/proc/%d/task/%.24s/schedstat", (int)pid, de->d_name);
-		int fd = open(sp, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue; /* the thread ended */
-		ssize_t n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		unsigned long long r, w;
-		if (n > 0 && (buf[n] = 0, sscanf(buf, "%llu %llu", &r, &w) == 2))
-			*run += r, *wait += w;
-	}
-	closedir(d);
-	return 0;
+	uint64_t sum[2] = {0, 0};
+	int r = each_thread(pid, add_schedstat, sum);
+	*run = sum[0];
+	*wait = sum[1];
+	return r;
 }
 
 uint64_t hv_affinity_tick(struct hv_rec *rec, uint64_t now)
