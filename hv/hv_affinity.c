@@ -96,7 +96,7 @@ void hv_affinity_apply(const struct hv_rec *rec, pid_t pid)
 #define LOAD_COOL_CHECKS 2
 
 struct hv_load {
-	pid_t pid;		    /* the instance sampled (a new one starts placed) */
+	pid_t pid;		    /* the instance sampled */
 	bool spread;		    /* running anywhere now */
 	unsigned hot, cool;	    /* checks in a row past the thresholds */
 	uint64_t run_ns, wait_ns;   /* its threads' schedstat, summed */
@@ -163,6 +163,13 @@ static int add_schedstat(pid_t tid, void *arg)
 	return 0;
 }
 
+/* Every thread of pid onto every CPU the hv may use; true when done. */
+static bool spread_threads(pid_t pid)
+{
+	cpu_set_t online;
+	return !sched_getaffinity(0, sizeof(online), &online) && !pin_threads(pid, &online);
+}
+
 /* Run and run-queue wait nanoseconds of every thread of pid, summed. */
 static int sched_ns(pid_t pid, uint64_t *run, uint64_t *wait)
 {
@@ -188,9 +195,7 @@ uint64_t hv_affinity_tick(struct hv_rec *rec, uint64_t now)
 		 * it handled placed is best handled placed again. */
 		bool spread = l->spread;
 		*l = (struct hv_load){.pid = d->pid, .sampled_ns = now};
-		cpu_set_t online;
-		if (spread && !sched_getaffinity(0, sizeof(online), &online) &&
-		    !pin_threads(l->pid, &online))
+		if (spread && spread_threads(l->pid))
 			l->spread = true;
 		else
 			hv_affinity_apply(rec, l->pid);
@@ -211,9 +216,7 @@ uint64_t hv_affinity_tick(struct hv_rec *rec, uint64_t now)
 	if (!l->spread) {
 		l->hot = wait_pct >= LOAD_WAIT_PCT ? l->hot + 1 : 0;
 		if (l->hot >= LOAD_HOT_CHECKS) {
-			cpu_set_t online;
-			if (!sched_getaffinity(0, sizeof(online), &online) &&
-			    !pin_threads(l->pid, &online)) {
+			if (spread_threads(l->pid)) {
 				l->spread = true;
 				l->cool = 0;
 				log_info("domain %u (%s): waited for its CPUs %u%% of the time: "
